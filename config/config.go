@@ -1,0 +1,86 @@
+// Package config reads, defaults, strictly decodes and validates the Portcullis configuration file
+// (the YAML schema of DESIGN.md). One entry point, Load (or Parse), is used by `serve`, `validate`,
+// `check` and hot reload, so every path sees the same errors.
+package config
+
+import (
+	"time"
+
+	"github.com/portcullis-authz/portcullis/rules"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Server          Server            `yaml:"server"`
+	Issuers         []Issuer          `yaml:"issuers"`
+	Tokens          Tokens            `yaml:"tokens"`
+	IdentityHeaders map[string]string `yaml:"identity_headers"`
+	ForwardToken    *bool             `yaml:"forward_token"`
+	Cache           Cache             `yaml:"cache"`
+	JWKSCacheDir    string            `yaml:"jwks_cache_dir"`
+	Rules           []rules.Spec      `yaml:"rules"`
+}
+
+// Server holds the listen addresses and optional TLS settings.
+type Server struct {
+	GRPCAddr  string `yaml:"grpc_addr"`
+	HTTPAddr  string `yaml:"http_addr"`
+	AdminAddr string `yaml:"admin_addr"`
+	TLS       TLS    `yaml:"tls"`
+}
+
+// TLS applies to the gRPC and HTTP listeners. ClientCAFile set means mutual TLS is required.
+type TLS struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Enabled reports whether the listeners serve TLS.
+func (t TLS) Enabled() bool { return t.CertFile != "" }
+
+// Issuer is one trusted token issuer. A token is routed to its issuer by its exact `iss` claim.
+type Issuer struct {
+	Issuer             string        `yaml:"issuer"`
+	JWKSURI            string        `yaml:"jwks_uri"`
+	JWKSFile           string        `yaml:"jwks_file"`
+	Audiences          []string      `yaml:"audiences"`
+	AuthorizedParties  []string      `yaml:"authorized_parties"`
+	Algorithms         []string      `yaml:"algorithms"`
+	Leeway             time.Duration `yaml:"leeway"`
+	RefreshInterval    time.Duration `yaml:"refresh_interval"`
+	MinRefreshInterval time.Duration `yaml:"min_refresh_interval"`
+	CAFile             string        `yaml:"ca_file"`
+	RolesClaims        []string      `yaml:"roles_claims"`
+	TokenTypes         []string      `yaml:"token_types"`
+}
+
+// Tokens says where the bearer token is found and how large it may be.
+type Tokens struct {
+	Sources  []TokenSource `yaml:"sources"`
+	MaxBytes int           `yaml:"max_bytes"`
+}
+
+// TokenSource is one place a token may be carried: a header (with an optional scheme prefix,
+// matched case-insensitively) or a cookie. Exactly one of Header and Cookie is set.
+type TokenSource struct {
+	Header string `yaml:"header"`
+	Prefix string `yaml:"prefix"`
+	Cookie string `yaml:"cookie"`
+}
+
+// Cache sizes the verified-token cache.
+type Cache struct {
+	Tokens *int `yaml:"tokens"`
+}
+
+// TokenCacheSize is the number of verified-token cache entries; 0 turns the cache off.
+func (c Cache) TokenCacheSize() int {
+	if c.Tokens == nil {
+		return DefaultTokenCacheSize
+	}
+	return *c.Tokens
+}
+
+// ForwardsToken reports whether the token's header or cookie reaches the upstream.
+func (c *Config) ForwardsToken() bool { return c.ForwardToken == nil || *c.ForwardToken }

@@ -1,0 +1,201 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLoadBadConfigs loads one fixture per validation rule and asserts the exact message.
+func TestLoadBadConfigs(t *testing.T) {
+	cases := []struct{ file, want string }{
+		{"addr_not_host_port", "server.admin_addr: \"9090\" is not host:port (write \":9191\" or \"127.0.0.1:9191\")"},
+		{"addr_twice", "server.http_addr: \":9191\" is already used by server.grpc_addr"},
+		{"alg_hmac", "issuers[0].algorithms[0]: \"HS256\" is a shared-secret algorithm; Portcullis verifies only with the issuer's public keys (use RS256, ES256, ...)"},
+		{"alg_none", "issuers[0].algorithms[1]: \"none\" means unsigned tokens and is never accepted"},
+		{"alg_unknown", "issuers[0].algorithms[0]: unknown algorithm \"RS257\"; choose from RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"},
+		{"bool_not_bool", "forward_token: expected true or false, got \"no\""},
+		{"cache_negative", "cache.tokens: -1 is negative; use 0 to turn the token cache off"},
+		{"cookie_with_prefix", "tokens.sources[0].prefix: only a header source has a prefix"},
+		{"duration_without_unit", "issuers[0].leeway: \"30\" is not a duration; write it with a unit, e.g. 30s or 15m"},
+		{"grpc_addr_empty", "server.grpc_addr: must be set (Envoy's ext_authz talks to it), e.g. \":9191\""},
+		{"identity_header_no_claim", "identity_headers.x-user-id: name the claim to copy, e.g. sub (or roles for the merged role list)"},
+		{"identity_header_reserved", "identity_headers.authorization: \"authorization\" cannot carry identity (it is a request or token header); use a name such as x-user-id"},
+		{"identity_header_twice", "identity_headers.x-user-id: header given twice (header names are case-insensitive)"},
+		{"issuer_not_url", "issuers[0].issuer: \"sso.example.com/realms/demo\" is not an absolute http(s) URL"},
+		{"issuer_twice", "issuers[1].issuer: \"https://sso.example.com/realms/demo\" is already configured as issuers[0]"},
+		{"jwks_uri_and_file", "issuers[0]: set jwks_uri or jwks_file, not both"},
+		{"key_twice", "jwks_cache_dir: key given twice (line 6)"},
+		{"leeway_too_large", "issuers[0].leeway: 1h0m0s is more than 5m; fix the clocks instead (NTP)"},
+		{"list_expected", "issuers[0].audiences: expected a list (line 4)"},
+		{"max_bytes_out_of_range", "tokens.max_bytes: 10 is out of range; use 512 to 1048576 (default 16384)"},
+		{"min_refresh_above_refresh", "issuers[0].min_refresh_interval: 5m0s is longer than refresh_interval 1m0s"},
+		{"no_issuers", "issuers: at least one issuer is needed"},
+		{"no_rules", "rules: no rules; every request would be denied with 403 (add at least one rule)"},
+		{"refresh_zero", "issuers[0].refresh_interval: must be positive, e.g. 15m"},
+		{"roles_claim_bad_path", "issuers[0].roles_claims[0]: \"realm_access..roles\" is not a claim path (write e.g. realm_access.roles)"},
+		{"source_empty", "tokens.sources[0]: set header (with an optional prefix) or cookie"},
+		{"source_header_and_cookie", "tokens.sources[0]: set header or cookie, not both"},
+		{"tls_cert_without_key", "server.tls: cert_file and key_file must be set together"},
+		{"token_type_id", "issuers[0].token_types[1]: \"ID\" tokens are not access tokens and must never be accepted as bearer tokens"},
+		{"unknown_key", "server.grpc_adr: unknown key (line 2); known keys here: grpc_addr, http_addr, admin_addr, tls"},
+	}
+	seen := map[string]bool{}
+	for _, c := range cases {
+		seen[c.file+".yaml"] = true
+		t.Run(c.file, func(t *testing.T) {
+			_, err := Load(filepath.Join("testdata", "bad", c.file+".yaml"))
+			if err == nil {
+				t.Fatal("loaded without error")
+			}
+			want := "config: " + c.want
+			if err.Error() != want {
+				t.Errorf("error\n got: %s\nwant: %s", err, want)
+			}
+		})
+	}
+	files, _ := filepath.Glob(filepath.Join("testdata", "bad", "*.yaml"))
+	for _, f := range files {
+		if !seen[filepath.Base(f)] {
+			t.Errorf("fixture %s has no expected message", f)
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	l, err := Parse([]byte(`
+issuers:
+  - issuer: https://sso.example.com/realms/demo
+    audiences: [orders-api]
+rules:
+  - name: api
+    match: { paths: ["/api/**"] }
+`), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Server.GRPCAddr != ":9191" || l.Server.HTTPAddr != ":9192" || l.Server.AdminAddr != ":9090" {
+		t.Errorf("server defaults: %+v", l.Server)
+	}
+	is := l.Issuers[0]
+	if is.Leeway != 30*time.Second || is.RefreshInterval != 15*time.Minute || is.MinRefreshInterval != 10*time.Second {
+		t.Errorf("issuer durations: %v %v %v", is.Leeway, is.RefreshInterval, is.MinRefreshInterval)
+	}
+	if strings.Join(is.Algorithms, " ") != "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA" {
+		t.Errorf("algorithms: %v", is.Algorithms)
+	}
+	if strings.Join(is.RolesClaims, " ") != "realm_access.roles resource_access" {
+		t.Errorf("roles_claims: %v", is.RolesClaims)
+	}
+	if strings.Join(is.TokenTypes, " ") != "Bearer at+jwt" {
+		t.Errorf("token_types: %v", is.TokenTypes)
+	}
+	if len(l.Tokens.Sources) != 1 || l.Tokens.Sources[0] != (TokenSource{Header: "authorization", Prefix: "Bearer "}) {
+		t.Errorf("sources: %+v", l.Tokens.Sources)
+	}
+	if l.Tokens.MaxBytes != 16384 || l.Cache.TokenCacheSize() != 10000 || !l.ForwardsToken() {
+		t.Errorf("max_bytes %d cache %d forward %v", l.Tokens.MaxBytes, l.Cache.TokenCacheSize(), l.ForwardsToken())
+	}
+	if len(l.IdentityHeaders) != 5 || l.IdentityHeaders["x-user-roles"] != "roles" {
+		t.Errorf("identity headers: %v", l.IdentityHeaders)
+	}
+	if len(l.Warnings) != 0 {
+		t.Errorf("warnings: %v", l.Warnings)
+	}
+}
+
+func TestExplicitValuesKept(t *testing.T) {
+	l, err := Parse([]byte(`
+server: { http_addr: "", admin_addr: "" }
+issuers:
+  - issuer: https://sso.example.com/realms/demo
+    audiences: [orders-api]
+    leeway: 0s
+forward_token: false
+cache: { tokens: 0 }
+identity_headers: { X-Subject: sub }
+rules:
+  - name: api
+    match: { paths: ["/api/**"] }
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Server.HTTPAddr != "" || l.Server.AdminAddr != "" {
+		t.Errorf("explicit empty addresses must turn listeners off: %+v", l.Server)
+	}
+	if l.Issuers[0].Leeway != 0 {
+		t.Errorf("explicit leeway 0s replaced by %v", l.Issuers[0].Leeway)
+	}
+	if l.ForwardsToken() || l.Cache.TokenCacheSize() != 0 {
+		t.Errorf("forward_token / cache.tokens not kept")
+	}
+	if len(l.IdentityHeaders) != 1 || l.IdentityHeaders["x-subject"] != "sub" {
+		t.Errorf("identity headers replace the defaults, lower-cased: %v", l.IdentityHeaders)
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	l, err := Parse([]byte(`
+issuers:
+  - issuer: https://a.example.com
+  - issuer: https://b.example.com
+    audiences: [account]
+rules:
+  - name: api
+    match: { paths: ["/api/**"] }
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"issuers[0].audiences: empty, so the `aud` claim is not checked and any token of this issuer is accepted whatever service it was issued for; list your client id",
+		`issuers[1].audiences: "account" is Keycloak's default audience, carried by every token of the realm; add an audience mapper in Keycloak and list your client id`,
+	}
+	if strings.Join(l.Warnings, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings\n got: %q\nwant: %q", l.Warnings, want)
+	}
+}
+
+func TestRelativePathsResolveAgainstTheFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "keys.json"), []byte(`{"keys":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := []byte("issuers:\n  - issuer: https://a.example.com\n    audiences: [x]\n    jwks_file: keys.json\nrules:\n  - name: api\n")
+	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Load(filepath.Join(dir, "p.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Issuers[0].JWKSFile; got != filepath.Join(dir, "keys.json") {
+		t.Errorf("jwks_file = %s", got)
+	}
+}
+
+func TestShippedConfigsValidate(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "examples", "*.yaml"))
+	if len(files) == 0 {
+		t.Fatal("no example configurations found")
+	}
+	for _, f := range files {
+		if _, err := Load(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestEveryProblemReported(t *testing.T) {
+	_, err := Parse([]byte("issuers:\n  - issuer: x\n    algorithms: [none]\ntokens: { max_bytes: 1 }\nrules: []\n"), "")
+	ce, ok := err.(*Error)
+	if !ok {
+		t.Fatalf("error type %T: %v", err, err)
+	}
+	if len(ce.Problems) != 4 {
+		t.Errorf("want 4 problems, got %d: %v", len(ce.Problems), ce.Problems)
+	}
+}

@@ -1,0 +1,339 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/portcullis-authz/portcullis/rules"
+)
+
+// Loaded is a configuration that passed validation, with its rules compiled once.
+type Loaded struct {
+	*Config
+	// Path is the file it came from ("" when parsed from memory).
+	Path string
+	// Rules is the compiled rule set.
+	Rules *rules.Set
+	// Warnings are findings that do not stop the configuration from loading.
+	Warnings []string
+}
+
+// Load reads and validates the configuration file at path.
+func Load(path string) (*Loaded, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	l, err := Parse(data, filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	l.Path = path
+	return l, nil
+}
+
+// Parse is the one validation entry point: defaults, strict decode, cross-field checks and
+// rule compilation. Relative file paths in the configuration are resolved against baseDir (the
+// configuration file's directory). Every error names its field path; all are reported together.
+func Parse(data []byte, baseDir string) (*Loaded, error) {
+	cfg := defaults()
+	if err := decodeStrict(data, &cfg); err != nil {
+		return nil, &Error{Problems: splitJoined(err)}
+	}
+	cfg.resolvePaths(baseDir)
+	if cfg.IdentityHeaders == nil {
+		cfg.IdentityHeaders = DefaultIdentityHeaders()
+	}
+	var errs, warns []string
+	cfg.validateServer(&errs)
+	cfg.validateIssuers(&errs, &warns)
+	cfg.validateTokens(&errs)
+	cfg.validateIdentityHeaders(&errs)
+	if cfg.Cache.Tokens != nil && *cfg.Cache.Tokens < 0 {
+		errs = append(errs, fmt.Sprintf("cache.tokens: %d is negative; use 0 to turn the token cache off", *cfg.Cache.Tokens))
+	}
+	if len(cfg.Rules) == 0 {
+		errs = append(errs, "rules: no rules; every request would be denied with 403 (add at least one rule)")
+	}
+	set, err := rules.Compile(cfg.Rules)
+	if err != nil {
+		errs = append(errs, splitJoined(err)...)
+	}
+	if len(errs) > 0 {
+		return nil, &Error{Problems: errs}
+	}
+	warns = append(warns, set.Warnings()...)
+	return &Loaded{Config: &cfg, Rules: set, Warnings: warns}, nil
+}
+
+// Error lists every problem found in a configuration.
+type Error struct {
+	Problems []string
+}
+
+func (e *Error) Error() string {
+	if len(e.Problems) == 1 {
+		return "config: " + e.Problems[0]
+	}
+	return fmt.Sprintf("config: %d problems:\n  %s", len(e.Problems), strings.Join(e.Problems, "\n  "))
+}
+
+// resolvePaths makes the configuration's file paths absolute, relative to baseDir.
+func (c *Config) resolvePaths(baseDir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) && baseDir != "" {
+			*p = filepath.Join(baseDir, *p)
+		}
+	}
+	abs(&c.Server.TLS.CertFile)
+	abs(&c.Server.TLS.KeyFile)
+	abs(&c.Server.TLS.ClientCAFile)
+	abs(&c.JWKSCacheDir)
+	for i := range c.Issuers {
+		abs(&c.Issuers[i].JWKSFile)
+		abs(&c.Issuers[i].CAFile)
+	}
+}
+
+func splitJoined(err error) []string {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []string
+		for _, e := range j.Unwrap() {
+			out = append(out, splitJoined(e)...)
+		}
+		return out
+	}
+	return []string{err.Error()}
+}
+
+func (c *Config) validateServer(errs *[]string) {
+	addrs := map[string]string{}
+	for _, a := range []struct{ field, addr string }{
+		{"server.grpc_addr", c.Server.GRPCAddr},
+		{"server.http_addr", c.Server.HTTPAddr},
+		{"server.admin_addr", c.Server.AdminAddr},
+	} {
+		if a.addr == "" {
+			if a.field == "server.grpc_addr" {
+				*errs = append(*errs, "server.grpc_addr: must be set (Envoy's ext_authz talks to it), e.g. \":9191\"")
+			}
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			*errs = append(*errs, fmt.Sprintf("%s: %q is not host:port (write \":9191\" or \"127.0.0.1:9191\")", a.field, a.addr))
+			continue
+		}
+		if _, port, _ := net.SplitHostPort(a.addr); port == "0" {
+			continue // an ephemeral port is never shared
+		}
+		if other, dup := addrs[a.addr]; dup {
+			*errs = append(*errs, fmt.Sprintf("%s: %q is already used by %s", a.field, a.addr, other))
+		}
+		addrs[a.addr] = a.field
+	}
+	t := c.Server.TLS
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		*errs = append(*errs, "server.tls: cert_file and key_file must be set together")
+	}
+	if t.ClientCAFile != "" && t.CertFile == "" {
+		*errs = append(*errs, "server.tls.client_ca_file: mutual TLS needs cert_file and key_file too")
+	}
+	for field, f := range map[string]string{"cert_file": t.CertFile, "key_file": t.KeyFile, "client_ca_file": t.ClientCAFile} {
+		checkReadable(errs, "server.tls."+field, f)
+	}
+}
+
+func checkReadable(errs *[]string, field, path string) {
+	if path == "" {
+		return
+	}
+	if st, err := os.Stat(path); err != nil {
+		*errs = append(*errs, fmt.Sprintf("%s: cannot read %q: %v", field, path, errors.Unwrap(err)))
+	} else if st.IsDir() {
+		*errs = append(*errs, fmt.Sprintf("%s: %q is a directory, not a file", field, path))
+	}
+}
+
+var knownAlgorithms = map[string]bool{
+	"RS256": true, "RS384": true, "RS512": true, "PS256": true, "PS384": true, "PS512": true,
+	"ES256": true, "ES384": true, "ES512": true, "EdDSA": true,
+}
+
+func (c *Config) validateIssuers(errs, warns *[]string) {
+	if len(c.Issuers) == 0 {
+		*errs = append(*errs, "issuers: at least one issuer is needed")
+	}
+	seen := map[string]int{}
+	for i := range c.Issuers {
+		is := &c.Issuers[i]
+		p := fmt.Sprintf("issuers[%d]", i)
+		if is.Issuer == "" {
+			*errs = append(*errs, p+".issuer: must be set to the exact `iss` of the tokens, e.g. https://sso.example.com/realms/demo")
+		} else if u, err := url.Parse(is.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			*errs = append(*errs, fmt.Sprintf("%s.issuer: %q is not an absolute http(s) URL", p, is.Issuer))
+		} else if j, dup := seen[is.Issuer]; dup {
+			*errs = append(*errs, fmt.Sprintf("%s.issuer: %q is already configured as issuers[%d]", p, is.Issuer, j))
+		}
+		seen[is.Issuer] = i
+		if is.JWKSURI != "" && is.JWKSFile != "" {
+			*errs = append(*errs, p+": set jwks_uri or jwks_file, not both")
+		}
+		if is.JWKSURI != "" {
+			if u, err := url.Parse(is.JWKSURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				*errs = append(*errs, fmt.Sprintf("%s.jwks_uri: %q is not an absolute http(s) URL", p, is.JWKSURI))
+			}
+		}
+		checkReadable(errs, p+".jwks_file", is.JWKSFile)
+		checkReadable(errs, p+".ca_file", is.CAFile)
+		switch {
+		case len(is.Audiences) == 0:
+			*warns = append(*warns, fmt.Sprintf("%s.audiences: empty, so the `aud` claim is not checked and any token of this issuer is accepted whatever service it was issued for; list your client id", p))
+		case len(is.Audiences) == 1 && is.Audiences[0] == "account":
+			*warns = append(*warns, fmt.Sprintf("%s.audiences: \"account\" is Keycloak's default audience, carried by every token of the realm; add an audience mapper in Keycloak and list your client id", p))
+		}
+		for j, a := range is.Audiences {
+			if a == "" {
+				*errs = append(*errs, fmt.Sprintf("%s.audiences[%d]: empty audience", p, j))
+			}
+		}
+		if len(is.Algorithms) == 0 {
+			is.Algorithms = slices.Clone(DefaultAlgorithms)
+		}
+		for j, a := range is.Algorithms {
+			switch {
+			case knownAlgorithms[a]:
+			case strings.EqualFold(a, "none"):
+				*errs = append(*errs, fmt.Sprintf("%s.algorithms[%d]: \"none\" means unsigned tokens and is never accepted", p, j))
+			case strings.HasPrefix(strings.ToUpper(a), "HS"):
+				*errs = append(*errs, fmt.Sprintf("%s.algorithms[%d]: %q is a shared-secret algorithm; Portcullis verifies only with the issuer's public keys (use RS256, ES256, ...)", p, j, a))
+			default:
+				*errs = append(*errs, fmt.Sprintf("%s.algorithms[%d]: unknown algorithm %q; choose from %s", p, j, a, strings.Join(DefaultAlgorithms, " ")))
+			}
+		}
+		if is.Leeway > 5*time.Minute {
+			*errs = append(*errs, fmt.Sprintf("%s.leeway: %s is more than 5m; fix the clocks instead (NTP)", p, is.Leeway))
+		}
+		if is.RefreshInterval <= 0 {
+			*errs = append(*errs, p+".refresh_interval: must be positive, e.g. 15m")
+		}
+		if is.MinRefreshInterval <= 0 {
+			*errs = append(*errs, p+".min_refresh_interval: must be positive, e.g. 10s")
+		} else if is.MinRefreshInterval > is.RefreshInterval && is.RefreshInterval > 0 {
+			*errs = append(*errs, fmt.Sprintf("%s.min_refresh_interval: %s is longer than refresh_interval %s", p, is.MinRefreshInterval, is.RefreshInterval))
+		}
+		if len(is.RolesClaims) == 0 {
+			is.RolesClaims = slices.Clone(DefaultRolesClaims)
+		}
+		for j, rc := range is.RolesClaims {
+			if rc == "" || strings.HasPrefix(rc, ".") || strings.HasSuffix(rc, ".") || strings.Contains(rc, "..") {
+				*errs = append(*errs, fmt.Sprintf("%s.roles_claims[%d]: %q is not a claim path (write e.g. realm_access.roles)", p, j, rc))
+			}
+		}
+		if len(is.TokenTypes) == 0 {
+			is.TokenTypes = slices.Clone(DefaultTokenTypes)
+		}
+		for j, tt := range is.TokenTypes {
+			switch strings.ToLower(tt) {
+			case "id", "refresh", "offline", "logout":
+				*errs = append(*errs, fmt.Sprintf("%s.token_types[%d]: %q tokens are not access tokens and must never be accepted as bearer tokens", p, j, tt))
+			case "":
+				*errs = append(*errs, fmt.Sprintf("%s.token_types[%d]: empty token type", p, j))
+			}
+		}
+	}
+}
+
+func (c *Config) validateTokens(errs *[]string) {
+	if len(c.Tokens.Sources) == 0 {
+		*errs = append(*errs, "tokens.sources: at least one source is needed, e.g. {header: authorization, prefix: \"Bearer \"}")
+	}
+	for i := range c.Tokens.Sources {
+		s := &c.Tokens.Sources[i]
+		p := fmt.Sprintf("tokens.sources[%d]", i)
+		switch {
+		case s.Header != "" && s.Cookie != "":
+			*errs = append(*errs, p+": set header or cookie, not both")
+		case s.Header == "" && s.Cookie == "":
+			*errs = append(*errs, p+": set header (with an optional prefix) or cookie")
+		case s.Cookie != "" && s.Prefix != "":
+			*errs = append(*errs, p+".prefix: only a header source has a prefix")
+		case s.Header != "":
+			if !validHeaderName(s.Header) {
+				*errs = append(*errs, fmt.Sprintf("%s.header: %q is not a valid header name", p, s.Header))
+			}
+			s.Header = strings.ToLower(s.Header)
+		case s.Cookie != "":
+			if !validHeaderName(s.Cookie) {
+				*errs = append(*errs, fmt.Sprintf("%s.cookie: %q is not a valid cookie name", p, s.Cookie))
+			}
+		}
+	}
+	if c.Tokens.MaxBytes < 512 || c.Tokens.MaxBytes > 1<<20 {
+		*errs = append(*errs, fmt.Sprintf("tokens.max_bytes: %d is out of range; use 512 to 1048576 (default 16384)", c.Tokens.MaxBytes))
+	}
+}
+
+// reservedHeaders may not be identity headers: rewriting them would change how the request is
+// routed or framed, or would overwrite the credentials themselves.
+var reservedHeaders = map[string]bool{
+	"host": true, "authorization": true, "cookie": true, "content-length": true, "content-type": true,
+	"transfer-encoding": true, "connection": true, "te": true, "upgrade": true, "proxy-authorization": true,
+}
+
+func (c *Config) validateIdentityHeaders(errs *[]string) {
+	normalised := make(map[string]string, len(c.IdentityHeaders))
+	names := make([]string, 0, len(c.IdentityHeaders))
+	for name := range c.IdentityHeaders {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	tokenHeaders := map[string]bool{}
+	for _, s := range c.Tokens.Sources {
+		if s.Header != "" {
+			tokenHeaders[strings.ToLower(s.Header)] = true
+		}
+	}
+	for _, name := range names {
+		claim := c.IdentityHeaders[name]
+		p := "identity_headers." + name
+		lower := strings.ToLower(name)
+		switch {
+		case !validHeaderName(name):
+			*errs = append(*errs, fmt.Sprintf("%s: not a valid header name", p))
+		case reservedHeaders[lower] || strings.HasPrefix(lower, ":") || tokenHeaders[lower]:
+			*errs = append(*errs, fmt.Sprintf("%s: %q cannot carry identity (it is a request or token header); use a name such as x-user-id", p, lower))
+		case claim == "":
+			*errs = append(*errs, fmt.Sprintf("%s: name the claim to copy, e.g. sub (or roles for the merged role list)", p))
+		}
+		if _, dup := normalised[lower]; dup {
+			*errs = append(*errs, fmt.Sprintf("%s: header given twice (header names are case-insensitive)", p))
+		}
+		normalised[lower] = claim
+	}
+	c.IdentityHeaders = normalised
+}
+
+// validHeaderName reports whether s is an RFC 9110 token.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z', ch >= '0' && ch <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", ch) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
