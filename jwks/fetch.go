@@ -1,0 +1,232 @@
+package jwks
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of the HTTP client built when Options.HTTPClient is nil.
+const (
+	defaultHTTPTimeout = 10 * time.Second
+	maxConnectTimeout  = 5 * time.Second
+	maxRedirects       = 5
+	userAgent          = "portcullis"
+	acceptJSON         = "application/json"
+	acceptJWKS         = "application/jwk-set+json, application/json"
+	discoveryPath      = "/.well-known/openid-configuration"
+)
+
+// NewHTTPClient builds the client used for discovery and key sets: every request is bounded by
+// timeout (≤ 0 means 10s), connecting and the TLS handshake by at most 5s; TLS 1.2 or later;
+// certificates checked against the system pool plus, when caFile is set, the PEM certificates
+// in caFile (for a private identity provider); at most 5 redirects, never from https to http.
+// Proxies are taken from the environment (HTTPS_PROXY, NO_PROXY).
+func NewHTTPClient(caFile string, timeout time.Duration) (*http.Client, error) {
+	if timeout <= 0 {
+		timeout = defaultHTTPTimeout
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("jwks: CA bundle: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("jwks: CA bundle %s holds no PEM certificate", caFile)
+		}
+	}
+	connect := min(timeout, maxConnectTimeout)
+	dialer := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool},
+		TLSHandshakeTimeout:   connect,
+		ResponseHeaderTimeout: timeout,
+		ExpectContinueTimeout: time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   2,
+		ForceAttemptHTTP2:     true,
+	}
+	return &http.Client{Transport: transport, Timeout: timeout, CheckRedirect: checkRedirect}, nil
+}
+
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	}
+	for _, prev := range via {
+		if prev.URL.Scheme == "https" && req.URL.Scheme != "https" {
+			return fmt.Errorf("refusing redirect from https to %s", req.URL.Redacted())
+		}
+	}
+	return nil
+}
+
+// get fetches target and returns its body, refusing anything but 200 and bodies over the size
+// limit. Errors name the URL and never carry the body.
+func (c *Cache) get(ctx context.Context, target, accept string) ([]byte, http.Header, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Accept", accept)
+	req.Header.Set("User-Agent", userAgent)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, nil, err // *url.Error: names the method and URL
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		// Drain a little so the connection can be reused; the body is not reported.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return nil, nil, fmt.Errorf("GET %s: HTTP %d", req.URL.Redacted(), resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBytes+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("GET %s: reading the body: %w", req.URL.Redacted(), err)
+	}
+	if int64(len(body)) > c.maxBytes {
+		return nil, nil, fmt.Errorf("GET %s: response larger than %d bytes", req.URL.Redacted(), c.maxBytes)
+	}
+	return body, resp.Header, nil
+}
+
+// discoveryURL is where the OpenID Provider Configuration of issuer lives (OpenID Connect
+// Discovery 1.0 §4): the issuer, without a trailing slash, followed by the well-known path.
+func discoveryURL(issuer string) string {
+	return strings.TrimSuffix(issuer, "/") + discoveryPath
+}
+
+// discover reads the issuer's discovery document and returns its jwks_uri. The document must
+// name exactly the configured issuer (OpenID Connect Discovery 1.0 §4.3).
+func (c *Cache) discover(ctx context.Context) (string, error) {
+	where := discoveryURL(c.issuer)
+	body, _, err := c.get(ctx, where, acceptJSON)
+	if err != nil {
+		return "", fmt.Errorf("discovery: %w", err)
+	}
+	var doc struct {
+		Issuer  any `json:"issuer"`
+		JWKSURI any `json:"jwks_uri"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return "", fmt.Errorf("discovery: %s is not a JSON object: %w", where, err)
+	}
+	issuer, _ := doc.Issuer.(string)
+	if issuer != c.issuer {
+		return "", fmt.Errorf("discovery: %s names issuer %q but the configured issuer is %q; "+
+			"they must be identical (scheme, host, port, path, trailing slash): configure the issuer "+
+			"exactly as the identity provider names itself, which is also the iss of its tokens",
+			where, issuer, c.issuer)
+	}
+	uri, _ := doc.JWKSURI.(string)
+	if uri == "" {
+		return "", fmt.Errorf("discovery: %s has no jwks_uri", where)
+	}
+	if err := checkFetchURL(uri, c.issuerPlainHTTP()); err != nil {
+		return "", fmt.Errorf("discovery: %s: jwks_uri %w", where, err)
+	}
+	return uri, nil
+}
+
+// issuerPlainHTTP reports whether the issuer itself is a plain-http URL, the one case in which
+// a discovered jwks_uri may be plain http on a host other than loopback.
+func (c *Cache) issuerPlainHTTP() bool {
+	return strings.HasPrefix(strings.ToLower(c.issuer), "http://")
+}
+
+// checkFetchURL accepts an absolute https URL, or an http one when allowHTTP is set or its
+// host is loopback (a sidecar or a local development issuer).
+func checkFetchURL(raw string, allowHTTP bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
+	}
+	if u.Scheme == "http" && !allowHTTP && !isLoopback(u.Hostname()) {
+		return fmt.Errorf("%q is plain http on a host other than loopback; keys fetched without TLS could be forged on the way", raw)
+	}
+	return nil
+}
+
+// isLoopback reports whether host names this machine: localhost or a loopback address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// maxGuidance bounds what a Cache-Control or Expires header may say before conversion, so a
+// silly value cannot overflow a Duration.
+const maxGuidance = 365 * 24 * time.Hour
+
+// freshness reads how long a response says it stays fresh (RFC 9111 §4.2.1): Cache-Control
+// max-age less Age, else Expires less Date (or now). 0 means no guidance: no-cache, no-store,
+// max-age=0, an Expires that is invalid or already past, or no header at all. Keycloak answers
+// no-cache, which leaves the refresh interval to the configuration.
+func freshness(h http.Header, now time.Time) time.Duration {
+	maxAge := int64(-1)
+	for _, line := range h.Values("Cache-Control") {
+		for _, directive := range strings.Split(line, ",") {
+			name, value, _ := strings.Cut(strings.TrimSpace(directive), "=")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "no-cache", "no-store":
+				return 0
+			case "max-age":
+				if n, err := strconv.ParseInt(strings.Trim(strings.TrimSpace(value), `"`), 10, 64); err == nil && n >= 0 {
+					maxAge = n
+				}
+			}
+		}
+	}
+	switch {
+	case maxAge == 0:
+		return 0
+	case maxAge > 0:
+		fresh := seconds(maxAge)
+		if age, err := strconv.ParseInt(strings.TrimSpace(h.Get("Age")), 10, 64); err == nil && age > 0 {
+			fresh -= seconds(age)
+		}
+		// A copy already stale in a shared cache: refresh as soon as allowed.
+		return max(fresh, time.Nanosecond)
+	}
+	expires, err := http.ParseTime(h.Get("Expires"))
+	if err != nil {
+		return 0
+	}
+	if date, err := http.ParseTime(h.Get("Date")); err == nil {
+		now = date
+	}
+	if d := expires.Sub(now); d > 0 {
+		return min(d, maxGuidance)
+	}
+	return 0
+}
+
+func seconds(n int64) time.Duration {
+	if n > int64(maxGuidance/time.Second) {
+		return maxGuidance
+	}
+	return time.Duration(n) * time.Second
+}
+
+// errTooSoon is returned by refresh when the last fetch was less than the minimum refresh
+// interval ago: no request was sent.
+var errTooSoon = errors.New("too soon after the last fetch")

@@ -1,0 +1,111 @@
+package jwks
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+)
+
+// persisted is the file kept per issuer in Options.CacheDir: the last good key set (public
+// keys that passed the checks, nothing else) and where and when it was fetched.
+type persisted struct {
+	Issuer    string          `json:"issuer"`
+	JWKSURI   string          `json:"jwks_uri,omitempty"`
+	FetchedAt time.Time       `json:"fetched_at"`
+	Set       json.RawMessage `json:"jwks"` // a JWK Set document
+}
+
+// persistPath names the file of issuer in dir by a hash of the issuer, so any issuer string
+// gives a safe, fixed-length file name.
+func persistPath(dir, issuer string) string {
+	sum := sha256.Sum256([]byte(issuer))
+	return filepath.Join(dir, "jwks-"+hex.EncodeToString(sum[:16])+".json")
+}
+
+// writePersisted stores keys atomically: a private temporary file in dir, synced, then renamed
+// over the previous one, so a crash leaves the old file or the new one, never a torn one.
+func writePersisted(dir string, p persisted, keys []Key) error {
+	jwks := struct {
+		Keys []jwk.Key `json:"keys"`
+	}{Keys: make([]jwk.Key, len(keys))}
+	for i, k := range keys {
+		jwks.Keys[i] = k.JWK
+	}
+	set, err := json.Marshal(jwks)
+	if err != nil {
+		return err
+	}
+	p.Set = set
+	data, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".jwks-*.tmp") // mode 0600
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename there is nothing left to remove
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), persistPath(dir, p.Issuer)); err != nil {
+		return err
+	}
+	// Make the rename itself durable; not every platform can sync a directory.
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// readPersisted loads the file of issuer from dir. A missing file is an error satisfying
+// errors.Is(err, fs.ErrNotExist).
+func readPersisted(dir, issuer string, limit int64) (*persisted, error) {
+	f, err := os.Open(persistPath(dir, issuer))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", f.Name(), limit)
+	}
+	var p persisted
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	if p.Issuer != issuer {
+		return nil, fmt.Errorf("%s holds the keys of issuer %q, not %q", f.Name(), p.Issuer, issuer)
+	}
+	if len(p.Set) == 0 {
+		return nil, errors.New(f.Name() + " holds no key set")
+	}
+	return &p, nil
+}
