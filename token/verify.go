@@ -1,0 +1,287 @@
+// Package token verifies bearer tokens: it parses a compact JWS strictly, routes it to its issuer by
+// the exact `iss`, checks the signature with a key from that issuer's published set (never one
+// named by the token), and validates the claims of an OAuth 2.0 access token (RFC 7519, RFC 8725,
+// RFC 9068). It knows nothing of rules, gRPC or HTTP.
+package token
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/portcullis-authz/portcullis/jwks"
+)
+
+// KeySet gives the verification keys an issuer publishes for a key id and algorithm, and says
+// whether a key is still published (so cached identities die with their key).
+// *jwks.Cache implements it; tests use a fake.
+type KeySet interface {
+	Lookup(ctx context.Context, kid string, alg jwa.SignatureAlgorithm) ([]jwks.Key, error)
+	KeyPresence
+}
+
+var _ KeySet = (*jwks.Cache)(nil)
+
+// IssuerConfig is what the verifier needs to know of one issuer.
+type IssuerConfig struct {
+	Issuer            string
+	Keys              KeySet
+	Audiences         []string // any-of; empty = not checked
+	AuthorizedParties []string // allow-list for azp; empty = not checked
+	Algorithms        []string // allow-list
+	Leeway            time.Duration
+	RolesClaims       []string // claim paths whose roles are merged
+	TokenTypes        []string // accepted typ values (claim or header), compared case-insensitively
+}
+
+type issuer struct {
+	IssuerConfig
+	algs        map[string]jwa.SignatureAlgorithm
+	rolesClaims [][]string
+}
+
+// Verifier verifies tokens of a fixed set of issuers. It is safe for concurrent use.
+type Verifier struct {
+	issuers  map[string]*issuer
+	maxBytes int
+	now      func() time.Time
+	cache    *cache
+}
+
+// Options configure a Verifier.
+type Options struct {
+	Issuers  []IssuerConfig
+	MaxBytes int              // tokens larger than this are refused unread
+	Now      func() time.Time // the clock; nil = time.Now
+	// CacheSize is the number of verified tokens remembered; 0 = no cache.
+	CacheSize int
+	// CacheLookups is called on every cache lookup (for the hit/miss metric); may be nil.
+	CacheLookups func(hit bool)
+}
+
+// verifiers are jwx's stateless signature verifiers, one per algorithm, built once.
+var verifiers = func() map[jwa.SignatureAlgorithm]jws.Verifier {
+	m := map[jwa.SignatureAlgorithm]jws.Verifier{}
+	for _, a := range []jwa.SignatureAlgorithm{jwa.RS256, jwa.RS384, jwa.RS512, jwa.PS256, jwa.PS384, jwa.PS512, jwa.ES256, jwa.ES384, jwa.ES512, jwa.EdDSA} {
+		v, err := jws.NewVerifier(a)
+		if err != nil {
+			panic(fmt.Sprintf("token: jwx has no verifier for %s: %v", a, err))
+		}
+		m[a] = v
+	}
+	return m
+}()
+
+// NewVerifier builds a verifier.
+func NewVerifier(o Options) (*Verifier, error) {
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	c, err := newCache(o.CacheSize, o.CacheLookups)
+	if err != nil {
+		return nil, fmt.Errorf("token: cache: %w", err)
+	}
+	v := &Verifier{issuers: make(map[string]*issuer, len(o.Issuers)), maxBytes: o.MaxBytes, now: now, cache: c}
+	for _, ic := range o.Issuers {
+		is := &issuer{IssuerConfig: ic, algs: map[string]jwa.SignatureAlgorithm{}}
+		for _, a := range ic.Algorithms {
+			alg := jwa.SignatureAlgorithm(a)
+			if _, ok := verifiers[alg]; !ok {
+				return nil, fmt.Errorf("token: issuer %s: algorithm %q is not supported", ic.Issuer, a)
+			}
+			is.algs[a] = alg
+		}
+		for _, rc := range ic.RolesClaims {
+			is.rolesClaims = append(is.rolesClaims, strings.Split(rc, "."))
+		}
+		if ic.Keys == nil {
+			return nil, fmt.Errorf("token: issuer %s has no key set", ic.Issuer)
+		}
+		v.issuers[ic.Issuer] = is
+	}
+	return v, nil
+}
+
+// Verify checks a raw bearer token and returns the identity it proves. Every failure is an
+// *Error with a Reason; nothing but a fully verified token yields an Identity.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
+	if len(raw) > v.maxBytes {
+		return nil, refuse(ReasonInvalid, "token is %d bytes, more than tokens.max_bytes (%d)", len(raw), v.maxBytes)
+	}
+	if v.cache == nil {
+		return v.verify(ctx, raw)
+	}
+	key := sha256.Sum256([]byte(raw))
+	if id, ok := v.cache.lru.Get(key); ok {
+		if is := v.issuers[id.Issuer]; is != nil && is.stillValid(id, v.now()) {
+			v.cache.counted(true)
+			return id, nil
+		}
+		// Expired, or its key was rotated out: verify afresh for the precise reason.
+		v.cache.lru.Remove(key)
+	}
+	v.cache.counted(false)
+	id, err := v.verify(ctx, raw)
+	if err == nil {
+		v.cache.lru.Add(key, id)
+	}
+	return id, err
+}
+
+// stillValid re-checks what can change while an identity sits in the cache.
+func (is *issuer) stillValid(id *Identity, now time.Time) bool {
+	if now.After(id.ExpiresAt.Add(is.Leeway)) {
+		return false
+	}
+	if !id.NotBefore.IsZero() && id.NotBefore.After(now.Add(is.Leeway)) {
+		return false
+	}
+	return is.Keys.Contains(id.KeyThumbprint)
+}
+
+func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
+	c, terr := parseCompact(raw)
+	if terr != nil {
+		return nil, terr
+	}
+	alg := c.header.Alg
+	if alg == "" || strings.EqualFold(alg, "none") {
+		return nil, refuse(ReasonInvalid, "unsigned token (alg %q)", alg)
+	}
+	// The payload is read before the signature is checked only to choose the issuer; nothing in
+	// it is trusted until the signature verifies with that issuer's key.
+	if err := checkJSONObject(c.payload); err != nil {
+		return nil, refuse(ReasonInvalid, "claims: %v", err)
+	}
+	var cl claims
+	if err := json.Unmarshal(c.payload, &cl.all); err != nil {
+		return nil, refuse(ReasonInvalid, "claims are not valid JSON")
+	}
+	if terr := cl.readRegistered(); terr != nil {
+		return nil, terr
+	}
+	is, ok := v.issuers[cl.iss]
+	if !ok {
+		return nil, v.unknownIssuer(cl.iss)
+	}
+	jalg, ok := is.algs[alg]
+	if !ok {
+		return nil, refuse(ReasonInvalid, "algorithm %q is not allowed for this issuer (allowed: %s)", alg, strings.Join(is.Algorithms, " "))
+	}
+	keys, err := is.Keys.Lookup(ctx, c.header.Kid, jalg)
+	switch {
+	case errors.Is(err, jwks.ErrNotLoaded):
+		return nil, &Error{Reason: ReasonUnavailable, Detail: "the keys of issuer " + is.Issuer + " have never been loaded", Err: err}
+	case errors.Is(err, jwks.ErrUnknownKey):
+		return nil, &Error{Reason: ReasonUnknownKey, Detail: fmt.Sprintf("kid %q is not in the key set of %s", c.header.Kid, is.Issuer), Err: err}
+	case err != nil:
+		return nil, &Error{Reason: ReasonUnavailable, Detail: "key lookup failed: " + err.Error(), Err: err}
+	case len(keys) == 0:
+		return nil, refuse(ReasonUnknownKey, "no key of %s fits algorithm %s", is.Issuer, alg)
+	}
+	verifier := verifiers[jalg]
+	var used *jwks.Key
+	for i := range keys {
+		if verifier.Verify([]byte(c.signingInput), c.signature, keys[i].Public) == nil {
+			used = &keys[i]
+			break
+		}
+	}
+	if used == nil {
+		return nil, refuse(ReasonBadSignature, "signature does not verify with the %s key of %s", alg, is.Issuer)
+	}
+	if terr := is.checkClaims(&cl, &c.header, v.now()); terr != nil {
+		return nil, terr
+	}
+	return is.identity(&cl, used.Thumbprint), nil
+}
+
+func (v *Verifier) unknownIssuer(iss string) *Error {
+	e := refuse(ReasonUnknownIssuer, "issuer %q is not configured", iss)
+	for name := range v.issuers {
+		switch {
+		case strings.TrimSuffix(iss, "/") == strings.TrimSuffix(name, "/"):
+			e.Hint = fmt.Sprintf("token iss is %s but the configured issuer is %s (trailing slash): issuers are compared exactly", iss, name)
+		case strings.EqualFold(iss, name):
+			e.Hint = fmt.Sprintf("token iss is %s but the configured issuer is %s (letter case): issuers are compared exactly", iss, name)
+		}
+	}
+	return e
+}
+
+// checkClaims validates time, audience, authorized party and token type.
+func (is *issuer) checkClaims(cl *claims, h *header, now time.Time) *Error {
+	if !cl.hasExp {
+		return refuse(ReasonInvalid, "the exp claim is missing; access tokens must expire")
+	}
+	if exp := cl.exp; now.After(exp.Add(is.Leeway)) {
+		return refuse(ReasonExpired, "expired %s ago", now.Sub(exp).Truncate(time.Second))
+	}
+	const skewHint = "the identity provider's clock is ahead of this machine's: check NTP on both (leeway covers small skews)"
+	if cl.hasNbf && cl.nbf.After(now.Add(is.Leeway)) {
+		e := refuse(ReasonInvalid, "not valid before %s (%s from now; leeway %s)", cl.nbf.UTC().Format(time.RFC3339), cl.nbf.Sub(now).Truncate(time.Second), is.Leeway)
+		e.Hint = skewHint
+		return e
+	}
+	if cl.hasIat && cl.iat.After(now.Add(is.Leeway)) {
+		e := refuse(ReasonInvalid, "issued in the future (iat %s from now)", cl.iat.Sub(now).Truncate(time.Second))
+		e.Hint = skewHint
+		return e
+	}
+	if len(is.Audiences) > 0 && !anyIn(cl.aud, is.Audiences) {
+		e := refuse(ReasonWrongAudience, "aud is %q; expected one of %q", cl.aud, is.Audiences)
+		if slices.Equal(cl.aud, []string{"account"}) || len(cl.aud) == 0 {
+			e.Hint = fmt.Sprintf("add an audience mapper for %s in Keycloak so its access tokens carry it in aud", is.Audiences[0])
+		}
+		return e
+	}
+	if len(is.AuthorizedParties) > 0 && !slices.Contains(is.AuthorizedParties, cl.azp) {
+		return refuse(ReasonInvalid, "azp %q is not an authorized party (%q)", cl.azp, is.AuthorizedParties)
+	}
+	if h.Typ != "" && !strings.EqualFold(h.Typ, "JWT") && !is.typeAccepted(strings.TrimPrefix(strings.ToLower(h.Typ), "application/")) {
+		return refuse(ReasonInvalid, "token type %q (header typ) is not accepted as an access token", h.Typ)
+	}
+	if cl.hasTyp && !is.typeAccepted(cl.typ) {
+		return refuse(ReasonInvalid, "token type %q (typ claim) is not accepted as an access token", cl.typ)
+	}
+	return nil
+}
+
+func (is *issuer) typeAccepted(typ string) bool {
+	for _, t := range is.TokenTypes {
+		if strings.EqualFold(t, typ) {
+			return true
+		}
+	}
+	return false
+}
+
+func anyIn(have, want []string) bool {
+	for _, h := range have {
+		if slices.Contains(want, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// numericDate converts a JSON NumericDate (RFC 7519 §2), refusing negative, non-finite and
+// absurd values.
+func numericDate(v any) (time.Time, bool) {
+	f, ok := v.(float64)
+	if !ok || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
+		return time.Time{}, false
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
+}

@@ -1,0 +1,397 @@
+package token
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/portcullis-authz/portcullis/jwks"
+)
+
+// fakeKeys is a KeySet holding fixed keys; it can be emptied (never loaded) or have keys removed.
+type fakeKeys struct {
+	mu        sync.Mutex
+	keys      []jwks.Key
+	notLoaded bool
+	lookups   int
+}
+
+func (f *fakeKeys) Lookup(_ context.Context, kid string, alg jwa.SignatureAlgorithm) ([]jwks.Key, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lookups++
+	if f.notLoaded {
+		return nil, jwks.ErrNotLoaded
+	}
+	var out []jwks.Key
+	for _, k := range f.keys {
+		if (kid == "" || k.KID == kid) && jwks.KeyFits(k.JWK, alg) {
+			out = append(out, k)
+		}
+	}
+	if kid != "" && len(out) == 0 {
+		return nil, fmt.Errorf("kid %q: %w", kid, jwks.ErrUnknownKey)
+	}
+	return out, nil
+}
+
+func (f *fakeKeys) Contains(thumbprint string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, k := range f.keys {
+		if k.Thumbprint == thumbprint {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *fakeKeys) remove(kid string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	kept := f.keys[:0]
+	for _, k := range f.keys {
+		if k.KID != kid {
+			kept = append(kept, k)
+		}
+	}
+	f.keys = kept
+}
+
+func keyOf(t testing.TB, kid string, alg jwa.SignatureAlgorithm, pub any) jwks.Key {
+	t.Helper()
+	k, err := jwk.FromRaw(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = k.Set(jwk.KeyIDKey, kid)
+	_ = k.Set(jwk.AlgorithmKey, alg)
+	tp, err := k.Thumbprint(crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jwks.Key{KID: kid, Thumbprint: base64.RawURLEncoding.EncodeToString(tp), Public: pub, JWK: k}
+}
+
+// fixture holds the keys and clock of the verification tables.
+type fixture struct {
+	rsaKey   *rsa.PrivateKey
+	ecKey    *ecdsa.PrivateKey
+	attacker *rsa.PrivateKey
+	keysA    *fakeKeys
+	keysB    *fakeKeys
+	now      time.Time
+}
+
+const (
+	issA = "https://sso.example.com/realms/demo"
+	issB = "https://other.example.com"
+)
+
+var fixtureOnce = sync.OnceValue(func() *fixture {
+	f := &fixture{now: time.Unix(1_800_000_000, 0)}
+	f.rsaKey, _ = rsa.GenerateKey(rand.Reader, 2048)
+	f.ecKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f.attacker, _ = rsa.GenerateKey(rand.Reader, 2048)
+	return f
+})
+
+func newFixture(t testing.TB) *fixture {
+	base := fixtureOnce()
+	f := *base
+	f.keysA = &fakeKeys{keys: []jwks.Key{keyOf(t, "rsa-1", jwa.RS256, &f.rsaKey.PublicKey), keyOf(t, "ec-1", jwa.ES256, &f.ecKey.PublicKey)}}
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f.keysB = &fakeKeys{keys: []jwks.Key{keyOf(t, "b-only", jwa.ES256, &other.PublicKey)}}
+	return &f
+}
+
+func (f *fixture) verifier(t testing.TB, cacheSize int, mutate func(*IssuerConfig)) *Verifier {
+	t.Helper()
+	a := IssuerConfig{
+		Issuer: issA, Keys: f.keysA, Audiences: []string{"orders-api"}, Algorithms: []string{"RS256", "ES256"},
+		Leeway: 30 * time.Second, RolesClaims: []string{"realm_access.roles", "resource_access"}, TokenTypes: []string{"Bearer", "at+jwt"},
+	}
+	if mutate != nil {
+		mutate(&a)
+	}
+	b := IssuerConfig{Issuer: issB, Keys: f.keysB, Algorithms: []string{"ES256", "RS256"}, Leeway: time.Second, TokenTypes: []string{"Bearer"}}
+	v, err := NewVerifier(Options{Issuers: []IssuerConfig{a, b}, MaxBytes: 4096, Now: func() time.Time { return f.now }, CacheSize: cacheSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func enc(v any) string {
+	var b []byte
+	switch v := v.(type) {
+	case string:
+		b = []byte(v)
+	default:
+		b, _ = json.Marshal(v)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// sign builds a compact JWS from a raw header and payload (strings are used verbatim, anything
+// else is JSON-encoded) with the given algorithm and key.
+func sign(t testing.TB, hdr, payload any, alg string, key any) string {
+	t.Helper()
+	input := enc(hdr) + "." + enc(payload)
+	var sig []byte
+	var err error
+	switch alg {
+	case "RS256":
+		h := sha256.Sum256([]byte(input))
+		sig, err = rsa.SignPKCS1v15(rand.Reader, key.(*rsa.PrivateKey), crypto.SHA256, h[:])
+	case "ES256":
+		h := sha256.Sum256([]byte(input))
+		r, s, e := ecdsa.Sign(rand.Reader, key.(*ecdsa.PrivateKey), h[:])
+		err = e
+		sig = append(pad32(r), pad32(s)...)
+	case "HS256":
+		m := hmac.New(sha256.New, key.([]byte))
+		m.Write([]byte(input))
+		sig = m.Sum(nil)
+	default:
+		t.Fatalf("sign: %s", alg)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+func pad32(n *big.Int) []byte {
+	b := n.Bytes()
+	return append(make([]byte, 32-len(b)), b...)
+}
+
+func (f *fixture) claims(extra map[string]any) map[string]any {
+	c := map[string]any{
+		"iss": issA, "sub": "user-1", "aud": "orders-api", "typ": "Bearer",
+		"exp": f.now.Add(5 * time.Minute).Unix(), "iat": f.now.Unix(),
+		"realm_access":    map[string]any{"roles": []string{"user"}},
+		"resource_access": map[string]any{"orders-api": map[string]any{"roles": []string{"writer"}}, "account": map[string]any{"roles": []string{"view-profile"}}},
+		"scope":           "openid orders:write",
+	}
+	for k, v := range extra {
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+	}
+	return c
+}
+
+func rsHeader(kid string) map[string]any {
+	return map[string]any{"alg": "RS256", "typ": "JWT", "kid": kid}
+}
+
+func TestVerify(t *testing.T) {
+	f := newFixture(t)
+	rs := func(extra map[string]any) string {
+		return sign(t, rsHeader("rsa-1"), f.claims(extra), "RS256", f.rsaKey)
+	}
+	pubDER, _ := x509.MarshalPKIXPublicKey(&f.rsaKey.PublicKey)
+	good := rs(nil)
+	parts := strings.Split(good, ".")
+
+	cases := []struct {
+		name   string
+		token  string
+		mutate func(*IssuerConfig)
+		want   Reason // "" = accepted
+	}{
+		{name: "RS256 accepted", token: good},
+		{name: "ES256 accepted", token: sign(t, map[string]any{"alg": "ES256", "kid": "ec-1"}, f.claims(nil), "ES256", f.ecKey)},
+		{name: "no kid: keys fitting the alg are tried", token: sign(t, map[string]any{"alg": "RS256"}, f.claims(nil), "RS256", f.rsaKey)},
+		{name: "aud array containing the audience", token: rs(map[string]any{"aud": []string{"account", "orders-api"}})},
+		{name: "header typ at+jwt (RFC 9068)", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "typ": "at+jwt"}, f.claims(map[string]any{"typ": nil}), "RS256", f.rsaKey)},
+		{name: "header typ application/at+jwt", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "typ": "application/at+jwt"}, f.claims(map[string]any{"typ": nil}), "RS256", f.rsaKey)},
+		{name: "expired within leeway", token: rs(map[string]any{"exp": f.now.Add(-20 * time.Second).Unix()})},
+		{name: "audience not checked when none configured", token: rs(map[string]any{"aud": "x"}), mutate: func(c *IssuerConfig) { c.Audiences = nil }},
+		{name: "azp allowed", token: rs(map[string]any{"azp": "web"}), mutate: func(c *IssuerConfig) { c.AuthorizedParties = []string{"web"} }},
+
+		{name: "expired", token: rs(map[string]any{"exp": f.now.Add(-31 * time.Second).Unix()}), want: ReasonExpired},
+		{name: "exp missing", token: rs(map[string]any{"exp": nil}), want: ReasonInvalid},
+		{name: "exp not a number", token: rs(map[string]any{"exp": "tomorrow"}), want: ReasonInvalid},
+		{name: "exp huge number", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`","aud":"orders-api","exp":1e400}`, "RS256", f.rsaKey), want: ReasonInvalid},
+		{name: "nbf in the future", token: rs(map[string]any{"nbf": f.now.Add(time.Minute).Unix()}), want: ReasonInvalid},
+		{name: "iat in the future", token: rs(map[string]any{"iat": f.now.Add(time.Hour).Unix()}), want: ReasonInvalid},
+		{name: "wrong audience", token: rs(map[string]any{"aud": "account"}), want: ReasonWrongAudience},
+		{name: "no audience", token: rs(map[string]any{"aud": nil}), want: ReasonWrongAudience},
+		{name: "aud of the wrong type", token: rs(map[string]any{"aud": 7}), want: ReasonInvalid},
+		{name: "azp not allowed", token: rs(map[string]any{"azp": "evil"}), mutate: func(c *IssuerConfig) { c.AuthorizedParties = []string{"web"} }, want: ReasonInvalid},
+		{name: "Keycloak ID token", token: rs(map[string]any{"typ": "ID"}), want: ReasonInvalid},
+		{name: "Keycloak refresh token", token: rs(map[string]any{"typ": "Refresh"}), want: ReasonInvalid},
+		{name: "header typ of an ID token", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "typ": "id+jwt"}, f.claims(nil), "RS256", f.rsaKey), want: ReasonInvalid},
+		{name: "issuer with a trailing slash", token: rs(map[string]any{"iss": issA + "/"}), want: ReasonUnknownIssuer},
+		{name: "issuer missing", token: rs(map[string]any{"iss": nil}), want: ReasonInvalid},
+		{name: "unknown kid", token: sign(t, rsHeader("rsa-9"), f.claims(nil), "RS256", f.rsaKey), want: ReasonUnknownKey},
+		{name: "kid of another issuer", token: sign(t, map[string]any{"alg": "ES256", "kid": "b-only"}, f.claims(nil), "ES256", f.ecKey), want: ReasonUnknownKey},
+		{name: "kid as a path", token: sign(t, rsHeader("../../etc/passwd"), f.claims(nil), "RS256", f.rsaKey), want: ReasonUnknownKey},
+		{name: "bad signature", token: parts[0] + "." + parts[1] + "." + enc(strings.Repeat("x", 256)), want: ReasonBadSignature},
+		{name: "payload swapped under a valid signature", token: parts[0] + "." + enc(f.claims(map[string]any{"sub": "admin"})) + "." + parts[2], want: ReasonBadSignature},
+		{name: "signed by a key the token carries (jwk header ignored)", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "jwk": map[string]any{"kty": "RSA"}, "jku": "https://evil.example.com/jwks"}, f.claims(nil), "RS256", f.attacker), want: ReasonBadSignature},
+		{name: "alg none", token: enc(`{"alg":"none"}`) + "." + enc(f.claims(nil)) + ".", want: ReasonInvalid},
+		{name: "alg NoNe with a signature", token: sign(t, map[string]any{"alg": "NoNe", "kid": "rsa-1"}, f.claims(nil), "RS256", f.rsaKey), want: ReasonInvalid},
+		{name: "alg HS256 with the RSA public key as secret (key confusion)", token: sign(t, map[string]any{"alg": "HS256", "kid": "rsa-1"}, f.claims(nil), "HS256", pubDER), want: ReasonInvalid},
+		{name: "alg allowed elsewhere but not for this issuer", token: sign(t, rsHeader("rsa-1"), f.claims(nil), "RS256", f.rsaKey), mutate: func(c *IssuerConfig) { c.Algorithms = []string{"ES256"} }, want: ReasonInvalid},
+		{name: "ES256 header on an RSA kid", token: sign(t, map[string]any{"alg": "ES256", "kid": "rsa-1"}, f.claims(nil), "ES256", f.ecKey), want: ReasonUnknownKey},
+		{name: "unknown crit header", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "crit": []string{"exp"}, "exp": 1}, f.claims(nil), "RS256", f.rsaKey), want: ReasonInvalid},
+		{name: "b64 false", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "b64": false}, f.claims(nil), "RS256", f.rsaKey), want: ReasonInvalid},
+		{name: "JWE (five parts)", token: "eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d", want: ReasonInvalid},
+		{name: "JWS JSON serialisation", token: `{"payload":"x","signatures":[]}`, want: ReasonInvalid},
+		{name: "two parts", token: parts[0] + "." + parts[1], want: ReasonInvalid},
+		{name: "empty signature (unsigned)", token: parts[0] + "." + parts[1] + ".", want: ReasonInvalid},
+		{name: "padded base64", token: parts[0] + "." + parts[1] + "." + parts[2] + "==", want: ReasonInvalid},
+		{name: "standard base64 alphabet", token: parts[0] + "." + parts[1] + "+/." + parts[2], want: ReasonInvalid},
+		{name: "payload not an object", token: sign(t, rsHeader("rsa-1"), `["iss"]`, "RS256", f.rsaKey), want: ReasonInvalid},
+		{name: "header not an object", token: sign(t, `"RS256"`, f.claims(nil), "RS256", f.rsaKey), want: ReasonInvalid},
+		{name: "duplicate claim", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`","sub":"a","sub":"admin","aud":"orders-api","exp":1900000000}`, "RS256", f.rsaKey), want: ReasonInvalid},
+		{name: "duplicate header member (escaped spelling)", token: sign(t, `{"alg":"RS256","\u0061lg":"none","kid":"rsa-1"}`, f.claims(nil), "RS256", f.rsaKey), want: ReasonInvalid},
+		{name: "deep nesting", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`","x":`+strings.Repeat("[", 40)+strings.Repeat("]", 40)+`}`, "RS256", f.rsaKey), want: ReasonInvalid},
+		{name: "trailing data after the claims", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`"} {}`, "RS256", f.rsaKey), want: ReasonInvalid},
+		{name: "too large", token: rs(map[string]any{"pad": strings.Repeat("a", 5000)}), want: ReasonInvalid},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v := f.verifier(t, 0, c.mutate)
+			id, err := v.Verify(context.Background(), c.token)
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if id.Subject != "user-1" || id.Issuer != issA {
+					t.Errorf("identity = %+v", id)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted, want %s", c.want)
+			}
+			if got := ReasonOf(err); got != c.want {
+				t.Errorf("reason = %s (%v), want %s", got, err, c.want)
+			}
+			if strings.Contains(err.Error(), c.token) && len(c.token) > 20 {
+				t.Error("the error echoes the token")
+			}
+		})
+	}
+}
+
+func TestVerifyNeverLoaded(t *testing.T) {
+	f := newFixture(t)
+	f.keysA.notLoaded = true
+	_, err := f.verifier(t, 0, nil).Verify(context.Background(), sign(t, rsHeader("rsa-1"), f.claims(nil), "RS256", f.rsaKey))
+	if ReasonOf(err) != ReasonUnavailable || !errors.Is(err, jwks.ErrNotLoaded) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestIdentity(t *testing.T) {
+	f := newFixture(t)
+	tok := sign(t, rsHeader("rsa-1"), f.claims(map[string]any{"realm_access": map[string]any{"roles": []string{"user", "admin", "user"}}}), "RS256", f.rsaKey)
+	id, err := f.verifier(t, 0, nil).Verify(context.Background(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(id.Roles, ","); got != "account:view-profile,admin,orders-api:writer,user" {
+		t.Errorf("roles = %s", got)
+	}
+	if got := strings.Join(id.Scopes, ","); got != "openid,orders:write" {
+		t.Errorf("scopes = %s", got)
+	}
+	if !id.ExpiresAt.Equal(f.now.Add(5 * time.Minute)) {
+		t.Errorf("expires = %v", id.ExpiresAt)
+	}
+	if id.KeyThumbprint != f.keysA.keys[0].Thumbprint {
+		t.Errorf("thumbprint = %s", id.KeyThumbprint)
+	}
+	scp := sign(t, rsHeader("rsa-1"), f.claims(map[string]any{"scope": nil, "scp": []string{"a", "b"}}), "RS256", f.rsaKey)
+	if id, err := f.verifier(t, 0, nil).Verify(context.Background(), scp); err != nil || strings.Join(id.Scopes, ",") != "a,b" {
+		t.Errorf("scp: %v %v", id, err)
+	}
+}
+
+func TestHints(t *testing.T) {
+	f := newFixture(t)
+	v := f.verifier(t, 0, nil)
+	_, err := v.Verify(context.Background(), sign(t, rsHeader("rsa-1"), f.claims(map[string]any{"iss": issA + "/"}), "RS256", f.rsaKey))
+	var te *Error
+	if !errors.As(err, &te) || te.Hint != "token iss is "+issA+"/ but the configured issuer is "+issA+" (trailing slash): issuers are compared exactly" {
+		t.Errorf("hint = %q", te.Hint)
+	}
+	_, err = v.Verify(context.Background(), sign(t, rsHeader("rsa-1"), f.claims(map[string]any{"aud": "account"}), "RS256", f.rsaKey))
+	if !errors.As(err, &te) || te.Hint != "add an audience mapper for orders-api in Keycloak so its access tokens carry it in aud" {
+		t.Errorf("hint = %q", te.Hint)
+	}
+	_, err = v.Verify(context.Background(), sign(t, rsHeader("rsa-1"), f.claims(map[string]any{"exp": f.now.Add(-192 * time.Second).Unix()}), "RS256", f.rsaKey))
+	if !errors.As(err, &te) || te.Detail != "expired 3m12s ago" {
+		t.Errorf("detail = %q", te.Detail)
+	}
+}
+
+func TestCache(t *testing.T) {
+	f := newFixture(t)
+	var hits, misses int
+	v := f.verifier(t, 10, nil)
+	v.cache.counted = func(hit bool) {
+		if hit {
+			hits++
+		} else {
+			misses++
+		}
+	}
+	tok := sign(t, rsHeader("rsa-1"), f.claims(nil), "RS256", f.rsaKey)
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if _, err := v.Verify(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hits != 2 || misses != 1 || f.keysA.lookups != 1 {
+		t.Errorf("hits %d misses %d key lookups %d; want 2 1 1", hits, misses, f.keysA.lookups)
+	}
+	// Time passes beyond exp + leeway: the cached identity must not be served.
+	v.now = func() time.Time { return f.now.Add(6 * time.Minute) }
+	if _, err := v.Verify(ctx, tok); ReasonOf(err) != ReasonExpired {
+		t.Errorf("after expiry: %v", err)
+	}
+	// The signing key leaves the set: the cached identity dies with it.
+	v.now = func() time.Time { return f.now }
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	f.keysA.remove("rsa-1")
+	if _, err := v.Verify(ctx, tok); ReasonOf(err) != ReasonUnknownKey {
+		t.Errorf("after key removal: %v", err)
+	}
+	// A refused token is never cached.
+	bad := sign(t, rsHeader("ec-1"), f.claims(nil), "RS256", f.rsaKey)
+	for i := 0; i < 2; i++ {
+		if _, err := v.Verify(ctx, bad); err == nil {
+			t.Fatal("accepted")
+		}
+	}
+}
