@@ -1,0 +1,79 @@
+package authz
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Authorizer is what every front calls: it decides with the current engine (swapped atomically
+// on reload), counts and logs the decision.
+type Authorizer struct {
+	engine  atomic.Pointer[Engine]
+	metrics *Metrics
+	log     *slog.Logger
+}
+
+// NewAuthorizer returns an Authorizer serving with e.
+func NewAuthorizer(e *Engine, m *Metrics, log *slog.Logger) *Authorizer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &Authorizer{metrics: m, log: log}
+	a.engine.Store(e)
+	return a
+}
+
+// Swap installs a new engine; checks already running finish with the old one.
+func (a *Authorizer) Swap(e *Engine) { a.engine.Store(e) }
+
+// Engine returns the engine currently serving.
+func (a *Authorizer) Engine() *Engine { return a.engine.Load() }
+
+// Authorize decides one request for a front and records the decision.
+func (a *Authorizer) Authorize(ctx context.Context, front string, r *Request) *Decision {
+	start := time.Now()
+	d := a.engine.Load().Decide(ctx, r)
+	elapsed := time.Since(start)
+	if a.metrics != nil {
+		a.metrics.observe(front, d, elapsed.Seconds())
+	}
+	a.logDecision(ctx, front, r, d, elapsed)
+	return d
+}
+
+// logDecision writes one structured line per deny (and per dry-run deny), and per allow at
+// debug level. Never the token: only the path without its query, and the identity's subject.
+func (a *Authorizer) logDecision(ctx context.Context, front string, r *Request, d *Decision, elapsed time.Duration) {
+	level := slog.LevelDebug
+	msg := "allow"
+	switch {
+	case !d.Allow:
+		level, msg = slog.LevelInfo, "deny"
+	case d.DryRun && !d.WouldAllow:
+		level, msg = slog.LevelInfo, "dry-run deny (allowed)"
+	}
+	if !a.log.Enabled(ctx, level) {
+		return
+	}
+	path, _, _ := strings.Cut(r.Path, "?")
+	attrs := []slog.Attr{
+		slog.String("front", front),
+		slog.Int("status", d.Status),
+		slog.String("reason", string(d.Reason)),
+		slog.String("rule", d.Rule),
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("path", path),
+		slog.Duration("latency", elapsed),
+	}
+	if d.Identity != nil {
+		attrs = append(attrs, slog.String("sub", d.Identity.Subject), slog.String("issuer", d.Identity.Issuer))
+	}
+	if d.Detail != "" {
+		attrs = append(attrs, slog.String("detail", d.Detail))
+	}
+	a.log.LogAttrs(ctx, level, msg, attrs...)
+}

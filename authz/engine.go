@@ -1,0 +1,419 @@
+// Package authz is the decision engine and its fronts. A front (the Envoy ext_authz v3 gRPC
+// service, the HTTP forward-auth handler) translates its wire request into a Request, the Engine
+// decides, and the front translates the Decision back. The engine knows nothing of protobuf.
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/portcullis-authz/portcullis/rules"
+	"github.com/portcullis-authz/portcullis/token"
+)
+
+// Request is the original request being authorised, as any front sees it.
+type Request struct {
+	Method string
+	// Host is the :authority (or Host), possibly with a port.
+	Host string
+	// Path is the raw request target: undecoded, possibly with query and fragment.
+	Path string
+	// Headers has lower-case names; repeated headers are joined with commas (Envoy's convention).
+	Headers map[string]string
+	// RuleName, when set, names the rule to apply instead of matching (Envoy's per-route
+	// context extension `portcullis-rule`).
+	RuleName string
+}
+
+// Header is one header to set on the upstream request (allow) or on the answer (deny).
+type Header struct {
+	Name, Value string
+}
+
+// Decision is the engine's answer, with everything a front needs to build its wire answer and
+// everything a log line or `portcullis check` needs to explain it.
+type Decision struct {
+	Allow  bool
+	Status int
+	Reason Reason
+	// Rule is the name of the matched rule ("" when none matched).
+	Rule string
+	// DryRun is set when the matched rule is in dry-run mode; Allow is then true whatever
+	// WouldAllow says.
+	DryRun     bool
+	WouldAllow bool
+	// Set are the identity headers for the upstream (allow) or the answer headers (deny).
+	Set []Header
+	// Remove are upstream request headers to remove (allow only): every configured identity
+	// header not in Set, and the token's carrier when forward_token is false.
+	Remove []string
+	// Body is the JSON deny body; nil on allow.
+	Body []byte
+	// Identity is the verified token's identity, if any.
+	Identity *token.Identity
+	// Detail explains the reason precisely (never the token itself); Hint says what to change.
+	Detail, Hint string
+	// Missing lists unmet requirements on a 403.
+	Missing []string
+}
+
+// identityHeader maps an upstream header to the claim it carries.
+type identityHeader struct {
+	name  string
+	claim string
+}
+
+// Options build an Engine.
+type Options struct {
+	Rules           *rules.Set
+	Verifier        *token.Verifier
+	Sources         []TokenSource
+	IdentityHeaders map[string]string // header name → claim path; "roles" and "scopes" are the merged lists
+	ForwardToken    bool
+	Logger          *slog.Logger
+}
+
+// TokenSource is one place the bearer token may be carried.
+type TokenSource struct {
+	Header string // lower-case header name
+	Prefix string // scheme prefix such as "Bearer ", matched case-insensitively
+	Cookie string
+}
+
+// Engine decides. It is immutable once built and safe for concurrent use; a configuration
+// reload builds a new one.
+type Engine struct {
+	rules        *rules.Set
+	verifier     *token.Verifier
+	sources      []TokenSource
+	identity     []identityHeader
+	forwardToken bool
+	log          *slog.Logger
+	// removeAll is every identity header name, for anonymous allows (shared, never mutated).
+	removeAll []string
+}
+
+// NewEngine builds an engine from its parts.
+func NewEngine(o Options) *Engine {
+	e := &Engine{rules: o.Rules, verifier: o.Verifier, sources: o.Sources, forwardToken: o.ForwardToken, log: o.Logger}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	for name, claim := range o.IdentityHeaders {
+		e.identity = append(e.identity, identityHeader{name: strings.ToLower(name), claim: claim})
+	}
+	sort.Slice(e.identity, func(i, j int) bool { return e.identity[i].name < e.identity[j].name })
+	for _, h := range e.identity {
+		e.removeAll = append(e.removeAll, h.name)
+	}
+	return e
+}
+
+// Rules returns the engine's compiled rule set.
+func (e *Engine) Rules() *rules.Set { return e.rules }
+
+// Decide applies DESIGN.md's decision order to one request.
+func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
+	// 1. Normalise the path; ambiguity is a 400.
+	path, err := rules.NormalizePath(r.Path)
+	if err != nil {
+		d := e.deny(ReasonBadRequest, "")
+		d.Detail = err.Error()
+		return d
+	}
+	// 2. The rule: named by the route, or the first match.
+	var rule *rules.Rule
+	if r.RuleName != "" {
+		if rule = e.rules.Lookup(r.RuleName); rule == nil {
+			d := e.deny(ReasonNoRule, "")
+			d.Detail = fmt.Sprintf("the route names rule %q (context extension portcullis-rule), which is not configured", r.RuleName)
+			return d
+		}
+	} else if rule = e.rules.Match(r.Host, r.Method, path); rule == nil {
+		d := e.deny(ReasonNoRule, "")
+		d.Detail = fmt.Sprintf("no rule matches %s %s%s", r.Method, r.Host, path)
+		return d
+	}
+	d := e.decideRule(ctx, r, rule)
+	d.Rule = rule.Name()
+	if rule.DryRun() {
+		d.DryRun, d.WouldAllow = true, d.Allow
+		if !d.Allow {
+			// Serve an allow, with the identity the token proved if any.
+			reason, detail, hint, missing := d.Reason, d.Detail, d.Hint, d.Missing
+			*d = *e.allow(reason, d.Identity, r)
+			d.Rule, d.DryRun, d.Detail, d.Hint, d.Missing = rule.Name(), true, detail, hint, missing
+		}
+	}
+	return d
+}
+
+func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule) *Decision {
+	// 3. The token, from the first configured source present.
+	raw, found := e.findToken(r.Headers)
+	if rule.Public() {
+		if !found {
+			return e.allow(ReasonPublic, nil, r)
+		}
+		id, err := e.verifier.Verify(ctx, raw)
+		if err != nil {
+			d := e.allow(ReasonPublic, nil, r)
+			d.Detail = "anonymous: " + err.Error()
+			return d
+		}
+		return e.allow(ReasonPublic, id, r)
+	}
+	// 4. No token on a protected rule.
+	if !found {
+		d := e.deny(ReasonNoToken, "")
+		d.Detail = "no token in " + e.describeSources()
+		return d
+	}
+	// 5. and 7. Token refused, or keys never loaded.
+	id, err := e.verifier.Verify(ctx, raw)
+	if err != nil {
+		var te *token.Error
+		reason := fromToken(token.ReasonOf(err))
+		d := e.deny(reason, "")
+		d.Detail = err.Error()
+		if errors.As(err, &te) {
+			d.Detail, d.Hint = te.Detail, te.Hint
+		}
+		return d
+	}
+	// 6. Requirements.
+	out := rule.Check(&rules.Principal{Roles: id.Roles, Scopes: id.Scopes, Claims: id.Claims})
+	switch out.Verdict {
+	case rules.VerdictOK:
+		return e.allow(ReasonOK, id, r)
+	case rules.VerdictInsufficientScope:
+		d := e.deny(ReasonInsufficientScope, strings.Join(out.MissingScopes, " "))
+		d.Identity, d.Missing = id, out.Missing
+		d.Detail = "missing " + strings.Join(out.Missing, ", ")
+		return d
+	default:
+		d := e.deny(ReasonForbidden, "")
+		d.Identity, d.Missing = id, out.Missing
+		d.Detail = "missing " + strings.Join(out.Missing, ", ")
+		return d
+	}
+}
+
+func (e *Engine) describeSources() string {
+	parts := make([]string, 0, len(e.sources))
+	for _, s := range e.sources {
+		if s.Cookie != "" {
+			parts = append(parts, "cookie "+s.Cookie)
+		} else {
+			parts = append(parts, "header "+s.Header)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// findToken returns the token from the first configured source present in the headers.
+func (e *Engine) findToken(h map[string]string) (string, bool) {
+	for _, s := range e.sources {
+		if s.Cookie != "" {
+			if v, ok := cookieValue(h["cookie"], s.Cookie); ok {
+				return v, true
+			}
+			continue
+		}
+		v, ok := h[s.Header]
+		if !ok {
+			continue
+		}
+		if s.Prefix != "" {
+			if len(v) < len(s.Prefix) || !strings.EqualFold(v[:len(s.Prefix)], s.Prefix) {
+				continue
+			}
+			v = v[len(s.Prefix):]
+		}
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		return v, true
+	}
+	return "", false
+}
+
+// cookieValue finds a cookie in a Cookie header (several headers arrive joined by commas or
+// semicolons).
+func cookieValue(header, name string) (string, bool) {
+	for header != "" {
+		var part string
+		i := strings.IndexAny(header, ";,")
+		if i < 0 {
+			part, header = header, ""
+		} else {
+			part, header = header[:i], header[i+1:]
+		}
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if ok && k == name && v != "" {
+			return strings.Trim(v, `"`), true
+		}
+	}
+	return "", false
+}
+
+func (e *Engine) deny(reason Reason, scope string) *Decision {
+	a := answers[reason]
+	d := &Decision{Status: a.status, Reason: reason}
+	d.Body = denyBody(a.code, a.description)
+	d.Set = append(d.Set, Header{"content-type", "application/json"})
+	switch {
+	case reason == ReasonNoToken:
+		d.Set = append(d.Set, Header{"www-authenticate", `Bearer realm="portcullis"`})
+	case a.status == 401:
+		d.Set = append(d.Set, Header{"www-authenticate", `Bearer realm="portcullis", error="invalid_token", error_description="` + a.description + `"`})
+	case reason == ReasonInsufficientScope:
+		v := `Bearer realm="portcullis", error="insufficient_scope", error_description="` + a.description + `"`
+		if scope != "" {
+			v += `, scope="` + scope + `"`
+		}
+		d.Set = append(d.Set, Header{"www-authenticate", v})
+	}
+	return d
+}
+
+// denyBody renders {"error": ..., "error_description": ...}; both are fixed strings of the
+// answers table, so no escaping of user data is ever needed.
+func denyBody(code, description string) []byte {
+	return []byte(`{"error":` + strconv.Quote(code) + `,"error_description":` + strconv.Quote(description) + `}`)
+}
+
+// allow builds an allow with the identity headers set and every other identity header removed.
+func (e *Engine) allow(reason Reason, id *token.Identity, r *Request) *Decision {
+	d := &Decision{Allow: true, Status: 200, Reason: reason, Identity: id}
+	if id == nil {
+		d.Remove = e.removeAll
+		if !e.forwardToken {
+			d.Remove = slices.Clone(e.removeAll) // stripToken appends; never to the shared slice
+		}
+	} else {
+		d.Set = make([]Header, 0, len(e.identity))
+		for _, h := range e.identity {
+			if v, ok := identityValue(id, h.claim); ok {
+				d.Set = append(d.Set, Header{h.name, v})
+			} else {
+				d.Remove = append(d.Remove, h.name)
+			}
+		}
+	}
+	if !e.forwardToken {
+		e.stripToken(d, r.Headers)
+	}
+	return d
+}
+
+// stripToken removes every configured token carrier from the upstream request.
+func (e *Engine) stripToken(d *Decision, h map[string]string) {
+	var cookies []string
+	for _, s := range e.sources {
+		if s.Header != "" {
+			if _, ok := h[s.Header]; ok {
+				d.Remove = append(d.Remove, s.Header)
+			}
+		} else {
+			cookies = append(cookies, s.Cookie)
+		}
+	}
+	if len(cookies) == 0 || h["cookie"] == "" {
+		return
+	}
+	var kept []string
+	for _, part := range strings.FieldsFunc(h["cookie"], func(r rune) bool { return r == ';' || r == ',' }) {
+		part = strings.TrimSpace(part)
+		name, _, _ := strings.Cut(part, "=")
+		drop := false
+		for _, c := range cookies {
+			drop = drop || name == c
+		}
+		if !drop && part != "" {
+			kept = append(kept, part)
+		}
+	}
+	if len(kept) == 0 {
+		d.Remove = append(d.Remove, "cookie")
+	} else {
+		d.Set = append(d.Set, Header{"cookie", strings.Join(kept, "; ")})
+	}
+}
+
+// maxHeaderValue bounds an identity header; a larger claim is left out rather than truncated.
+const maxHeaderValue = 4096
+
+// identityValue renders a claim as a header value. Lists become comma-separated; objects and
+// values with control characters are left out (and so removed upstream).
+func identityValue(id *token.Identity, claim string) (string, bool) {
+	var v string
+	switch claim {
+	case "roles":
+		if len(id.Roles) == 0 {
+			return "", false
+		}
+		v = strings.Join(id.Roles, ",")
+	case "scopes":
+		if len(id.Scopes) == 0 {
+			return "", false
+		}
+		v = strings.Join(id.Scopes, ",")
+	case "sub":
+		v = id.Subject
+	case "iss":
+		v = id.Issuer
+	default:
+		c, ok := token.Lookup(id.Claims, claim)
+		if !ok {
+			return "", false
+		}
+		if v, ok = scalarString(c); !ok {
+			list, isList := c.([]any)
+			if !isList {
+				return "", false
+			}
+			parts := make([]string, 0, len(list))
+			for _, x := range list {
+				s, ok := scalarString(x)
+				if !ok {
+					return "", false
+				}
+				parts = append(parts, s)
+			}
+			v = strings.Join(parts, ",")
+		}
+	}
+	if v == "" || len(v) > maxHeaderValue || !safeHeaderValue(v) {
+		return "", false
+	}
+	return v, true
+}
+
+func scalarString(c any) (string, bool) {
+	switch c := c.(type) {
+	case string:
+		return c, true
+	case bool:
+		return strconv.FormatBool(c), true
+	case float64:
+		return strconv.FormatFloat(c, 'f', -1, 64), true
+	}
+	return "", false
+}
+
+func safeHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,78 @@
+package authz
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Fronts, the `front` label values.
+const (
+	FrontGRPC = "grpc"
+	FrontHTTP = "http"
+)
+
+// Metrics are the decision series of DESIGN.md, registered on a caller-given registry.
+type Metrics struct {
+	duration   *prometheus.HistogramVec
+	decisions  *prometheus.CounterVec
+	dryRun     *prometheus.CounterVec
+	tokenCache *prometheus.CounterVec
+	cacheHit   prometheus.Counter
+	cacheMiss  prometheus.Counter
+}
+
+// NewMetrics creates and registers the decision metrics.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "portcullis_check_duration_seconds",
+			Help:    "Time to decide one authorization check, by front and decision.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"front", "decision"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_decisions_total",
+			Help: "Authorization decisions served, by front, decision and reason.",
+		}, []string{"front", "decision", "reason"}),
+		dryRun: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_dry_run_decisions_total",
+			Help: "Decisions of dry-run rules as they would have been (the request was allowed), by rule, decision and reason.",
+		}, []string{"rule", "decision", "reason"}),
+		tokenCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_token_cache_lookups_total",
+			Help: "Verified-token cache lookups, by result (hit, miss).",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(m.duration, m.decisions, m.dryRun, m.tokenCache)
+	m.cacheHit = m.tokenCache.WithLabelValues("hit")
+	m.cacheMiss = m.tokenCache.WithLabelValues("miss")
+	for _, front := range []string{FrontGRPC, FrontHTTP} {
+		for _, dec := range []string{"allow", "deny"} {
+			m.duration.WithLabelValues(front, dec)
+		}
+	}
+	return m
+}
+
+// TokenCacheLookup counts one verified-token cache lookup.
+func (m *Metrics) TokenCacheLookup(hit bool) {
+	if hit {
+		m.cacheHit.Inc()
+	} else {
+		m.cacheMiss.Inc()
+	}
+}
+
+func (m *Metrics) observe(front string, d *Decision, seconds float64) {
+	decision := "deny"
+	if d.Allow {
+		decision = "allow"
+	}
+	m.duration.WithLabelValues(front, decision).Observe(seconds)
+	m.decisions.WithLabelValues(front, decision, string(d.Reason)).Inc()
+	if d.DryRun {
+		would := "deny"
+		if d.WouldAllow {
+			would = "allow"
+		}
+		m.dryRun.WithLabelValues(d.Rule, would, string(d.Reason)).Inc()
+	}
+}

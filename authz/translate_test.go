@@ -1,0 +1,174 @@
+package authz
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/genproto/googleapis/rpc/code"
+
+	"github.com/portcullis-authz/portcullis/token"
+)
+
+func TestRequestFromCheck(t *testing.T) {
+	cases := []struct {
+		name string
+		http *authv3.AttributeContext_HttpRequest
+		ext  map[string]string
+		want Request
+	}{
+		{
+			name: "headers map",
+			http: &authv3.AttributeContext_HttpRequest{Method: "GET", Host: "api.example.com", Path: "/a?b=1", Headers: map[string]string{"authorization": "Bearer x"}},
+			want: Request{Method: "GET", Host: "api.example.com", Path: "/a?b=1", Headers: map[string]string{"authorization": "Bearer x"}},
+		},
+		{
+			name: "raw header_map, repeated headers joined, keys lower-cased",
+			http: &authv3.AttributeContext_HttpRequest{Method: "POST", Path: "/p", HeaderMap: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+				{Key: ":authority", RawValue: []byte("h.example.com")}, {Key: "X-A", RawValue: []byte("1")}, {Key: "x-a", RawValue: []byte("2")},
+			}}},
+			want: Request{Method: "POST", Host: "h.example.com", Path: "/p", Headers: map[string]string{":authority": "h.example.com", "x-a": "1,2"}},
+		},
+		{
+			name: "host from the host header, rule from the context extension",
+			http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/", Headers: map[string]string{"host": "h:8080"}},
+			ext:  map[string]string{"portcullis-rule": "docs"},
+			want: Request{Method: "GET", Host: "h:8080", Path: "/", Headers: map[string]string{"host": "h:8080"}, RuleName: "docs"},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := RequestFromCheck(&authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+				Request: &authv3.AttributeContext_Request{Http: c.http}, ContextExtensions: c.ext}})
+			if fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("\n got %+v\nwant %+v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestCheckResponseDeny(t *testing.T) {
+	e := NewEngine(Options{})
+	for _, c := range []struct {
+		reason Reason
+		status int
+		code   code.Code
+	}{
+		{ReasonNoToken, 401, code.Code_UNAUTHENTICATED},
+		{ReasonExpired, 401, code.Code_UNAUTHENTICATED},
+		{ReasonForbidden, 403, code.Code_PERMISSION_DENIED},
+		{ReasonNoRule, 403, code.Code_PERMISSION_DENIED},
+		{ReasonBadRequest, 400, code.Code_INVALID_ARGUMENT},
+		{ReasonUnavailable, 503, code.Code_UNAVAILABLE},
+	} {
+		resp := CheckResponse(e.deny(c.reason, ""))
+		den := resp.GetDeniedResponse()
+		if code.Code(resp.GetStatus().GetCode()) != c.code || int(den.GetStatus().GetCode()) != c.status {
+			t.Errorf("%s: code %v status %d", c.reason, resp.GetStatus().GetCode(), den.GetStatus().GetCode())
+		}
+		if resp.GetStatus().GetMessage() != string(c.reason) {
+			t.Errorf("%s: message %q", c.reason, resp.GetStatus().GetMessage())
+		}
+		for _, h := range den.GetHeaders() {
+			if h.GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD {
+				t.Errorf("%s: header %s appends", c.reason, h.GetHeader().GetKey())
+			}
+		}
+	}
+	if got := string(e.deny(ReasonUnavailable, "").Body); got != `{"error":"temporarily_unavailable","error_description":"the identity provider's keys are not available yet"}` {
+		t.Errorf("503 body = %s", got)
+	}
+}
+
+func TestEveryReasonHasAnAnswer(t *testing.T) {
+	for _, r := range Reasons() {
+		a, ok := answers[r]
+		if !ok {
+			t.Errorf("%s has no answer", r)
+		}
+		if (a.status == 200) != (r == ReasonOK || r == ReasonPublic) {
+			t.Errorf("%s answers %d", r, a.status)
+		}
+	}
+	if len(answers) != len(Reasons()) {
+		t.Errorf("answers has %d entries, Reasons %d", len(answers), len(Reasons()))
+	}
+}
+
+func TestFindToken(t *testing.T) {
+	e := NewEngine(Options{Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Cookie: "access_token"}}})
+	cases := []struct {
+		headers map[string]string
+		want    string
+		found   bool
+	}{
+		{map[string]string{"authorization": "Bearer abc"}, "abc", true},
+		{map[string]string{"authorization": "BEARER  abc "}, "abc", true},
+		{map[string]string{"authorization": "Basic abc"}, "", false},
+		{map[string]string{"authorization": "Bearer "}, "", false},
+		{map[string]string{"authorization": "Basic x", "cookie": "a=1; access_token=tok; b=2"}, "tok", true},
+		{map[string]string{"cookie": "xaccess_token=no"}, "", false},
+		{map[string]string{"cookie": `access_token="quoted"`}, "quoted", true},
+		{map[string]string{"authorization": "Bearer first", "cookie": "access_token=second"}, "first", true},
+	}
+	for _, c := range cases {
+		got, found := e.findToken(c.headers)
+		if got != c.want || found != c.found {
+			t.Errorf("%v: got %q %v, want %q %v", c.headers, got, found, c.want, c.found)
+		}
+	}
+}
+
+func TestIdentityHeadersAndTokenStripping(t *testing.T) {
+	e := NewEngine(Options{
+		Sources:         []TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Cookie: "access_token"}},
+		IdentityHeaders: map[string]string{"x-user-id": "sub", "x-user-roles": "roles", "x-user-email": "email", "x-groups": "groups", "x-level": "profile.level", "x-evil": "evil"},
+		ForwardToken:    false,
+	})
+	id := &token.Identity{Subject: "u1", Roles: []string{"a", "b"}, Claims: map[string]any{
+		"groups": []any{"g1", "g2"}, "profile": map[string]any{"level": 3.0}, "evil": "x\r\nx-admin: 1",
+	}}
+	d := e.allow(ReasonOK, id, &Request{Headers: map[string]string{"authorization": "Bearer t", "cookie": "a=1; access_token=t"}})
+	if got := fmt.Sprint(d.Set); got != "[{x-groups g1,g2} {x-level 3} {x-user-id u1} {x-user-roles a,b} {cookie a=1}]" {
+		t.Errorf("set = %s", got)
+	}
+	if got := fmt.Sprint(d.Remove); got != "[x-evil x-user-email authorization]" {
+		t.Errorf("remove = %s", got)
+	}
+	anon := e.allow(ReasonPublic, nil, &Request{Headers: map[string]string{"cookie": "access_token=t"}})
+	if got := fmt.Sprint(anon.Remove); got != "[x-evil x-groups x-level x-user-email x-user-id x-user-roles cookie]" {
+		t.Errorf("anonymous remove = %s", got)
+	}
+	if got := fmt.Sprint(e.removeAll); got != "[x-evil x-groups x-level x-user-email x-user-id x-user-roles]" {
+		t.Errorf("shared remove list was modified: %s", got)
+	}
+}
+
+func TestRequestFromHTTP(t *testing.T) {
+	cases := []struct {
+		name    string
+		target  string
+		headers map[string]string
+		method  string
+		want    string // method host path
+	}{
+		{"traefik/caddy", "/auth", map[string]string{"X-Forwarded-Method": "post", "X-Forwarded-Host": "api.example.com", "X-Forwarded-Uri": "/api/orders/1?x=1"}, "GET", "POST api.example.com /api/orders/1?x=1"},
+		{"nginx", "/auth", map[string]string{"X-Original-URI": "/api/a", "X-Original-Method": "DELETE"}, "GET", "DELETE portcullis.local /api/a"},
+		{"envoy http_service: the request line", "/api/orders/1?q", nil, "PUT", "PUT portcullis.local /api/orders/1?q"},
+		{"proxy chain: the first value", "/", map[string]string{"X-Forwarded-Host": "a.example.com, b.example.com"}, "GET", "GET a.example.com /"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest(c.method, "http://portcullis.local"+c.target, nil)
+			for k, v := range c.headers {
+				r.Header.Set(k, v)
+			}
+			got := RequestFromHTTP(r)
+			if s := got.Method + " " + got.Host + " " + got.Path; s != c.want {
+				t.Errorf("got %q, want %q", s, c.want)
+			}
+		})
+	}
+}
