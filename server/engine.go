@@ -1,0 +1,54 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/portcullis-authz/portcullis/authz"
+	"github.com/portcullis-authz/portcullis/config"
+	"github.com/portcullis-authz/portcullis/jwks"
+	"github.com/portcullis-authz/portcullis/token"
+)
+
+// newEngine assembles the decision engine for a loaded configuration and its issuers' caches
+// (in issuer order).
+func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics, log *slog.Logger) (*authz.Engine, error) {
+	issuers := make([]token.IssuerConfig, len(cfg.Issuers))
+	for i, is := range cfg.Issuers {
+		issuers[i] = token.IssuerConfig{
+			Issuer:            is.Issuer,
+			Keys:              caches[i],
+			Audiences:         is.Audiences,
+			AuthorizedParties: is.AuthorizedParties,
+			Algorithms:        is.Algorithms,
+			Leeway:            is.Leeway,
+			RolesClaims:       is.RolesClaims,
+			TokenTypes:        is.TokenTypes,
+		}
+	}
+	var lookups func(bool)
+	if m != nil {
+		lookups = m.TokenCacheLookup
+	}
+	v, err := token.NewVerifier(token.Options{
+		Issuers:      issuers,
+		MaxBytes:     cfg.Tokens.MaxBytes,
+		CacheSize:    cfg.Cache.TokenCacheSize(),
+		CacheLookups: lookups,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	sources := make([]authz.TokenSource, len(cfg.Tokens.Sources))
+	for i, s := range cfg.Tokens.Sources {
+		sources[i] = authz.TokenSource{Header: s.Header, Prefix: s.Prefix, Cookie: s.Cookie}
+	}
+	return authz.NewEngine(authz.Options{
+		Rules:           cfg.Rules,
+		Verifier:        v,
+		Sources:         sources,
+		IdentityHeaders: cfg.IdentityHeaders,
+		ForwardToken:    cfg.ForwardsToken(),
+		Logger:          log,
+	}), nil
+}

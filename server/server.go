@@ -1,0 +1,363 @@
+// Package server assembles Portcullis: it loads the configuration, runs one key-set cache per
+// issuer, builds the decision engine, serves the gRPC ext_authz, HTTP forward-auth and admin
+// listeners, and swaps the engine atomically when the configuration is reloaded.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/portcullis-authz/portcullis/authz"
+	"github.com/portcullis-authz/portcullis/config"
+	"github.com/portcullis-authz/portcullis/jwks"
+)
+
+// Options configure a Server.
+type Options struct {
+	// ConfigPath is the configuration file, read at start and on every reload.
+	ConfigPath string
+	Logger     *slog.Logger
+	// Registry receives every metric; nil = a new registry with the Go and process collectors.
+	Registry *prometheus.Registry
+	// ShutdownGrace bounds how long in-flight checks may take to finish on shutdown.
+	ShutdownGrace time.Duration
+	// Reflection registers gRPC server reflection (for grpcurl); `portcullis dev` turns it on.
+	Reflection bool
+}
+
+// Server runs the listeners of one Portcullis process.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	metrics  *authz.Metrics
+	reloads  *prometheus.CounterVec
+	keys     *keySets
+	authz    *authz.Authorizer
+	cfg      *config.Loaded // the configuration serving; guarded by mu
+	mu       sync.Mutex
+	ctx      context.Context
+	cancel   context.CancelFunc
+	grpc     *grpc.Server
+	health   *health.Server
+	http     *http.Server
+	admin    *http.Server
+	addrs    map[string]net.Addr
+	listenMu sync.Mutex
+}
+
+// New loads and validates the configuration and builds the server; it does not listen yet.
+func New(opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ShutdownGrace == 0 {
+		opts.ShutdownGrace = 15 * time.Second
+	}
+	cfg, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	s := &Server{opts: opts, log: opts.Logger, reg: reg, addrs: map[string]net.Addr{}}
+	s.metrics = authz.NewMetrics(reg)
+	s.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_config_reloads_total",
+		Help: "Configuration reloads, by result (success, error).",
+	}, []string{"result"})
+	reg.MustRegister(s.reloads)
+	s.reloads.WithLabelValues("success")
+	s.reloads.WithLabelValues("error")
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.keys = newKeySets(s.ctx, jwks.NewMetrics(reg), s.log)
+	engine, commit, err := s.prepare(cfg)
+	if err != nil {
+		s.cancel()
+		return nil, err
+	}
+	commit()
+	s.cfg = cfg
+	s.authz = authz.NewAuthorizer(engine, s.metrics, s.log)
+	for _, w := range cfg.Warnings {
+		s.log.Warn("configuration warning", "warning", w)
+	}
+	return s, nil
+}
+
+// prepare builds an engine for cfg without disturbing the one serving.
+func (s *Server) prepare(cfg *config.Loaded) (*authz.Engine, func(), error) {
+	caches, commit, err := s.keys.build(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	engine, err := newEngine(cfg, caches, s.metrics, s.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return engine, commit, nil
+}
+
+// Reload reads the configuration file again. A configuration that does not validate is
+// refused: the old one keeps serving, and the error is returned, logged and counted.
+func (s *Server) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.reload()
+	if err != nil {
+		s.reloads.WithLabelValues("error").Inc()
+		s.log.Error("configuration reload refused; the previous configuration keeps serving", "error", err)
+		return err
+	}
+	s.reloads.WithLabelValues("success").Inc()
+	s.log.Info("configuration reloaded", "rules", s.cfg.Rules.Len(), "issuers", len(s.cfg.Issuers))
+	return nil
+}
+
+func (s *Server) reload() error {
+	cfg, err := config.Load(s.opts.ConfigPath)
+	if err != nil {
+		return err
+	}
+	if cfg.Server != s.cfg.Server {
+		return errors.New("server: listen addresses and TLS settings cannot change on reload; restart Portcullis")
+	}
+	engine, commit, err := s.prepare(cfg)
+	if err != nil {
+		return err
+	}
+	commit()
+	s.authz.Swap(engine)
+	s.cfg = cfg
+	for _, w := range cfg.Warnings {
+		s.log.Warn("configuration warning", "warning", w)
+	}
+	return nil
+}
+
+// Registry returns the metrics registry.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// Authorizer returns the authorizer every front uses.
+func (s *Server) Authorizer() *authz.Authorizer { return s.authz }
+
+// Addr returns the bound address of a listener ("grpc", "http", "admin") once Run listens.
+func (s *Server) Addr(name string) net.Addr {
+	s.listenMu.Lock()
+	defer s.listenMu.Unlock()
+	return s.addrs[name]
+}
+
+// Ready reports whether every issuer has a usable key set.
+func (s *Server) Ready() (bool, []string) { return s.keys.ready() }
+
+// Listen opens every configured listener. Run serves on them.
+func (s *Server) Listen() error {
+	s.mu.Lock()
+	sc := s.cfg.Server
+	s.mu.Unlock()
+	tlsCfg, err := serverTLS(sc.TLS)
+	if err != nil {
+		return err
+	}
+	listen := func(name, addr string) (net.Listener, error) {
+		if addr == "" {
+			return nil, nil
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("server: %s listener: %w", name, err)
+		}
+		s.listenMu.Lock()
+		s.addrs[name] = l.Addr()
+		s.listenMu.Unlock()
+		return l, nil
+	}
+	gl, err := listen("grpc", sc.GRPCAddr)
+	if err != nil {
+		return err
+	}
+	hl, err := listen("http", sc.HTTPAddr)
+	if err != nil {
+		gl.Close()
+		return err
+	}
+	al, err := listen("admin", sc.AdminAddr)
+	if err != nil {
+		gl.Close()
+		if hl != nil {
+			hl.Close()
+		}
+		return err
+	}
+	var gopts []grpc.ServerOption
+	if tlsCfg != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
+	s.grpc = grpc.NewServer(gopts...)
+	authv3.RegisterAuthorizationServer(s.grpc, authz.NewGRPCService(s.authz))
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	if s.opts.Reflection {
+		reflection.Register(s.grpc)
+	}
+	s.serveLater(func() error { return s.grpc.Serve(gl) })
+	if hl != nil {
+		s.http = &http.Server{Handler: authz.NewHTTPHandler(s.authz), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+		s.serveLater(func() error {
+			if tlsCfg != nil {
+				return s.http.ServeTLS(hl, "", "")
+			}
+			return s.http.Serve(hl)
+		})
+	}
+	if al != nil {
+		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		s.serveLater(func() error { return s.admin.Serve(al) })
+	}
+	return nil
+}
+
+// serveErrs collects the first failure of a listener.
+func (s *Server) serveLater(serve func() error) {
+	go func() {
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
+			s.log.Error("listener stopped", "error", err)
+			s.cancel()
+		}
+	}()
+}
+
+// Run serves until ctx is done (or a listener fails), then shuts down gracefully: in-flight
+// checks finish, within ShutdownGrace.
+func (s *Server) Run(ctx context.Context) error {
+	if s.grpc == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	s.log.Info("portcullis serving", "grpc", addrString(s.Addr("grpc")), "http", addrString(s.Addr("http")), "admin", addrString(s.Addr("admin")))
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	s.updateHealth()
+	for {
+		select {
+		case <-ctx.Done():
+			return s.shutdown()
+		case <-s.ctx.Done():
+			_ = s.shutdown()
+			return errors.New("server: a listener failed; see the log")
+		case <-tick.C:
+			s.updateHealth()
+		}
+	}
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "off"
+	}
+	return a.String()
+}
+
+func (s *Server) updateHealth() {
+	status := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok, _ := s.Ready(); ok {
+		status = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", status)
+	s.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, status)
+}
+
+func (s *Server) shutdown() error {
+	s.log.Info("shutting down; in-flight checks finish first")
+	s.health.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownGrace)
+	defer cancel()
+	stopped := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(stopped) }()
+	var errs []error
+	for _, h := range []*http.Server{s.http, s.admin} {
+		if h != nil {
+			if err := h.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.grpc.Stop()
+		errs = append(errs, errors.New("server: shutdown grace period over; remaining checks cut off"))
+	}
+	s.keys.stop()
+	s.cancel()
+	return errors.Join(errs...)
+}
+
+func (s *Server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		ok, missing := s.Ready()
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, "not ready: no usable keys yet for %s\n", strings.Join(missing, ", "))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+// serverTLS builds the listeners' TLS configuration; nil when TLS is off.
+func serverTLS(t config.TLS) (*tls.Config, error) {
+	if !t.Enabled() {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("server.tls: %w", err)
+	}
+	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("server.tls.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("server.tls.client_ca_file: %s holds no PEM certificate", t.ClientCAFile)
+		}
+		c.ClientCAs, c.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return c, nil
+}
