@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portcullis-authz/portcullis/authz"
+	"github.com/portcullis-authz/portcullis/config"
+	"github.com/portcullis-authz/portcullis/server"
+)
+
+type checkFlags struct {
+	config  string
+	token   string
+	method  string
+	host    string
+	path    string
+	headers []string
+	json    bool
+	wait    time.Duration
+}
+
+func newCheckCmd(g *globals) *cobra.Command {
+	f := &checkFlags{}
+	cmd := &cobra.Command{
+		Use:   "check --config FILE --token T [--method GET] [--host H] --path P [--header K=V]... [--json]",
+		Short: "Evaluate one request with the real engine and explain the decision",
+		Long: `Evaluate one request as serve would (the issuers' keys are fetched for real) and explain:
+the decision, the HTTP status, the matched rule, the reason, the identity headers, and for a
+refused token the precise cause with a hint.
+T may be a token, @file, or - for standard input. Exit 0 allow, 1 deny, 2 error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runCheck(cmd.Context(), g, f)
+		},
+	}
+	configFlag(cmd, &f.config)
+	cmd.Flags().StringVar(&f.token, "token", "", "the bearer token: the token itself, @file, or - for stdin")
+	cmd.Flags().StringVar(&f.method, "method", "GET", "request method")
+	cmd.Flags().StringVar(&f.host, "host", "", "request host (:authority)")
+	cmd.Flags().StringVar(&f.path, "path", "", "request path, as sent (query allowed)")
+	cmd.Flags().StringArrayVar(&f.headers, "header", nil, "extra request header K=V (repeatable)")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
+	cmd.Flags().DurationVar(&f.wait, "wait", 10*time.Second, "how long to wait for the issuers' keys")
+	_ = cmd.MarkFlagRequired("path")
+	return cmd
+}
+
+// checkResult is the JSON form of a check.
+type checkResult struct {
+	Decision string            `json:"decision"`
+	Status   int               `json:"status"`
+	Reason   string            `json:"reason"`
+	Rule     string            `json:"rule,omitempty"`
+	DryRun   bool              `json:"dry_run,omitempty"`
+	Detail   string            `json:"detail,omitempty"`
+	Hint     string            `json:"hint,omitempty"`
+	Missing  []string          `json:"missing,omitempty"`
+	Subject  string            `json:"sub,omitempty"`
+	Issuer   string            `json:"issuer,omitempty"`
+	Roles    []string          `json:"roles,omitempty"`
+	Headers  map[string]string `json:"headers,omitempty"`
+	Remove   []string          `json:"remove,omitempty"`
+}
+
+func runCheck(ctx context.Context, g *globals, f *checkFlags) error {
+	if err := requireConfig(f.config); err != nil {
+		return err
+	}
+	cfg, err := config.Load(f.config)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	tok, err := readToken(f.token, g.stdin)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	req := authz.Request{Method: strings.ToUpper(f.method), Host: f.host, Path: f.path, Headers: map[string]string{}}
+	for _, h := range f.headers {
+		k, v, ok := strings.Cut(h, "=")
+		if !ok || k == "" {
+			return &exitError{2, fmt.Errorf("--header %q: write it as Name=value", h)}
+		}
+		req.Headers[strings.ToLower(k)] = v
+	}
+	if f.host != "" {
+		req.Headers["host"] = f.host
+	}
+	if tok != "" {
+		src := cfg.Tokens.Sources[0]
+		if src.Cookie != "" {
+			req.Headers["cookie"] = src.Cookie + "=" + tok
+		} else {
+			req.Headers[src.Header] = src.Prefix + tok
+		}
+	}
+	log, err := g.logger()
+	if err != nil {
+		return err
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	wctx, cancel := context.WithTimeout(ctx, f.wait)
+	defer cancel()
+	engine, stop, err := server.OneShot(wctx, cfg, log)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	defer stop()
+	d := engine.Decide(ctx, &req)
+	res := resultOf(d)
+	if f.json {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return &exitError{2, err}
+		}
+	} else {
+		printResult(g.stdout, res)
+	}
+	if !d.Allow {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+func readToken(t string, stdin io.Reader) (string, error) {
+	switch {
+	case t == "-":
+		b, err := io.ReadAll(io.LimitReader(stdin, 1<<20))
+		if err != nil {
+			return "", fmt.Errorf("--token -: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	case strings.HasPrefix(t, "@"):
+		b, err := os.ReadFile(t[1:])
+		if err != nil {
+			return "", fmt.Errorf("--token: %w", errors.Unwrap(err))
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return strings.TrimSpace(t), nil
+}
+
+func resultOf(d *authz.Decision) checkResult {
+	r := checkResult{Decision: "deny", Status: d.Status, Reason: string(d.Reason), Rule: d.Rule, DryRun: d.DryRun,
+		Detail: d.Detail, Hint: d.Hint, Missing: d.Missing, Remove: d.Remove}
+	if d.Allow {
+		r.Decision = "allow"
+	}
+	if id := d.Identity; id != nil {
+		r.Subject, r.Issuer, r.Roles = id.Subject, id.Issuer, id.Roles
+	}
+	if d.Allow && len(d.Set) > 0 {
+		r.Headers = map[string]string{}
+		for _, h := range d.Set {
+			r.Headers[h.Name] = h.Value
+		}
+	}
+	return r
+}
+
+func printResult(w io.Writer, r checkResult) {
+	line := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(w, "%-10s %s\n", k+":", v)
+		}
+	}
+	dec := fmt.Sprintf("%s (HTTP %d)", strings.ToUpper(r.Decision), r.Status)
+	if r.DryRun {
+		dec += " — rule is in dry-run mode"
+	}
+	line("decision", dec)
+	line("reason", r.Reason)
+	rule := r.Rule
+	if rule == "" {
+		rule = "(none matched)"
+	}
+	line("rule", rule)
+	line("detail", r.Detail)
+	line("hint", r.Hint)
+	line("sub", r.Subject)
+	line("issuer", r.Issuer)
+	if len(r.Roles) > 0 {
+		line("roles", strings.Join(r.Roles, ", "))
+	}
+	if len(r.Headers) > 0 {
+		fmt.Fprintln(w, "headers:")
+		for _, k := range slices.Sorted(maps.Keys(r.Headers)) {
+			fmt.Fprintf(w, "  %s: %s\n", k, r.Headers[k])
+		}
+	}
+	if len(r.Remove) > 0 {
+		line("removed", strings.Join(r.Remove, ", "))
+	}
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+
+	"github.com/portcullis-authz/portcullis/internal/devidp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+const checkIssuer = "https://sso.example.com/realms/demo"
+
+const checkConfig = `
+issuers:
+  - issuer: "https://sso.example.com/realms/demo"
+    jwks_file: keys.json
+    audiences: [orders-api]
+rules:
+  - name: health
+    match: { paths: ["/healthz"], methods: [GET] }
+    public: true
+  - name: admin
+    match: { paths: ["/api/admin/**"] }
+    require: { any_roles: [admin] }
+  - name: api
+    match: { paths: ["/api/**"] }
+`
+
+// checkEnv is a configuration with static keys (no network) and an issuer that mints for it.
+func checkEnv(t *testing.T) (string, *devidp.IdP) {
+	t.Helper()
+	idp, err := devidp.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idp.SetIssuer(checkIssuer)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "keys.json"), idp.JWKS(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "portcullis.yaml")
+	if err := os.WriteFile(path, []byte(checkConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, idp
+}
+
+// TestCheckGolden runs `portcullis check` on the common misconfigurations and compares the
+// explanation with testdata/check/NAME.golden (go test -run TestCheckGolden -update rewrites them).
+func TestCheckGolden(t *testing.T) {
+	path, idp := checkEnv(t)
+	mint := func(claims devidp.Claims, ttl time.Duration) string {
+		base := devidp.Claims{"sub": "alice-sub", "aud": "orders-api", "typ": "Bearer", "preferred_username": "alice",
+			"email": "alice@example.com", "realm_access": map[string]any{"roles": []string{"user"}}}
+		for k, v := range claims {
+			base[k] = v
+		}
+		tok, err := idp.Mint(jwa.RS256, base, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	good := mint(nil, time.Hour)
+	cases := []struct {
+		name  string
+		args  []string
+		stdin string
+		exit  int
+	}{
+		{name: "allow", args: []string{"--path", "/api/orders/1", "--token", good}, exit: 0},
+		{name: "allow_json", args: []string{"--path", "/api/orders/1", "--token", "-", "--json"}, stdin: good + "\n", exit: 0},
+		{name: "issuer_trailing_slash", args: []string{"--path", "/api/orders/1", "--token", mint(devidp.Claims{"iss": checkIssuer + "/"}, time.Hour)}, exit: 1},
+		{name: "audience_account", args: []string{"--path", "/api/orders/1", "--token", mint(devidp.Claims{"aud": "account"}, time.Hour)}, exit: 1},
+		{name: "expired", args: []string{"--path", "/api/orders/1", "--token", mint(nil, -192*time.Second)}, exit: 1},
+		{name: "clock_skew", args: []string{"--path", "/api/orders/1", "--token", mint(devidp.Claims{"nbf": time.Now().Add(10 * time.Minute).Unix()}, time.Hour)}, exit: 1},
+		{name: "missing_role", args: []string{"--path", "/api/admin/users", "--token", good}, exit: 1},
+		{name: "no_rule", args: []string{"--method", "DELETE", "--path", "/other", "--token", good}, exit: 1},
+		{name: "no_token", args: []string{"--path", "/api/orders/1"}, exit: 1},
+		{name: "public_anonymous", args: []string{"--path", "/healthz"}, exit: 0},
+	}
+	volatile := []*regexp.Regexp{
+		regexp.MustCompile(`expired 3m1[23]s ago`),
+		regexp.MustCompile(`not valid before \S+ \(\d+m\d+s from now`),
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errs bytes.Buffer
+			args := append([]string{"check", "--config", path}, c.args...)
+			code := run(context.Background(), args, strings.NewReader(c.stdin), &out, &errs)
+			if code != c.exit {
+				t.Errorf("exit %d, want %d; stderr: %s", code, c.exit, errs.String())
+			}
+			got := out.String()
+			for _, re := range volatile {
+				got = re.ReplaceAllStringFunc(got, func(s string) string {
+					switch {
+					case strings.HasPrefix(s, "expired"):
+						return "expired 3m12s ago"
+					default:
+						return "not valid before <time> (9m59s from now"
+					}
+				})
+			}
+			golden := filepath.Join("testdata", "check", c.name+".golden")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("output differs from %s\n--- got\n%s--- want\n%s", golden, got, want)
+			}
+		})
+	}
+}
+
+func TestCheckErrors(t *testing.T) {
+	path, _ := checkEnv(t)
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no config", []string{"check", "--path", "/"}, "no configuration: pass --config FILE or set PORTCULLIS_CONFIG"},
+		{"token file missing", []string{"check", "--config", path, "--path", "/", "--token", "@/nonexistent"}, "--token: no such file or directory"},
+		{"bad header flag", []string{"check", "--config", path, "--path", "/", "--header", "novalue"}, `--header "novalue": write it as Name=value`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("PORTCULLIS_CONFIG", "")
+			var out, errs bytes.Buffer
+			if code := run(context.Background(), c.args, strings.NewReader(""), &out, &errs); code != 2 {
+				t.Errorf("exit %d, want 2", code)
+			}
+			if got := strings.TrimSpace(errs.String()); got != "portcullis: "+c.want {
+				t.Errorf("stderr = %q", got)
+			}
+		})
+	}
+}
+
+func TestValidateCommand(t *testing.T) {
+	path, _ := checkEnv(t)
+	var out, errs bytes.Buffer
+	if code := run(context.Background(), []string{"validate", "--config", path}, nil, &out, &errs); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	if got := out.String(); got != path+": valid (1 issuer(s), 3 rule(s))\n" {
+		t.Errorf("stdout = %q", got)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("issuers: []\nrules: []\nbogus: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errs.Reset()
+	if code := run(context.Background(), []string{"validate", "--config", bad}, nil, &out, &errs); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if got := errs.String(); got != "portcullis: config: bogus: unknown key (line 3); known keys here: server, issuers, tokens, identity_headers, forward_token, cache, jwks_cache_dir, rules\n" {
+		t.Errorf("stderr = %q", got)
+	}
+}
