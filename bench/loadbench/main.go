@@ -1,0 +1,224 @@
+// Command loadbench measures Portcullis under loopback gRPC load side by side with a do-nothing
+// ext_authz v3 server built from the same gRPC version, in alternating A/B rounds of one process
+// run, and prints throughput, p50 and p99 for both and their ratio. Because the machine is shared
+// and noisy, only the ratios of one run are meaningful.
+//
+//	go run ./bench/loadbench -rounds 6 -round 5s -concurrency 32 -cache 10000
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"google.golang.org/genproto/googleapis/rpc/code"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/portcullis-authz/portcullis/internal/devidp"
+	"github.com/portcullis-authz/portcullis/server"
+)
+
+// noop is the do-nothing ext_authz server: it allows everything with an empty OK response.
+type noop struct {
+	authv3.UnimplementedAuthorizationServer
+}
+
+func (noop) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return &authv3.CheckResponse{Status: &rpcstatus.Status{Code: int32(code.Code_OK)},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}}, nil
+}
+
+const benchConfig = `
+server: { grpc_addr: "127.0.0.1:0", http_addr: "", admin_addr: "" }
+issuers:
+  - issuer: https://sso.example.com/realms/bench
+    jwks_file: keys.json
+    audiences: [orders-api]
+    algorithms: [%s]
+cache: { tokens: %d }
+rules:
+  - name: health
+    match: { paths: ["/healthz"], methods: [GET] }
+    public: true
+  - name: admin
+    match: { paths: ["/api/admin/**"] }
+    require: { any_roles: [admin] }
+  - name: api
+    match: { paths: ["/api/**"] }
+    require: { any_roles: [user] }
+`
+
+type result struct {
+	calls     int64
+	errors    int64
+	elapsed   time.Duration
+	latencies []time.Duration
+}
+
+func (r *result) merge(o *result) {
+	r.calls += o.calls
+	r.errors += o.errors
+	r.elapsed += o.elapsed
+	r.latencies = append(r.latencies, o.latencies...)
+}
+
+func (r *result) rps() float64 { return float64(r.calls) / r.elapsed.Seconds() }
+
+func (r *result) pct(p float64) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	slices.Sort(r.latencies)
+	return r.latencies[int(math.Ceil(p*float64(len(r.latencies))))-1]
+}
+
+func main() {
+	rounds := flag.Int("rounds", 6, "A/B round pairs")
+	round := flag.Duration("round", 5*time.Second, "length of one round")
+	concurrency := flag.Int("concurrency", 32, "concurrent callers")
+	conns := flag.Int("conns", 4, "client connections")
+	cache := flag.Int("cache", 10000, "Portcullis cache.tokens (0 = every request verifies the signature)")
+	alg := flag.String("alg", "RS256", "token algorithm: RS256 or ES256")
+	flag.Parse()
+
+	idp, err := devidp.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	idp.SetIssuer("https://sso.example.com/realms/bench")
+	dir, err := os.MkdirTemp("", "loadbench-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	must(os.WriteFile(filepath.Join(dir, "keys.json"), idp.JWKS(), 0o600))
+	cfg := filepath.Join(dir, "portcullis.yaml")
+	must(os.WriteFile(cfg, []byte(fmt.Sprintf(benchConfig, *alg, *cache)), 0o600))
+	srv, err := server.New(server.Options{ConfigPath: cfg})
+	if err != nil {
+		log.Fatal(err)
+	}
+	must(srv.Listen())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = srv.Run(ctx) }()
+
+	nl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	ns := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(ns, noop{})
+	go func() { _ = ns.Serve(nl) }()
+	defer ns.Stop()
+
+	tok, err := idp.Mint(jwa.SignatureAlgorithm(*alg), devidp.Claims{"sub": "bench-user", "aud": "orders-api", "typ": "Bearer",
+		"preferred_username": "bench", "email": "bench@example.com", "realm_access": map[string]any{"roles": []string{"user"}}}, 24*time.Hour)
+	if err != nil {
+		log.Fatal(err)
+	}
+	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+		Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Host: "api.example.com", Path: "/api/orders/42?expand=items",
+			Headers: map[string]string{"authorization": "Bearer " + tok, "user-agent": "loadbench", "accept": "*/*", "x-request-id": "0b6e1c1a"}},
+	}}}
+
+	targets := []struct {
+		name string
+		addr string
+	}{{"portcullis", srv.Addr("grpc").String()}, {"do-nothing", nl.Addr().String()}}
+	clients := make([][]authv3.AuthorizationClient, len(targets))
+	for i, tg := range targets {
+		for c := 0; c < *conns; c++ {
+			cc, err := grpc.NewClient(tg.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				log.Fatal(err)
+			}
+			defer cc.Close()
+			clients[i] = append(clients[i], authv3.NewAuthorizationClient(cc))
+		}
+		// Warm up: connections, the token cache, the JIT-free but allocation-hungry first calls.
+		load(clients[i], req, *concurrency, time.Second)
+	}
+	if r := load(clients[0][:1], req, 1, 200*time.Millisecond); r.errors > 0 {
+		log.Fatal("portcullis answered errors or denies during warm-up; is the token valid?")
+	}
+	totals := make([]result, len(targets))
+	fmt.Printf("loadbench: %d rounds of %s per target, concurrency %d over %d connections, %s token, cache.tokens %d, GOMAXPROCS %d\n",
+		*rounds, *round, *concurrency, *conns, *alg, *cache, runtime.GOMAXPROCS(0))
+	for r := 0; r < *rounds; r++ {
+		order := []int{0, 1}
+		if r%2 == 1 {
+			order = []int{1, 0}
+		}
+		for _, i := range order {
+			res := load(clients[i], req, *concurrency, *round)
+			fmt.Printf("  round %d %-11s %9.0f req/s  p50 %-9s p99 %-9s errors %d\n", r+1, targets[i].name, res.rps(), res.pct(0.50), res.pct(0.99), res.errors)
+			totals[i].merge(&res)
+		}
+	}
+	a, b := &totals[0], &totals[1]
+	fmt.Printf("\n%-11s %12s %10s %10s\n", "target", "req/s", "p50", "p99")
+	for i := range targets {
+		fmt.Printf("%-11s %12.0f %10s %10s\n", targets[i].name, totals[i].rps(), totals[i].pct(0.5), totals[i].pct(0.99))
+	}
+	fmt.Printf("\nratio portcullis/do-nothing: throughput %.3f, p50 %.2fx, p99 %.2fx\n",
+		a.rps()/b.rps(), float64(a.pct(0.5))/float64(b.pct(0.5)), float64(a.pct(0.99))/float64(b.pct(0.99)))
+	if a.errors+b.errors > 0 {
+		fmt.Printf("errors: portcullis %d, do-nothing %d\n", a.errors, b.errors)
+		os.Exit(1)
+	}
+}
+
+// load runs concurrency callers for d and records every latency. A deny counts as an error:
+// the benchmark request is meant to be allowed.
+func load(clients []authv3.AuthorizationClient, req *authv3.CheckRequest, concurrency int, d time.Duration) result {
+	var wg sync.WaitGroup
+	var calls, errs atomic.Int64
+	lats := make([][]time.Duration, concurrency)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for w := 0; w < concurrency; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			c := clients[w%len(clients)]
+			local := make([]time.Duration, 0, 4096)
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				resp, err := c.Check(context.Background(), req)
+				local = append(local, time.Since(t0))
+				calls.Add(1)
+				if err != nil || resp.GetOkResponse() == nil {
+					errs.Add(1)
+				}
+			}
+			lats[w] = local
+		}(w)
+	}
+	wg.Wait()
+	r := result{calls: calls.Load(), errors: errs.Load(), elapsed: time.Since(start)}
+	for _, l := range lats {
+		r.latencies = append(r.latencies, l...)
+	}
+	return r
+}
+
+func must(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
