@@ -41,6 +41,7 @@ func (r RequireSpec) empty() bool {
 // Set is a compiled rule set. It is immutable and safe for concurrent use.
 type Set struct {
 	rules    []*Rule
+	index    *index
 	byName   map[string]*Rule
 	warnings []string
 }
@@ -84,14 +85,10 @@ func (s *Set) Lookup(name string) *Rule { return s.byName[name] }
 // Match returns the first rule, in file order, whose hosts, methods and paths all match; nil
 // when none does. host may carry a port and any letter case; path must come from NormalizePath.
 func (s *Set) Match(host, method, path string) *Rule {
-	h := hostOnly(host)
-	m := methodBit(method)
-	for _, r := range s.rules {
-		if r.matches(h, m, path) {
-			return r
-		}
+	if path == "" || path[0] != '/' {
+		return nil
 	}
-	return nil
+	return s.index.match(hostOnly(host), methodBit(method), path)
 }
 
 func (r *Rule) matches(host string, method uint16, path string) bool {
@@ -203,6 +200,7 @@ func Compile(specs []Spec) (*Set, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	s.index = buildIndex(s.rules)
 	s.warnings = findWarnings(s.rules)
 	return s, nil
 }
