@@ -1,0 +1,14 @@
+// Package e2e holds the end-to-end tests: a real Envoy (ext_authz over gRPC) in front of an
+// echo upstream, the real Portcullis binary built from this module, and a real Keycloak serving
+// the realm in envoy/realm-demo.json. Tokens come from Keycloak's password grant.
+//
+// The tests carry the build tag e2e and need Envoy, Keycloak and a Java 21+ runtime; the usual
+// way in is scripts/e2e.sh (or `make e2e`), which installs both into ~/.cache/portcullis and runs
+//
+//	go test -tags e2e -count=1 -v -timeout 20m ./e2e/
+//
+// Environment: PORTCULLIS_BIN (a prebuilt portcullis instead of building ./cmd/portcullis),
+// PORTCULLIS_ENVOY (envoy binary), PORTCULLIS_KEYCLOAK_HOME (unpacked Keycloak),
+// JAVA_HOME (for Keycloak), PORTCULLIS_CACHE (where the install scripts put both),
+// PORTCULLIS_E2E_KEEP=1 (keep the work directory with configs and logs).
+package e2e
