@@ -640,9 +640,12 @@ func (c *Cache) failed(trigger string, now time.Time, err error) {
 	c.mu.Unlock()
 
 	c.metrics.refreshed(trigger, err)
-	if c.Ready() {
+	switch {
+	case c.Ready():
 		c.log.Warn("jwks: refresh failed; serving the last good key set", "err", err, "trigger", trigger, "failures", failures, "retry_in", wait)
-	} else {
+	case failures == 1 && c.cacheDir != "":
+		c.log.Warn("jwks: first fetch failed; looking for a persisted key set", "err", err, "dir", c.cacheDir, "retry_in", wait)
+	default:
 		c.log.Error("jwks: no key set yet; tokens of this issuer are answered 503", "err", err, "trigger", trigger, "failures", failures, "retry_in", wait)
 	}
 }
