@@ -57,6 +57,8 @@ type Decision struct {
 	Body []byte
 	// Identity is the verified token's identity, if any.
 	Identity *token.Identity
+	// roles is Identity's roles comma-separated (for Envoy's dynamic metadata).
+	roles string
 	// Detail explains the reason precisely (never the token itself); Hint says what to change.
 	Detail, Hint string
 	// Missing lists unmet requirements on a 403.
@@ -77,6 +79,10 @@ type Options struct {
 	IdentityHeaders map[string]string // header name → claim path; "roles" and "scopes" are the merged lists
 	ForwardToken    bool
 	Logger          *slog.Logger
+	// CacheSize is the number of verified tokens remembered (cache.tokens); 0 = no cache.
+	CacheSize int
+	// CacheLookups is called on every token cache lookup (the hit/miss metric); may be nil.
+	CacheLookups func(hit bool)
 }
 
 // TokenSource is one place the bearer token may be carried.
@@ -97,11 +103,13 @@ type Engine struct {
 	log          *slog.Logger
 	// removeAll is every identity header name, for anonymous allows (shared, never mutated).
 	removeAll []string
+	cache     *tokenCache
 }
 
 // NewEngine builds an engine from its parts.
 func NewEngine(o Options) *Engine {
-	e := &Engine{rules: o.Rules, verifier: o.Verifier, sources: o.Sources, forwardToken: o.ForwardToken, log: o.Logger}
+	e := &Engine{rules: o.Rules, verifier: o.Verifier, sources: o.Sources, forwardToken: o.ForwardToken, log: o.Logger,
+		cache: newTokenCache(o.CacheSize, o.CacheLookups)}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -146,9 +154,13 @@ func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 		d.DryRun, d.WouldAllow = true, d.Allow
 		if !d.Allow {
 			// Serve an allow, with the identity the token proved if any.
-			reason, detail, hint, missing := d.Reason, d.Detail, d.Hint, d.Missing
-			*d = *e.allow(reason, d.Identity, r)
-			d.Rule, d.DryRun, d.Detail, d.Hint, d.Missing = rule.Name(), true, detail, hint, missing
+			reason, detail, hint, missing, id := d.Reason, d.Detail, d.Hint, d.Missing, d.Identity
+			var ci *identity
+			if id != nil {
+				ci = e.render(id)
+			}
+			*d = *e.allow(reason, ci, r)
+			d.Rule, d.DryRun, d.WouldAllow, d.Detail, d.Hint, d.Missing = rule.Name(), true, false, detail, hint, missing
 		}
 	}
 	return d
@@ -161,13 +173,13 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule) *
 		if !found {
 			return e.allow(ReasonPublic, nil, r)
 		}
-		id, err := e.verifier.Verify(ctx, raw)
+		ci, err := e.identify(ctx, raw)
 		if err != nil {
 			d := e.allow(ReasonPublic, nil, r)
 			d.Detail = "anonymous: " + err.Error()
 			return d
 		}
-		return e.allow(ReasonPublic, id, r)
+		return e.allow(ReasonPublic, ci, r)
 	}
 	// 4. No token on a protected rule.
 	if !found {
@@ -176,7 +188,7 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule) *
 		return d
 	}
 	// 5. and 7. Token refused, or keys never loaded.
-	id, err := e.verifier.Verify(ctx, raw)
+	ci, err := e.identify(ctx, raw)
 	if err != nil {
 		var te *token.Error
 		reason := fromToken(token.ReasonOf(err))
@@ -188,21 +200,45 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule) *
 		return d
 	}
 	// 6. Requirements.
-	out := rule.Check(&rules.Principal{Roles: id.Roles, Scopes: id.Scopes, Claims: id.Claims})
+	out := rule.Check(&ci.principal)
 	switch out.Verdict {
 	case rules.VerdictOK:
-		return e.allow(ReasonOK, id, r)
+		return e.allow(ReasonOK, ci, r)
 	case rules.VerdictInsufficientScope:
 		d := e.deny(ReasonInsufficientScope, strings.Join(out.MissingScopes, " "))
-		d.Identity, d.Missing = id, out.Missing
+		d.Identity, d.Missing = ci.id, out.Missing
 		d.Detail = "missing " + strings.Join(out.Missing, ", ")
 		return d
 	default:
 		d := e.deny(ReasonForbidden, "")
-		d.Identity, d.Missing = id, out.Missing
+		d.Identity, d.Missing = ci.id, out.Missing
 		d.Detail = "missing " + strings.Join(out.Missing, ", ")
 		return d
 	}
+}
+
+// identify verifies a token, or finds it in the token cache still fresh.
+func (e *Engine) identify(ctx context.Context, raw string) (*identity, error) {
+	if e.cache != nil {
+		if ci, ok := e.cache.lru.Get(raw); ok {
+			if e.verifier.Fresh(ci.id) {
+				e.cache.counted(true)
+				return ci, nil
+			}
+			// Expired, or its key was rotated out: verify afresh for the precise reason.
+			e.cache.lru.Remove(raw)
+		}
+		e.cache.counted(false)
+	}
+	id, err := e.verifier.Verify(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	ci := e.render(id)
+	if e.cache != nil {
+		e.cache.lru.Add(raw, ci)
+	}
+	return ci, nil
 }
 
 func (e *Engine) describeSources() string {
@@ -291,24 +327,16 @@ func denyBody(code, description string) []byte {
 }
 
 // allow builds an allow with the identity headers set and every other identity header removed.
-func (e *Engine) allow(reason Reason, id *token.Identity, r *Request) *Decision {
-	d := &Decision{Allow: true, Status: 200, Reason: reason, Identity: id}
-	if id == nil {
+// The header lists of a cached identity are shared: they are copied before anything is added.
+func (e *Engine) allow(reason Reason, ci *identity, r *Request) *Decision {
+	d := &Decision{Allow: true, Status: 200, Reason: reason}
+	if ci == nil {
 		d.Remove = e.removeAll
-		if !e.forwardToken {
-			d.Remove = slices.Clone(e.removeAll) // stripToken appends; never to the shared slice
-		}
 	} else {
-		d.Set = make([]Header, 0, len(e.identity))
-		for _, h := range e.identity {
-			if v, ok := identityValue(id, h.claim); ok {
-				d.Set = append(d.Set, Header{h.name, v})
-			} else {
-				d.Remove = append(d.Remove, h.name)
-			}
-		}
+		d.Identity, d.roles, d.Set, d.Remove = ci.id, ci.roles, ci.set, ci.remove
 	}
 	if !e.forwardToken {
+		d.Set, d.Remove = slices.Clone(d.Set), slices.Clone(d.Remove)
 		e.stripToken(d, r.Headers)
 	}
 	return d
@@ -353,14 +381,14 @@ const maxHeaderValue = 4096
 
 // identityValue renders a claim as a header value. Lists become comma-separated; objects and
 // values with control characters are left out (and so removed upstream).
-func identityValue(id *token.Identity, claim string) (string, bool) {
+func identityValue(id *token.Identity, claim, roles string) (string, bool) {
 	var v string
 	switch claim {
 	case "roles":
 		if len(id.Roles) == 0 {
 			return "", false
 		}
-		v = strings.Join(id.Roles, ",")
+		v = roles
 	case "scopes":
 		if len(id.Scopes) == 0 {
 			return "", false

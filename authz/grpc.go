@@ -135,17 +135,15 @@ func headerOptions(hs []Header) []*corev3.HeaderValueOption {
 }
 
 // metadata is the dynamic metadata for Envoy's access logs:
-// {"portcullis": {"sub", "issuer", "roles", "rule"}}.
+// {"portcullis": {"sub", "issuer", "roles", "rule"}}; roles is the comma-separated list the
+// x-user-roles header carries, so a log line shows it as one field.
 func metadata(d *Decision) *structpb.Struct {
-	fields := map[string]*structpb.Value{"rule": structpb.NewStringValue(d.Rule)}
+	fields := make(map[string]*structpb.Value, 4)
+	fields["rule"] = structpb.NewStringValue(d.Rule)
 	if id := d.Identity; id != nil {
 		fields["sub"] = structpb.NewStringValue(id.Subject)
 		fields["issuer"] = structpb.NewStringValue(id.Issuer)
-		roles := make([]*structpb.Value, len(id.Roles))
-		for i, r := range id.Roles {
-			roles[i] = structpb.NewStringValue(r)
-		}
-		fields["roles"] = structpb.NewListValue(&structpb.ListValue{Values: roles})
+		fields["roles"] = structpb.NewStringValue(d.roles)
 	}
 	return &structpb.Struct{Fields: map[string]*structpb.Value{
 		"portcullis": structpb.NewStructValue(&structpb.Struct{Fields: fields}),

@@ -130,7 +130,7 @@ func TestIdentityHeadersAndTokenStripping(t *testing.T) {
 	id := &token.Identity{Subject: "u1", Roles: []string{"a", "b"}, Claims: map[string]any{
 		"groups": []any{"g1", "g2"}, "profile": map[string]any{"level": 3.0}, "evil": "x\r\nx-admin: 1",
 	}}
-	d := e.allow(ReasonOK, id, &Request{Headers: map[string]string{"authorization": "Bearer t", "cookie": "a=1; access_token=t"}})
+	d := e.allow(ReasonOK, e.render(id), &Request{Headers: map[string]string{"authorization": "Bearer t", "cookie": "a=1; access_token=t"}})
 	if got := fmt.Sprint(d.Set); got != "[{x-groups g1,g2} {x-level 3} {x-user-id u1} {x-user-roles a,b} {cookie a=1}]" {
 		t.Errorf("set = %s", got)
 	}

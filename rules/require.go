@@ -179,3 +179,20 @@ func sortedKeys(m map[string]any) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// ClaimNames returns the top-level claim names the rules' claim requirements read, sorted and
+// without duplicates (so a verifier can keep just those).
+func (s *Set) ClaimNames() []string {
+	seen := map[string]bool{}
+	var names []string
+	for _, r := range s.rules {
+		for _, c := range r.claims {
+			if !seen[c.path[0]] {
+				seen[c.path[0]] = true
+				names = append(names, c.path[0])
+			}
+		}
+	}
+	sort.Strings(names)
+	return names
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/portcullis-authz/portcullis/authz"
 	"github.com/portcullis-authz/portcullis/config"
@@ -31,10 +32,9 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics, log *
 		lookups = m.TokenCacheLookup
 	}
 	v, err := token.NewVerifier(token.Options{
-		Issuers:      issuers,
-		MaxBytes:     cfg.Tokens.MaxBytes,
-		CacheSize:    cfg.Cache.TokenCacheSize(),
-		CacheLookups: lookups,
+		Issuers:    issuers,
+		MaxBytes:   cfg.Tokens.MaxBytes,
+		KeepClaims: keptClaims(cfg),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -50,5 +50,22 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics, log *
 		IdentityHeaders: cfg.IdentityHeaders,
 		ForwardToken:    cfg.ForwardsToken(),
 		Logger:          log,
+		CacheSize:       cfg.Cache.TokenCacheSize(),
+		CacheLookups:    lookups,
 	}), nil
+}
+
+// keptClaims are the top-level claims anything reads after verification: the rules' claim
+// requirements and the identity headers. Identities keep only those, so cached ones stay small.
+func keptClaims(cfg *config.Loaded) []string {
+	keep := cfg.Rules.ClaimNames()
+	for _, claim := range cfg.IdentityHeaders {
+		switch claim {
+		case "roles", "scopes", "sub", "iss":
+			continue // read from the Identity's own fields
+		}
+		name, _, _ := strings.Cut(claim, ".")
+		keep = append(keep, name)
+	}
+	return keep
 }

@@ -351,7 +351,7 @@ func TestCheckOverGRPC(t *testing.T) {
 			t.Fatal(err)
 		}
 		md := resp.GetDynamicMetadata().AsMap()["portcullis"].(map[string]any)
-		if md["sub"] != "user-1" || md["issuer"] != st.idp.Issuer() || md["rule"] != "api" || fmt.Sprint(md["roles"]) != "[orders-api:writer user]" {
+		if md["sub"] != "user-1" || md["issuer"] != st.idp.Issuer() || md["rule"] != "api" || md["roles"] != "orders-api:writer,user" {
 			t.Errorf("metadata = %v", md)
 		}
 	})

@@ -90,11 +90,20 @@ func (c *claims) readRegistered() *Error {
 }
 
 // identity builds the Identity of a verified token.
-func (is *issuer) identity(c *claims, thumbprint string) *Identity {
+func (is *issuer) identity(c *claims, thumbprint string, keep map[string]bool) *Identity {
+	kept := c.all
+	if keep != nil {
+		kept = make(map[string]any, len(keep))
+		for name := range keep {
+			if v, ok := c.all[name]; ok {
+				kept[name] = v
+			}
+		}
+	}
 	id := &Identity{
 		Subject:       c.sub,
 		Issuer:        c.iss,
-		Claims:        c.all,
+		Claims:        kept,
 		ExpiresAt:     c.exp,
 		KeyThumbprint: thumbprint,
 		Roles:         rolesFrom(c.all, is.rolesClaims),

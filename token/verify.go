@@ -6,7 +6,6 @@ package token
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,7 +25,8 @@ import (
 // *jwks.Cache implements it; tests use a fake.
 type KeySet interface {
 	Lookup(ctx context.Context, kid string, alg jwa.SignatureAlgorithm) ([]jwks.Key, error)
-	KeyPresence
+	// Contains reports whether the key with this RFC 7638 thumbprint is still published.
+	Contains(thumbprint string) bool
 }
 
 var _ KeySet = (*jwks.Cache)(nil)
@@ -54,7 +54,7 @@ type Verifier struct {
 	issuers  map[string]*issuer
 	maxBytes int
 	now      func() time.Time
-	cache    *cache
+	keep     map[string]bool
 }
 
 // Options configure a Verifier.
@@ -62,10 +62,10 @@ type Options struct {
 	Issuers  []IssuerConfig
 	MaxBytes int              // tokens larger than this are refused unread
 	Now      func() time.Time // the clock; nil = time.Now
-	// CacheSize is the number of verified tokens remembered; 0 = no cache.
-	CacheSize int
-	// CacheLookups is called on every cache lookup (for the hit/miss metric); may be nil.
-	CacheLookups func(hit bool)
+	// KeepClaims, when not nil, names the top-level claims an Identity keeps in Claims (those
+	// rules and identity headers read); the others are dropped once roles and scopes are read,
+	// so that a cached identity stays small.
+	KeepClaims []string
 }
 
 // verifiers are jwx's stateless signature verifiers, one per algorithm, built once.
@@ -87,11 +87,13 @@ func NewVerifier(o Options) (*Verifier, error) {
 	if now == nil {
 		now = time.Now
 	}
-	c, err := newCache(o.CacheSize, o.CacheLookups)
-	if err != nil {
-		return nil, fmt.Errorf("token: cache: %w", err)
+	v := &Verifier{issuers: make(map[string]*issuer, len(o.Issuers)), maxBytes: o.MaxBytes, now: now}
+	if o.KeepClaims != nil {
+		v.keep = make(map[string]bool, len(o.KeepClaims))
+		for _, c := range o.KeepClaims {
+			v.keep[c] = true
+		}
 	}
-	v := &Verifier{issuers: make(map[string]*issuer, len(o.Issuers)), maxBytes: o.MaxBytes, now: now, cache: c}
 	for _, ic := range o.Issuers {
 		is := &issuer{IssuerConfig: ic, algs: map[string]jwa.SignatureAlgorithm{}}
 		for _, a := range ic.Algorithms {
@@ -118,28 +120,18 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if len(raw) > v.maxBytes {
 		return nil, refuse(ReasonInvalid, "token is %d bytes, more than tokens.max_bytes (%d)", len(raw), v.maxBytes)
 	}
-	if v.cache == nil {
-		return v.verify(ctx, raw)
-	}
-	key := sha256.Sum256([]byte(raw))
-	if id, ok := v.cache.lru.Get(key); ok {
-		if is := v.issuers[id.Issuer]; is != nil && is.stillValid(id, v.now()) {
-			v.cache.counted(true)
-			return id, nil
-		}
-		// Expired, or its key was rotated out: verify afresh for the precise reason.
-		v.cache.lru.Remove(key)
-	}
-	v.cache.counted(false)
-	id, err := v.verify(ctx, raw)
-	if err == nil {
-		v.cache.lru.Add(key, id)
-	}
-	return id, err
+	return v.verify(ctx, raw)
 }
 
-// stillValid re-checks what can change while an identity sits in the cache.
-func (is *issuer) stillValid(id *Identity, now time.Time) bool {
+// Fresh reports whether an identity verified earlier is still good now: within exp and nbf
+// (with leeway) and signed by a key its issuer still publishes. A cache of verified tokens
+// calls it on every hit.
+func (v *Verifier) Fresh(id *Identity) bool {
+	is := v.issuers[id.Issuer]
+	if is == nil {
+		return false
+	}
+	now := v.now()
 	if now.After(id.ExpiresAt.Add(is.Leeway)) {
 		return false
 	}
@@ -203,7 +195,7 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 	if terr := is.checkClaims(&cl, &c.header, v.now()); terr != nil {
 		return nil, terr
 	}
-	return is.identity(&cl, used.Thumbprint), nil
+	return is.identity(&cl, used.Thumbprint, v.keep), nil
 }
 
 func (v *Verifier) unknownIssuer(iss string) *Error {

@@ -123,7 +123,7 @@ func newFixture(t testing.TB) *fixture {
 	return &f
 }
 
-func (f *fixture) verifier(t testing.TB, cacheSize int, mutate func(*IssuerConfig)) *Verifier {
+func (f *fixture) verifier(t testing.TB, mutate func(*IssuerConfig)) *Verifier {
 	t.Helper()
 	a := IssuerConfig{
 		Issuer: issA, Keys: f.keysA, Audiences: []string{"orders-api"}, Algorithms: []string{"RS256", "ES256"},
@@ -133,7 +133,7 @@ func (f *fixture) verifier(t testing.TB, cacheSize int, mutate func(*IssuerConfi
 		mutate(&a)
 	}
 	b := IssuerConfig{Issuer: issB, Keys: f.keysB, Algorithms: []string{"ES256", "RS256"}, Leeway: time.Second, TokenTypes: []string{"Bearer"}}
-	v, err := NewVerifier(Options{Issuers: []IssuerConfig{a, b}, MaxBytes: 4096, Now: func() time.Time { return f.now }, CacheSize: cacheSize})
+	v, err := NewVerifier(Options{Issuers: []IssuerConfig{a, b}, MaxBytes: 4096, Now: func() time.Time { return f.now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestVerify(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			v := f.verifier(t, 0, c.mutate)
+			v := f.verifier(t, c.mutate)
 			id, err := v.Verify(context.Background(), c.token)
 			if c.want == "" {
 				if err != nil {
@@ -303,7 +303,7 @@ func TestVerify(t *testing.T) {
 func TestVerifyNeverLoaded(t *testing.T) {
 	f := newFixture(t)
 	f.keysA.notLoaded = true
-	_, err := f.verifier(t, 0, nil).Verify(context.Background(), sign(t, rsHeader("rsa-1"), f.claims(nil), "RS256", f.rsaKey))
+	_, err := f.verifier(t, nil).Verify(context.Background(), sign(t, rsHeader("rsa-1"), f.claims(nil), "RS256", f.rsaKey))
 	if ReasonOf(err) != ReasonUnavailable || !errors.Is(err, jwks.ErrNotLoaded) {
 		t.Errorf("err = %v", err)
 	}
@@ -312,7 +312,7 @@ func TestVerifyNeverLoaded(t *testing.T) {
 func TestIdentity(t *testing.T) {
 	f := newFixture(t)
 	tok := sign(t, rsHeader("rsa-1"), f.claims(map[string]any{"realm_access": map[string]any{"roles": []string{"user", "admin", "user"}}}), "RS256", f.rsaKey)
-	id, err := f.verifier(t, 0, nil).Verify(context.Background(), tok)
+	id, err := f.verifier(t, nil).Verify(context.Background(), tok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,14 +329,14 @@ func TestIdentity(t *testing.T) {
 		t.Errorf("thumbprint = %s", id.KeyThumbprint)
 	}
 	scp := sign(t, rsHeader("rsa-1"), f.claims(map[string]any{"scope": nil, "scp": []string{"a", "b"}}), "RS256", f.rsaKey)
-	if id, err := f.verifier(t, 0, nil).Verify(context.Background(), scp); err != nil || strings.Join(id.Scopes, ",") != "a,b" {
+	if id, err := f.verifier(t, nil).Verify(context.Background(), scp); err != nil || strings.Join(id.Scopes, ",") != "a,b" {
 		t.Errorf("scp: %v %v", id, err)
 	}
 }
 
 func TestHints(t *testing.T) {
 	f := newFixture(t)
-	v := f.verifier(t, 0, nil)
+	v := f.verifier(t, nil)
 	_, err := v.Verify(context.Background(), sign(t, rsHeader("rsa-1"), f.claims(map[string]any{"iss": issA + "/"}), "RS256", f.rsaKey))
 	var te *Error
 	if !errors.As(err, &te) || te.Hint != "token iss is "+issA+"/ but the configured issuer is "+issA+" (trailing slash): issuers are compared exactly" {
@@ -352,46 +352,57 @@ func TestHints(t *testing.T) {
 	}
 }
 
-func TestCache(t *testing.T) {
+func TestFresh(t *testing.T) {
 	f := newFixture(t)
-	var hits, misses int
-	v := f.verifier(t, 10, nil)
-	v.cache.counted = func(hit bool) {
-		if hit {
-			hits++
-		} else {
-			misses++
-		}
-	}
-	tok := sign(t, rsHeader("rsa-1"), f.claims(nil), "RS256", f.rsaKey)
-	ctx := context.Background()
-	for i := 0; i < 3; i++ {
-		if _, err := v.Verify(ctx, tok); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if hits != 2 || misses != 1 || f.keysA.lookups != 1 {
-		t.Errorf("hits %d misses %d key lookups %d; want 2 1 1", hits, misses, f.keysA.lookups)
-	}
-	// Time passes beyond exp + leeway: the cached identity must not be served.
-	v.now = func() time.Time { return f.now.Add(6 * time.Minute) }
-	if _, err := v.Verify(ctx, tok); ReasonOf(err) != ReasonExpired {
-		t.Errorf("after expiry: %v", err)
-	}
-	// The signing key leaves the set: the cached identity dies with it.
-	v.now = func() time.Time { return f.now }
-	if _, err := v.Verify(ctx, tok); err != nil {
+	v := f.verifier(t, nil)
+	id, err := v.Verify(context.Background(), sign(t, rsHeader("rsa-1"), f.claims(map[string]any{"nbf": f.now.Unix()}), "RS256", f.rsaKey))
+	if err != nil {
 		t.Fatal(err)
 	}
-	f.keysA.remove("rsa-1")
-	if _, err := v.Verify(ctx, tok); ReasonOf(err) != ReasonUnknownKey {
-		t.Errorf("after key removal: %v", err)
+	if !v.Fresh(id) {
+		t.Error("a just-verified identity is not fresh")
 	}
-	// A refused token is never cached.
-	bad := sign(t, rsHeader("ec-1"), f.claims(nil), "RS256", f.rsaKey)
-	for i := 0; i < 2; i++ {
-		if _, err := v.Verify(ctx, bad); err == nil {
-			t.Fatal("accepted")
-		}
+	// Within the leeway after exp: still fresh; beyond it: not.
+	v.now = func() time.Time { return f.now.Add(5*time.Minute + 29*time.Second) }
+	if !v.Fresh(id) {
+		t.Error("stale within the leeway")
+	}
+	v.now = func() time.Time { return f.now.Add(5*time.Minute + 31*time.Second) }
+	if v.Fresh(id) {
+		t.Error("fresh after exp + leeway")
+	}
+	// The clock going back before nbf (beyond the leeway).
+	v.now = func() time.Time { return f.now.Add(-time.Minute) }
+	if v.Fresh(id) {
+		t.Error("fresh before nbf")
+	}
+	// The signing key leaves the set.
+	v.now = func() time.Time { return f.now }
+	f.keysA.remove("rsa-1")
+	if v.Fresh(id) {
+		t.Error("fresh after its key was rotated out")
+	}
+	if v.Fresh(&Identity{Issuer: "https://unknown.example.com"}) {
+		t.Error("fresh for an unknown issuer")
+	}
+}
+
+func TestKeepClaims(t *testing.T) {
+	f := newFixture(t)
+	v, err := NewVerifier(Options{Issuers: []IssuerConfig{{Issuer: issA, Keys: f.keysA, Algorithms: []string{"RS256"},
+		RolesClaims: []string{"realm_access.roles"}, TokenTypes: []string{"Bearer"}}}, MaxBytes: 4096,
+		Now: func() time.Time { return f.now }, KeepClaims: []string{"email", "tenant"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := v.Verify(context.Background(), sign(t, rsHeader("rsa-1"), f.claims(map[string]any{"email": "a@example.com"}), "RS256", f.rsaKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(id.Claims) != "map[email:a@example.com]" {
+		t.Errorf("claims = %v", id.Claims)
+	}
+	if strings.Join(id.Roles, ",") != "user" || strings.Join(id.Scopes, ",") != "openid,orders:write" {
+		t.Errorf("roles and scopes are read before claims are dropped: %v %v", id.Roles, id.Scopes)
 	}
 }

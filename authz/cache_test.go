@@ -1,0 +1,150 @@
+package authz
+
+import (
+	"context"
+	"crypto"
+	"encoding/base64"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/portcullis-authz/portcullis/internal/devidp"
+	"github.com/portcullis-authz/portcullis/jwks"
+	"github.com/portcullis-authz/portcullis/rules"
+	"github.com/portcullis-authz/portcullis/token"
+)
+
+// switchableKeys publishes the development issuer's public keys until they are withdrawn.
+type switchableKeys struct {
+	mu      sync.Mutex
+	keys    []jwks.Key
+	lookups int
+}
+
+func (s *switchableKeys) Lookup(_ context.Context, kid string, alg jwa.SignatureAlgorithm) ([]jwks.Key, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lookups++
+	for _, k := range s.keys {
+		if k.KID == kid && jwks.KeyFits(k.JWK, alg) {
+			return []jwks.Key{k}, nil
+		}
+	}
+	return nil, jwks.ErrUnknownKey
+}
+
+func (s *switchableKeys) Contains(tp string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range s.keys {
+		if k.Thumbprint == tp {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *switchableKeys) withdraw() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys = nil
+}
+
+func publicKeys(t *testing.T, idp *devidp.IdP) []jwks.Key {
+	t.Helper()
+	set, err := jwk.Parse(idp.JWKS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []jwks.Key
+	for i := 0; i < set.Len(); i++ {
+		k, _ := set.Key(i)
+		var raw any
+		if err := k.Raw(&raw); err != nil {
+			t.Fatal(err)
+		}
+		tp, _ := k.Thumbprint(crypto.SHA256)
+		out = append(out, jwks.Key{KID: k.KeyID(), Thumbprint: base64.RawURLEncoding.EncodeToString(tp), Public: raw, JWK: k})
+	}
+	return out
+}
+
+// TestTokenCache: a repeated token is served from the cache; it is not served once expired
+// or once its signing key is withdrawn; refused tokens are never cached; rules always run.
+func TestTokenCache(t *testing.T) {
+	idp, err := devidp.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idp.SetIssuer(benchIssuer)
+	keys := &switchableKeys{keys: publicKeys(t, idp)}
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	v, err := token.NewVerifier(token.Options{Issuers: []token.IssuerConfig{{Issuer: benchIssuer, Keys: keys, Algorithms: []string{"RS256"},
+		Leeway: time.Second, RolesClaims: []string{"realm_access.roles"}, TokenTypes: []string{"Bearer"}}}, MaxBytes: 8192, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile([]rules.Spec{
+		{Name: "admin", Match: rules.MatchSpec{Paths: []string{"/admin"}}, Require: rules.RequireSpec{AnyRoles: []string{"admin"}}},
+		{Name: "api", Match: rules.MatchSpec{Paths: []string{"/api/**"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hits, misses int
+	e := NewEngine(Options{Rules: set, Verifier: v, Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}},
+		IdentityHeaders: map[string]string{"x-user-id": "sub"}, ForwardToken: true, CacheSize: 10,
+		CacheLookups: func(hit bool) {
+			if hit {
+				hits++
+			} else {
+				misses++
+			}
+		}})
+	tok, err := idp.MintAt(jwa.RS256, devidp.Claims{"sub": "u1", "typ": "Bearer", "realm_access": map[string]any{"roles": []string{"user"}}}, now, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decide := func(path, tok string) *Decision {
+		return e.Decide(context.Background(), &Request{Method: "GET", Host: "h", Path: path, Headers: map[string]string{"authorization": "Bearer " + tok}})
+	}
+	for i := 0; i < 3; i++ {
+		if d := decide("/api/x", tok); !d.Allow || d.Set[0] != (Header{"x-user-id", "u1"}) {
+			t.Fatalf("call %d: %+v", i, d)
+		}
+	}
+	if hits != 2 || misses != 1 || keys.lookups != 1 {
+		t.Errorf("hits %d misses %d key lookups %d; want 2 1 1", hits, misses, keys.lookups)
+	}
+	if d := decide("/admin", tok); d.Allow || d.Reason != ReasonForbidden {
+		t.Errorf("rules must run on a cached identity: %s", d.Reason)
+	}
+	mu.Lock()
+	now = now.Add(62 * time.Second)
+	mu.Unlock()
+	if d := decide("/api/x", tok); d.Reason != ReasonExpired {
+		t.Errorf("after expiry: %s", d.Reason)
+	}
+	mu.Lock()
+	now = now.Add(-62 * time.Second)
+	mu.Unlock()
+	if d := decide("/api/x", tok); !d.Allow {
+		t.Fatalf("re-verified: %s", d.Reason)
+	}
+	keys.withdraw()
+	if d := decide("/api/x", tok); d.Reason != ReasonUnknownKey {
+		t.Errorf("after the key left the set: %s", d.Reason)
+	}
+	before := misses
+	for i := 0; i < 2; i++ {
+		decide("/api/x", "garbage.token.here")
+	}
+	if misses != before+2 {
+		t.Errorf("a refused token was cached: misses %d -> %d", before, misses)
+	}
+}
