@@ -29,6 +29,9 @@ type Request struct {
 	// RuleName, when set, names the rule to apply instead of matching (Envoy's per-route
 	// context extension `portcullis-rule`).
 	RuleName string
+	// Invalid, when set, says why the front could not reconstruct the original request; the
+	// engine answers 400 bad_request.
+	Invalid string
 }
 
 // Header is one header to set on the upstream request (allow) or on the answer (deny).
@@ -83,6 +86,16 @@ type Options struct {
 	CacheSize int
 	// CacheLookups is called on every token cache lookup (the hit/miss metric); may be nil.
 	CacheLookups func(hit bool)
+	// ForwardAuth says how the HTTP front reconstructs the original request.
+	ForwardAuth ForwardAuth
+}
+
+// ForwardAuth says how the HTTP forward-auth front reconstructs the original request.
+type ForwardAuth struct {
+	// Conventions are the trusted header conventions, in order: "x-forwarded", "x-original".
+	Conventions []string
+	// PathPrefix is stripped from the request line (Envoy http_service's path_prefix).
+	PathPrefix string
 }
 
 // TokenSource is one place the bearer token may be carried.
@@ -102,14 +115,15 @@ type Engine struct {
 	forwardToken bool
 	log          *slog.Logger
 	// removeAll is every identity header name, for anonymous allows (shared, never mutated).
-	removeAll []string
-	cache     *tokenCache
+	removeAll   []string
+	cache       *tokenCache
+	forwardAuth ForwardAuth
 }
 
 // NewEngine builds an engine from its parts.
 func NewEngine(o Options) *Engine {
 	e := &Engine{rules: o.Rules, verifier: o.Verifier, sources: o.Sources, forwardToken: o.ForwardToken, log: o.Logger,
-		cache: newTokenCache(o.CacheSize, o.CacheLookups)}
+		cache: newTokenCache(o.CacheSize, o.CacheLookups), forwardAuth: o.ForwardAuth}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -128,6 +142,11 @@ func (e *Engine) Rules() *rules.Set { return e.rules }
 
 // Decide applies DESIGN.md's decision order to one request.
 func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
+	if r.Invalid != "" {
+		d := e.deny(ReasonBadRequest, "")
+		d.Detail = r.Invalid
+		return d
+	}
 	// 1. Normalise the path; ambiguity is a 400.
 	path, err := rules.NormalizePath(r.Path)
 	if err != nil {

@@ -18,7 +18,7 @@ func NewHTTPHandler(a *Authorizer) *HTTPHandler { return &HTTPHandler{authz: a} 
 
 // ServeHTTP decides the original request described by r.
 func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	req := RequestFromHTTP(r)
+	req := RequestFromHTTP(r, h.authz.Engine().forwardAuth)
 	d := h.authz.Authorize(r.Context(), FrontHTTP, &req)
 	hdr := w.Header()
 	for _, x := range d.Set {
@@ -27,8 +27,8 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		hdr.Set(x.Name, x.Value)
 	}
+	hdr.Set("Cache-Control", "no-store")
 	if d.Allow {
-		hdr.Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -36,39 +36,77 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(d.Body)
 }
 
-// RequestFromHTTP reconstructs the original request from, in order: X-Forwarded-Method,
-// -Host and -Uri (Traefik, Caddy); X-Original-Method and X-Original-URI (nginx conventions);
-// and the request line itself (Envoy's http_service, which sends the original method and path).
-func RequestFromHTTP(r *http.Request) Request {
+// convention is one way proxies describe the original request in headers.
+type convention struct {
+	method, host, uri string
+}
+
+var conventions = map[string]convention{
+	"x-forwarded": {method: "x-forwarded-method", host: "x-forwarded-host", uri: "x-forwarded-uri"},
+	"x-original":  {method: "x-original-method", host: "", uri: "x-original-uri"},
+}
+
+// RequestFromHTTP reconstructs the original request from the trusted header conventions, in
+// order (X-Forwarded-Method/-Host/-Uri for Traefik and Caddy; X-Original-Method/-URI for
+// nginx), or, when none is present, from the request line itself with fa.PathPrefix removed
+// (Envoy's http_service sends the original method and path behind its path_prefix). Two
+// trusted conventions that disagree about the method or path make the request ambiguous: a
+// client may have smuggled one of them through a proxy that sets only the other.
+func RequestFromHTTP(r *http.Request, fa ForwardAuth) Request {
 	headers := make(map[string]string, len(r.Header)+1)
 	for k, vs := range r.Header {
 		headers[strings.ToLower(k)] = strings.Join(vs, ",")
 	}
-	// The raw target as received (origin-form); absolute-form falls back to the parsed URL.
-	req := Request{Method: r.Method, Host: r.Host, Path: r.RequestURI, Headers: headers}
-	if !strings.HasPrefix(req.Path, "/") {
-		req.Path = r.URL.RequestURI()
+	req := Request{Method: r.Method, Host: r.Host, Headers: headers}
+	found := false
+	for _, name := range fa.Conventions {
+		c, ok := conventions[name]
+		if !ok {
+			continue
+		}
+		uri := strings.TrimSpace(r.Header.Get(c.uri))
+		if uri == "" {
+			continue
+		}
+		method := strings.ToUpper(strings.TrimSpace(r.Header.Get(c.method)))
+		if method == "" {
+			method = r.Method
+		}
+		if found {
+			if uri != req.Path || method != req.Method {
+				req.Invalid = "the trusted forward-auth headers disagree about the original request (" + name + " says " + method + " " + uri + ")"
+				return req
+			}
+			continue
+		}
+		found = true
+		req.Method, req.Path = method, uri
+		if c.host != "" {
+			// A chain of proxies may append: the first host is the original.
+			host, _, _ := strings.Cut(r.Header.Get(c.host), ",")
+			if host = strings.TrimSpace(host); host != "" {
+				req.Host = host
+			}
+		}
 	}
-	if v := first(headers, "x-forwarded-method", "x-original-method"); v != "" {
-		req.Method = strings.ToUpper(v)
-	}
-	if v := first(headers, "x-forwarded-host"); v != "" {
-		req.Host = v
-	}
-	if v := first(headers, "x-forwarded-uri", "x-original-uri"); v != "" {
-		req.Path = v
+	if !found {
+		// The raw target as received (origin-form); absolute-form falls back to the parsed URL.
+		req.Path = r.RequestURI
+		if !strings.HasPrefix(req.Path, "/") {
+			req.Path = r.URL.RequestURI()
+		}
+		if p := fa.PathPrefix; p != "" {
+			rest, ok := strings.CutPrefix(req.Path, p)
+			if !ok || (rest != "" && rest[0] != '/' && rest[0] != '?') {
+				req.Invalid = "the request path does not start with forward_auth.path_prefix " + p
+				return req
+			}
+			if rest == "" || rest[0] == '?' {
+				rest = "/" + rest
+			}
+			req.Path = rest
+		}
 	}
 	headers["host"] = req.Host
 	return req
-}
-
-func first(h map[string]string, names ...string) string {
-	for _, n := range names {
-		if v := h[n]; v != "" {
-			// A header repeated by a chain of proxies: the first value is the original.
-			v, _, _ = strings.Cut(v, ",")
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }

@@ -147,26 +147,40 @@ func TestIdentityHeadersAndTokenStripping(t *testing.T) {
 }
 
 func TestRequestFromHTTP(t *testing.T) {
+	both := ForwardAuth{Conventions: []string{"x-forwarded", "x-original"}}
 	cases := []struct {
 		name    string
+		fa      ForwardAuth
 		target  string
 		headers map[string]string
 		method  string
-		want    string // method host path
+		want    string // method host path, or "invalid: ..." for a 400
 	}{
-		{"traefik/caddy", "/auth", map[string]string{"X-Forwarded-Method": "post", "X-Forwarded-Host": "api.example.com", "X-Forwarded-Uri": "/api/orders/1?x=1"}, "GET", "POST api.example.com /api/orders/1?x=1"},
-		{"nginx", "/auth", map[string]string{"X-Original-URI": "/api/a", "X-Original-Method": "DELETE"}, "GET", "DELETE portcullis.local /api/a"},
-		{"envoy http_service: the request line", "/api/orders/1?q", nil, "PUT", "PUT portcullis.local /api/orders/1?q"},
-		{"proxy chain: the first value", "/", map[string]string{"X-Forwarded-Host": "a.example.com, b.example.com"}, "GET", "GET a.example.com /"},
+		{"traefik/caddy", both, "/auth", map[string]string{"X-Forwarded-Method": "post", "X-Forwarded-Host": "api.example.com", "X-Forwarded-Uri": "/api/orders/1?x=1,2"}, "GET", "POST api.example.com /api/orders/1?x=1,2"},
+		{"nginx", both, "/auth", map[string]string{"X-Original-URI": "/api/a", "X-Original-Method": "DELETE"}, "GET", "DELETE portcullis.local /api/a"},
+		{"nginx without a method header: the subrequest's own", both, "/auth", map[string]string{"X-Original-URI": "/api/a"}, "GET", "GET portcullis.local /api/a"},
+		{"both conventions agreeing", both, "/auth", map[string]string{"X-Original-URI": "/api/a", "X-Forwarded-Uri": "/api/a"}, "GET", "GET portcullis.local /api/a"},
+		{"a smuggled X-Forwarded-Uri disagrees with nginx's X-Original-URI", both, "/auth", map[string]string{"X-Original-URI": "/api/admin", "X-Forwarded-Uri": "/docs/x"}, "GET", "invalid: the trusted forward-auth headers disagree about the original request (x-original says GET /api/admin)"},
+		{"an untrusted convention is ignored", ForwardAuth{Conventions: []string{"x-original"}}, "/auth", map[string]string{"X-Original-URI": "/api/admin", "X-Forwarded-Uri": "/docs/x"}, "GET", "GET portcullis.local /api/admin"},
+		{"envoy http_service: the request line", both, "/api/orders/1?q", nil, "PUT", "PUT portcullis.local /api/orders/1?q"},
+		{"envoy http_service with path_prefix", ForwardAuth{PathPrefix: "/authz"}, "/authz/api/orders/1?q", nil, "GET", "GET portcullis.local /api/orders/1?q"},
+		{"path_prefix alone is the root", ForwardAuth{PathPrefix: "/authz"}, "/authz?x", nil, "GET", "GET portcullis.local /?x"},
+		{"path_prefix missing", ForwardAuth{PathPrefix: "/authz"}, "/authzx/api", nil, "GET", "invalid: the request path does not start with forward_auth.path_prefix /authz"},
+		{"proxy chain: the first host", both, "/", map[string]string{"X-Forwarded-Host": "a.example.com, b.example.com", "X-Forwarded-Uri": "/"}, "GET", "GET a.example.com /"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := httptest.NewRequest(c.method, "http://portcullis.local"+c.target, nil)
+			r.RequestURI = c.target
 			for k, v := range c.headers {
 				r.Header.Set(k, v)
 			}
-			got := RequestFromHTTP(r)
-			if s := got.Method + " " + got.Host + " " + got.Path; s != c.want {
+			got := RequestFromHTTP(r, c.fa)
+			s := got.Method + " " + got.Host + " " + got.Path
+			if got.Invalid != "" {
+				s = "invalid: " + got.Invalid
+			}
+			if s != c.want {
 				t.Errorf("got %q, want %q", s, c.want)
 			}
 		})

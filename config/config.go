@@ -18,8 +18,27 @@ type Config struct {
 	ForwardToken    *bool             `yaml:"forward_token"`
 	Cache           Cache             `yaml:"cache"`
 	JWKSCacheDir    string            `yaml:"jwks_cache_dir"`
+	ForwardAuth     ForwardAuth       `yaml:"forward_auth"`
 	Rules           []rules.Spec      `yaml:"rules"`
 }
+
+// ForwardAuth says how the HTTP forward-auth front reconstructs the original request.
+type ForwardAuth struct {
+	// TrustedHeaders are the header conventions read, in order: "x-forwarded"
+	// (X-Forwarded-Method/-Host/-Uri: Traefik, Caddy) and "x-original" (X-Original-Method/-URI:
+	// nginx). Only the headers your proxy itself sets may be trusted: a proxy that passes a
+	// client's copy through lets the client choose the path that is authorised.
+	TrustedHeaders []string `yaml:"trusted_headers"`
+	// PathPrefix is stripped from the request line when no trusted header is present (Envoy's
+	// http_service path_prefix).
+	PathPrefix string `yaml:"path_prefix"`
+}
+
+// Forward-auth header conventions.
+const (
+	ConventionXForwarded = "x-forwarded"
+	ConventionXOriginal  = "x-original"
+)
 
 // Server holds the listen addresses and optional TLS settings.
 type Server struct {

@@ -20,6 +20,8 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"cache_negative", "cache.tokens: -1 is negative; use 0 to turn the token cache off"},
 		{"cookie_with_prefix", "tokens.sources[0].prefix: only a header source has a prefix"},
 		{"duration_without_unit", "issuers[0].leeway: \"30\" is not a duration; write it with a unit, e.g. 30s or 15m"},
+		{"forward_auth_prefix", "forward_auth.path_prefix: \"authz/\" must start with \"/\" and not end with one, e.g. \"/authz\""},
+		{"forward_auth_unknown_convention", "forward_auth.trusted_headers[0]: \"x-real-uri\" is not a convention; use \"x-forwarded\" (Traefik, Caddy) or \"x-original\" (nginx)"},
 		{"grpc_addr_empty", "server.grpc_addr: must be set (Envoy's ext_authz talks to it), e.g. \":9191\""},
 		{"identity_header_no_claim", "identity_headers.x-user-id: name the claim to copy, e.g. sub (or roles for the merged role list)"},
 		{"identity_header_reserved", "identity_headers.authorization: \"authorization\" cannot carry identity (it is a request or token header); use a name such as x-user-id"},
@@ -94,6 +96,9 @@ rules:
 	}
 	if len(l.Tokens.Sources) != 1 || l.Tokens.Sources[0] != (TokenSource{Header: "authorization", Prefix: "Bearer "}) {
 		t.Errorf("sources: %+v", l.Tokens.Sources)
+	}
+	if strings.Join(l.ForwardAuth.TrustedHeaders, " ") != "x-forwarded x-original" || l.ForwardAuth.PathPrefix != "" {
+		t.Errorf("forward_auth: %+v", l.ForwardAuth)
 	}
 	if l.Tokens.MaxBytes != 16384 || l.Cache.TokenCacheSize() != 10000 || !l.ForwardsToken() {
 		t.Errorf("max_bytes %d cache %d forward %v", l.Tokens.MaxBytes, l.Cache.TokenCacheSize(), l.ForwardsToken())

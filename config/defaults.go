@@ -48,6 +48,7 @@ func defaults() Config {
 			Sources:  []TokenSource{{Header: "authorization", Prefix: "Bearer "}},
 			MaxBytes: DefaultMaxTokenBytes,
 		},
+		ForwardAuth: ForwardAuth{TrustedHeaders: []string{ConventionXForwarded, ConventionXOriginal}},
 	}
 }
 

@@ -57,6 +57,7 @@ func Parse(data []byte, baseDir string) (*Loaded, error) {
 	cfg.validateIssuers(&errs, &warns)
 	cfg.validateTokens(&errs)
 	cfg.validateIdentityHeaders(&errs)
+	cfg.validateForwardAuth(&errs)
 	if cfg.Cache.Tokens != nil && *cfg.Cache.Tokens < 0 {
 		errs = append(errs, fmt.Sprintf("cache.tokens: %d is negative; use 0 to turn the token cache off", *cfg.Cache.Tokens))
 	}
@@ -278,6 +279,23 @@ func (c *Config) validateTokens(errs *[]string) {
 	}
 	if c.Tokens.MaxBytes < 512 || c.Tokens.MaxBytes > 1<<20 {
 		*errs = append(*errs, fmt.Sprintf("tokens.max_bytes: %d is out of range; use 512 to 1048576 (default 16384)", c.Tokens.MaxBytes))
+	}
+}
+
+func (c *Config) validateForwardAuth(errs *[]string) {
+	seen := map[string]bool{}
+	for i, h := range c.ForwardAuth.TrustedHeaders {
+		p := fmt.Sprintf("forward_auth.trusted_headers[%d]", i)
+		switch {
+		case h != ConventionXForwarded && h != ConventionXOriginal:
+			*errs = append(*errs, fmt.Sprintf("%s: %q is not a convention; use %q (Traefik, Caddy) or %q (nginx)", p, h, ConventionXForwarded, ConventionXOriginal))
+		case seen[h]:
+			*errs = append(*errs, fmt.Sprintf("%s: %q is listed twice", p, h))
+		}
+		seen[h] = true
+	}
+	if pp := c.ForwardAuth.PathPrefix; pp != "" && (!strings.HasPrefix(pp, "/") || strings.HasSuffix(pp, "/") || strings.ContainsAny(pp, "?#%")) {
+		*errs = append(*errs, fmt.Sprintf("forward_auth.path_prefix: %q must start with \"/\" and not end with one, e.g. \"/authz\"", pp))
 	}
 }
 

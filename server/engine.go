@@ -52,6 +52,7 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics, log *
 		Logger:          log,
 		CacheSize:       cfg.Cache.TokenCacheSize(),
 		CacheLookups:    lookups,
+		ForwardAuth:     authz.ForwardAuth{Conventions: cfg.ForwardAuth.TrustedHeaders, PathPrefix: cfg.ForwardAuth.PathPrefix},
 	}), nil
 }
 
