@@ -1,8 +1,13 @@
 package authz
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -184,5 +189,38 @@ func TestRequestFromHTTP(t *testing.T) {
 				t.Errorf("got %q, want %q", s, c.want)
 			}
 		})
+	}
+}
+
+// TestDecisionLog: one structured line per deny with rule, reason, method, host, path and
+// latency, never the token nor the query; allows only at debug level.
+func TestDecisionLog(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	e, idp := benchEngine(t, 10)
+	a := NewAuthorizer(e, nil, log)
+	tok := keycloakLike(t, idp, "RS256")
+	a.Authorize(context.Background(), FrontGRPC, &Request{Method: "GET", Host: "api.example.com", Path: "/api/admin/x?access_token=" + tok,
+		Headers: map[string]string{"authorization": "Bearer " + tok}})
+	a.Authorize(context.Background(), FrontGRPC, benchRequest(tok))
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("want one line (the deny), got %d:\n%s", len(lines), buf.String())
+	}
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]any{"msg": "deny", "front": "grpc", "status": 403.0, "reason": "forbidden", "rule": "admin",
+		"method": "GET", "host": "api.example.com", "path": "/api/admin/x", "sub": "6f1c2d7e-1b8a-4a55-9a8e-0d6c1f1f2a3b", "issuer": benchIssuer} {
+		if rec[k] != want {
+			t.Errorf("%s = %v, want %v", k, rec[k], want)
+		}
+	}
+	if _, ok := rec["latency"]; !ok {
+		t.Error("no latency")
+	}
+	if strings.Contains(buf.String(), tok[:40]) || strings.Contains(buf.String(), tok[len(tok)-20:]) {
+		t.Error("the log contains the token")
 	}
 }

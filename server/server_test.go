@@ -439,3 +439,63 @@ func gathered(t *testing.T, st *stack, name string) float64 {
 	}
 	return sum
 }
+
+// TestNeverLoadedFailsClosed: an issuer whose keys never loaded answers 503 (as a
+// CheckResponse, never a gRPC error) and /readyz is not ready.
+func TestNeverLoadedFailsClosed(t *testing.T) {
+	dead := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusBadGateway)
+	}))
+	defer dead.Close()
+	path := filepath.Join(t.TempDir(), "portcullis.yaml")
+	cfg := fmt.Sprintf(testConfig, dead.URL+"/realms/demo", 0)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Options{ConfigPath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	conn, err := grpc.NewClient(srv.Addr("grpc").String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Any well-formed token of that issuer: the keys to check it are not there.
+	idp, _ := devidp.New()
+	idp.SetIssuer(dead.URL + "/realms/demo")
+	tok, _ := idp.Mint(jwa.RS256, devidp.Claims{"aud": "orders-api", "sub": "x"}, time.Minute)
+	resp, err := authv3.NewAuthorizationClient(conn).Check(context.Background(),
+		checkRequest("GET", "h", "/api/x", map[string]string{"authorization": "Bearer " + tok}))
+	if err != nil {
+		t.Fatalf("Check returned a gRPC error (an outage to Envoy): %v", err)
+	}
+	den := resp.GetDeniedResponse()
+	if den.GetStatus().GetCode() != 503 || code.Code(resp.GetStatus().GetCode()) != code.Code_UNAVAILABLE {
+		t.Fatalf("want 503 UNAVAILABLE, got %v", resp)
+	}
+	if den.GetBody() != `{"error":"temporarily_unavailable","error_description":"the identity provider's keys are not available yet"}` {
+		t.Errorf("body = %s", den.GetBody())
+	}
+	r, err := http.Get("http://" + srv.Addr("admin").String() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != 503 || string(body) != "not ready: no usable keys yet for "+dead.URL+"/realms/demo\n" {
+		t.Errorf("/readyz = %d %q", r.StatusCode, body)
+	}
+	// A public route still answers without keys.
+	resp, err = authv3.NewAuthorizationClient(conn).Check(context.Background(), checkRequest("GET", "h", "/healthz", nil))
+	if err != nil || resp.GetOkResponse() == nil {
+		t.Errorf("public route: %v %v", resp, err)
+	}
+}

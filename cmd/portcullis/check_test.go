@@ -178,3 +178,47 @@ func TestValidateCommand(t *testing.T) {
 		t.Errorf("stderr = %q", got)
 	}
 }
+
+// TestValidateWarnings: warnings are printed; --strict turns them into a failure.
+func TestValidateWarnings(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(path, []byte(`
+issuers:
+  - issuer: https://sso.example.com/realms/demo
+    jwks_uri: https://sso.example.com/realms/demo/protocol/openid-connect/certs
+    audiences: [account]
+rules:
+  - name: docs
+    match: { paths: ["/docs/**"], methods: [GET] }
+    public: true
+  - name: api
+    match: { paths: ["/api/**"] }
+  - name: admin
+    match: { paths: ["/api/admin/**"] }
+    require: { any_roles: [admin] }
+  - name: docs-edit
+    match: { paths: ["/docs/*"] }
+    require: { any_roles: [editor] }
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := `warning: issuers[0].audiences: "account" is Keycloak's default audience, carried by every token of the realm; add an audience mapper in Keycloak and list your client id
+warning: rules[2] "admin" is shadowed by rules[1] "api" (the earlier rule matches every request it matches; first match wins)
+warning: rules[0] "docs" is public and comes first: it takes the GET requests of protected rules[3] "docs-edit"
+` + path + ": valid (1 issuer(s), 4 rule(s))\n"
+	var out, errs bytes.Buffer
+	if code := run(context.Background(), []string{"validate", "--config", path}, nil, &out, &errs); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	if out.String() != want {
+		t.Errorf("stdout\n got: %s\nwant: %s", out.String(), want)
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"validate", "--strict", "--config", path}, nil, &out, &errs); code != 1 {
+		t.Errorf("--strict exit %d, want 1", code)
+	}
+	if !strings.Contains(errs.String(), "portcullis: 3 warning(s) and --strict") {
+		t.Errorf("stderr = %q", errs.String())
+	}
+}
