@@ -62,9 +62,13 @@ func benchEngine(tb testing.TB, cacheSize int) (*Engine, *devidp.IdP) {
 
 // keycloakLike mints a token shaped like a Keycloak access token (about 1.2 KB with RS256).
 func keycloakLike(tb testing.TB, idp *devidp.IdP, alg jwa.SignatureAlgorithm) string {
+	return keycloakLikeSub(tb, idp, alg, "6f1c2d7e-1b8a-4a55-9a8e-0d6c1f1f2a3b")
+}
+
+func keycloakLikeSub(tb testing.TB, idp *devidp.IdP, alg jwa.SignatureAlgorithm, sub string) string {
 	tb.Helper()
 	tok, err := idp.Mint(alg, devidp.Claims{
-		"sub": "6f1c2d7e-1b8a-4a55-9a8e-0d6c1f1f2a3b", "typ": "Bearer", "azp": "orders-web", "aud": []string{"orders-api", "account"},
+		"sub": sub, "typ": "Bearer", "azp": "orders-web", "aud": []string{"orders-api", "account"},
 		"sid": "b3c1e9a0-5d1f-4c6e-8f22-7d3b2a1c0e9f", "scope": "openid profile email orders:write", "email_verified": true,
 		"preferred_username": "alice", "email": "alice@example.com", "name": "Alice Example", "given_name": "Alice", "family_name": "Example",
 		"realm_access":    map[string]any{"roles": []string{"user", "offline_access", "uma_authorization", "default-roles-demo"}},

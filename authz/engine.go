@@ -5,6 +5,7 @@ package authz
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -238,14 +239,16 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule) *
 
 // identify verifies a token, or finds it in the token cache still fresh.
 func (e *Engine) identify(ctx context.Context, raw string) (*identity, error) {
+	var key [sha256.Size]byte
 	if e.cache != nil {
-		if ci, ok := e.cache.lru.Get(raw); ok {
+		key = tokenKey(raw)
+		if ci, ok := e.cache.lru.Get(key); ok {
 			if e.verifier.Fresh(ci.id) {
 				e.cache.counted(true)
 				return ci, nil
 			}
 			// Expired, or its key was rotated out: verify afresh for the precise reason.
-			e.cache.lru.Remove(raw)
+			e.cache.lru.Remove(key)
 		}
 		e.cache.counted(false)
 	}
@@ -255,7 +258,7 @@ func (e *Engine) identify(ctx context.Context, raw string) (*identity, error) {
 	}
 	ci := e.render(id)
 	if e.cache != nil {
-		e.cache.lru.Add(raw, ci)
+		e.cache.lru.Add(key, ci)
 	}
 	return ci, nil
 }
