@@ -48,11 +48,13 @@ fuzz-long: ## every fuzz target for 10 minutes each
 e2e: ## end-to-end suite: installs and starts a real Envoy and Keycloak on loopback
 	bash scripts/e2e.sh
 
-bench: ## Go benchmarks of the hot path
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench.out
+bench: ## hot-path Go benchmarks (-count 6, compare runs with benchstat) and the A/B gRPC load benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./authz/ ./rules/ ./token/ ./jwks/ | tee bench.out
+	$(GO) run ./bench/loadbench -rounds 6 -round 5s -cache 10000 | tee loadbench-cached.out
+	$(GO) run ./bench/loadbench -rounds 6 -round 5s -cache 0 | tee loadbench-uncached.out
 
 image: ## build the container image (needs a container engine)
 	docker build --build-arg VERSION=$(VERSION) -t portcullis:$(VERSION) .
 
 clean:
-	rm -rf bin bench.out
+	rm -rf bin bench.out loadbench-*.out
