@@ -5,41 +5,70 @@ import (
 	"testing"
 )
 
-// benchRules builds n realistic rules: hosts, method lists and patterns with *, {id} and **,
-// none matching the benchmark path before the last, so every rule is tried (the worst case).
-func benchRules(b *testing.B, n int) *Set {
-	b.Helper()
+// benchSpecs builds n realistic rules of mixed shapes: exact and wildcard hosts, method lists,
+// literal, "*", "{id}", trailing, leading and middle "**" patterns, public and protected. No
+// rule but the last, a catch-all for /api, matches the benchmark requests.
+func benchSpecs(n int) []Spec {
 	specs := make([]Spec, 0, n)
-	for i := 0; i < n-1; i++ {
+	for i := 0; len(specs) < n-1; i++ {
 		sp := Spec{Name: fmt.Sprintf("r%d", i)}
-		switch i % 4 {
+		switch i % 8 {
 		case 0:
-			sp.Match = MatchSpec{Paths: []string{fmt.Sprintf("/svc%d/**", i)}}
+			sp.Match = MatchSpec{Methods: []string{"GET"}, Paths: []string{fmt.Sprintf("/svc/%d/**", i)}}
 		case 1:
 			sp.Match = MatchSpec{Hosts: []string{fmt.Sprintf("h%d.example.com", i)}, Paths: []string{"/api/**"}}
+			sp.Require = RequireSpec{AnyRoles: []string{"admin"}}
 		case 2:
-			sp.Match = MatchSpec{Methods: []string{"POST", "PUT"}, Paths: []string{fmt.Sprintf("/api/v%d/orders/{id}/lines/*", i)}}
+			sp.Match = MatchSpec{Methods: []string{"POST", "PUT"}, Paths: []string{fmt.Sprintf("/api/v1/res%d/{id}/lines/*", i)}}
 		case 3:
-			sp.Match = MatchSpec{Paths: []string{fmt.Sprintf("/api/team%d/**/edit", i), fmt.Sprintf("/api/team%d/{id}", i)}}
+			sp.Match = MatchSpec{Paths: []string{fmt.Sprintf("/api/v1/team%d/**/edit", i), fmt.Sprintf("/api/v1/team%d/{id}", i)}}
+		case 4:
+			sp.Match = MatchSpec{Hosts: []string{fmt.Sprintf("*.t%d.example.com", i)}, Paths: []string{"/admin/**"}}
+		case 5:
+			sp.Match = MatchSpec{Methods: []string{"GET"}, Paths: []string{fmt.Sprintf("/static/v%d/**", i)}}
+			sp.Public = true
+		case 6:
+			if i%16 == 6 {
+				sp.Match = MatchSpec{Paths: []string{fmt.Sprintf("/**/report%d.csv", i)}}
+			} else {
+				sp.Match = MatchSpec{Paths: []string{fmt.Sprintf("/api/v2/*/items/%d", i)}}
+			}
+		case 7:
+			sp.Match = MatchSpec{Methods: []string{"DELETE"}, Paths: []string{fmt.Sprintf("/api/v1/orders/{id}/items/%d", i)}}
 		}
 		specs = append(specs, sp)
 	}
-	specs = append(specs, Spec{Name: "last", Match: MatchSpec{Paths: []string{"/api/**"}}})
-	s, err := Compile(specs)
+	return append(specs, Spec{Name: "last", Match: MatchSpec{Paths: []string{"/api/**"}}})
+}
+
+func benchSet(tb testing.TB, n int) *Set {
+	tb.Helper()
+	s, err := Compile(benchSpecs(n))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return s
 }
 
 func benchMatch(b *testing.B, n int) {
-	s := benchRules(b, n)
+	s := benchSet(b, n)
+	reqs := []struct{ host, method, path, want string }{
+		{"api.example.com:443", "GET", "/api/v1/orders/42/items", "last"},               // matches the last rule
+		{"h8.example.com", "POST", "/api/v1/res2/7/lines/x/y", "last"},                  // many near misses
+		{"A.T4.EXAMPLE.COM", "GET", "/static/v3/a/b/c/d/e/f/report.csv", ""},            // matches nothing
+		{"[2001:db8::1]:8443", "DELETE", "/api/v2/x/items/99999/more/segments", "last"}, // IP literal
+	}
+	for _, r := range reqs {
+		got := s.Match(r.host, r.method, r.path)
+		if (got == nil) != (r.want == "") || got != nil && got.Name() != r.want {
+			b.Fatalf("Match(%s %s %s) = %v, want %q", r.host, r.method, r.path, got, r.want)
+		}
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if r := s.Match("api.example.com:443", "GET", "/api/orders/42/items"); r == nil || r.Name() != "last" {
-			b.Fatal("wrong rule")
-		}
+		r := &reqs[i%len(reqs)]
+		s.Match(r.host, r.method, r.path)
 	}
 }
 
@@ -47,20 +76,47 @@ func BenchmarkMatch10(b *testing.B)   { benchMatch(b, 10) }
 func BenchmarkMatch100(b *testing.B)  { benchMatch(b, 100) }
 func BenchmarkMatch1000(b *testing.B) { benchMatch(b, 1000) }
 
-func BenchmarkNormalizePathClean(b *testing.B) {
+func BenchmarkNormalizePath(b *testing.B) {
+	for _, c := range []struct{ name, raw string }{
+		{"clean", "/api/v1/orders/42/items?expand=lines&x=%2F"},
+		{"dirty", "//api/./v1/orders/%34%32/x/../items%2a"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := NormalizePath(c.raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkCompile1000(b *testing.B) {
+	specs := benchSpecs(1000)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if _, err := NormalizePath("/api/orders/42/items?expand=lines"); err != nil {
+		if _, err := Compile(specs); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-func BenchmarkNormalizePathDirty(b *testing.B) {
+func BenchmarkCheck(b *testing.B) {
+	s := mustCompile(b, `
+- name: r
+  require: { any_roles: [admin, ops], all_roles: [user], scopes: ["orders:write"], claims: { email_verified: true, "realm_access.roles": user } }
+`)
+	r := s.Lookup("r")
+	p := &Principal{
+		Roles:  []string{"user", "offline_access", "ops"},
+		Scopes: []string{"openid", "orders:write"},
+		Claims: map[string]any{"email_verified": true, "realm_access": map[string]any{"roles": []any{"offline_access", "user"}}},
+	}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if _, err := NormalizePath("//api/./orders/%34%32/x/../items"); err != nil {
-			b.Fatal(err)
+		if r.Check(p).Verdict != VerdictOK {
+			b.Fatal("not ok")
 		}
 	}
 }

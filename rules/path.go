@@ -1,155 +1,281 @@
 package rules
 
 import (
+	"bytes"
 	"errors"
-	"fmt"
+	"strconv"
 	"strings"
 )
 
-// ErrAmbiguousPath is wrapped by every NormalizePath error: the request target cannot be mapped
-// to exactly one path, so it is denied (400) rather than guessed at.
-var ErrAmbiguousPath = errors.New("ambiguous or malformed path")
+// ErrAmbiguousPath is wrapped by every error NormalizePath returns: the request target cannot be
+// mapped to exactly one path, so it is refused (HTTP 400) rather than guessed at. Test for it
+// with errors.Is.
+var ErrAmbiguousPath = errors.New("ambiguous or malformed request path")
 
-// PathError says why a request target was refused.
+// PathError says why NormalizePath refused a request target. It never repeats the target
+// itself, which may be long or carry secrets in its query.
 type PathError struct {
+	// Offset is the byte offset of the offending part in the raw target, or -1.
+	Offset int
+	// Reason says what is wrong, in lower case.
 	Reason string
 }
 
-func (e *PathError) Error() string { return "path: " + e.Reason }
+// Error returns "path: <reason> at byte <offset>".
+func (e *PathError) Error() string {
+	if e.Offset < 0 {
+		return "path: " + e.Reason
+	}
+	return "path: " + e.Reason + " at byte " + strconv.Itoa(e.Offset)
+}
 
-// Unwrap makes errors.Is(err, ErrAmbiguousPath) true.
+// Unwrap returns ErrAmbiguousPath, so that errors.Is(err, ErrAmbiguousPath) holds.
 func (e *PathError) Unwrap() error { return ErrAmbiguousPath }
 
-func pathErr(format string, args ...any) error {
-	return &PathError{Reason: fmt.Sprintf(format, args...)}
-}
-
 // NormalizePath turns a raw request target (Envoy's attributes.request.http.path: undecoded,
-// possibly with a query and a fragment) into the path rules are matched against:
-// query and fragment dropped; percent-escapes of unreserved characters (RFC 3986 §2.3)
-// decoded and all other escapes upper-cased; repeated slashes merged; dot segments removed
-// (RFC 3986 §5.2.4), `..` never climbing above the root. A trailing slash is kept.
+// possibly with a query and a fragment) into the path that rules are matched against:
 //
-// A target that stays ambiguous is refused with an error wrapping ErrAmbiguousPath: an
-// encoded "/" or "\", a raw "\", NUL or another control character, an invalid escape, or a
-// target that is not origin-form (does not start with "/").
+//   - the query and the fragment are dropped;
+//   - percent-escapes of unreserved characters (RFC 3986 §2.3: letters, digits, "-._~") are
+//     decoded, every other escape is kept with upper-case hex digits, and raw bytes that may not
+//     appear in a path (space, non-ASCII, "<>[]{}|^`\"") are percent-encoded, so that each path
+//     has one spelling;
+//   - "." and ".." segments are removed (RFC 3986 §5.2.4, after decoding, so "%2e%2e" is ".."),
+//     ".." never climbing above the root; repeated slashes are merged;
+//   - a trailing slash is kept ("/api/" stays "/api/").
+//
+// A target that stays ambiguous is refused with a *PathError wrapping ErrAmbiguousPath: one that
+// does not start with "/" (empty, "*", absolute-form "http://host/p"); an encoded "/" or "\"; a
+// raw "\"; a control character, raw or encoded (NUL included); an invalid escape ("%", "%4",
+// "%G1"); a ".." right after an empty segment ("/a//../b": servers that merge slashes first read
+// "/b", servers that follow RFC 3986 to the letter read "/a/b"); a dot segment with path
+// parameters ("..;x": Java servlet containers read it as "..").
+//
+// A target that is already normal is returned as is, without allocating.
 func NormalizePath(raw string) (string, error) {
-	if i := strings.IndexAny(raw, "?#"); i >= 0 {
-		raw = raw[:i]
+	p := raw
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		p = p[:i]
 	}
-	if raw == "" || raw[0] != '/' {
-		return "", pathErr("%q is not an absolute path", truncate(raw))
+	if p == "" || p[0] != '/' {
+		return "", notOriginForm(raw, p)
 	}
-	clean := true
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		switch {
-		case c < 0x20 || c == 0x7f:
-			return "", pathErr("control character in path")
-		case c == '\\':
-			return "", pathErr("backslash in path")
-		case c == '%':
-			clean = false
-		case c == '/':
-			if i+1 < len(raw) && raw[i+1] == '/' {
-				clean = false
-			}
-			if i+1 < len(raw) && raw[i+1] == '.' {
-				clean = false
-			}
-		}
+	if isNormal(p) {
+		return p, nil
 	}
-	if clean {
-		return raw, nil
-	}
-	// Decode unreserved escapes, validate and upper-case the others.
-	var b strings.Builder
-	b.Grow(len(raw))
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if c != '%' {
-			b.WriteByte(c)
-			continue
-		}
-		if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
-			return "", pathErr("invalid percent-escape")
-		}
-		v := unhex(raw[i+1])<<4 | unhex(raw[i+2])
-		switch {
-		case v == '/' || v == '\\':
-			return "", pathErr("encoded %q in path", string(rune(v)))
-		case v < 0x20 || v == 0x7f:
-			return "", pathErr("encoded control character in path")
-		case isUnreserved(v):
-			b.WriteByte(v)
-		default:
-			b.WriteByte('%')
-			b.WriteByte(upperHex(raw[i+1]))
-			b.WriteByte(upperHex(raw[i+2]))
-		}
-		i += 2
-	}
-	return removeDots(b.String()), nil
+	return normalizeSlow(p)
 }
 
-// removeDots merges repeated slashes and resolves "." and ".." segments of an absolute path.
-func removeDots(p string) string {
-	segs := make([]string, 0, 8)
-	trailing := strings.HasSuffix(p, "/")
-	for _, s := range strings.Split(p, "/") {
-		switch s {
-		case "", ".":
-		case "..":
-			if len(segs) > 0 {
-				segs = segs[:len(segs)-1]
-			}
-		default:
-			segs = append(segs, s)
-		}
+func notOriginForm(raw, p string) error {
+	switch {
+	case raw == "":
+		return &PathError{Offset: -1, Reason: `empty request target; expected a path starting with "/"`}
+	case p == "":
+		return &PathError{Offset: -1, Reason: `no path before the query or fragment; expected a path starting with "/"`}
+	case p == "*":
+		return &PathError{Offset: -1, Reason: `asterisk-form target "*" has no path to match`}
+	case strings.Contains(p, "://"):
+		return &PathError{Offset: -1, Reason: `absolute-form target (scheme://host/...); expected a path starting with "/"`}
+	default:
+		return &PathError{Offset: -1, Reason: `request target does not start with "/"`}
 	}
-	last := ""
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		last = p[i+1:]
-	}
-	if last == "." || last == ".." {
-		trailing = true
-	}
-	out := "/" + strings.Join(segs, "/")
-	if trailing && len(segs) > 0 {
-		out += "/"
-	}
-	return out
 }
 
-func isHex(c byte) bool {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+// Character classes of RFC 3986, as bitmasks over ASCII: bit c of lo (c < 64) or of hi
+// (64 <= c < 128).
+const (
+	digitsLo     = (1<<10 - 1) << '0'
+	alphaHi      = (1<<26-1)<<('A'-64) | (1<<26-1)<<('a'-64)
+	unreservedLo = digitsLo | 1<<'-' | 1<<'.'
+	unreservedHi = alphaHi | 1<<('_'-64) | 1<<('~'-64)
+	subDelimsLo  = 1<<'!' | 1<<'$' | 1<<'&' | 1<<'\'' | 1<<'(' | 1<<')' | 1<<'*' | 1<<'+' | 1<<',' | 1<<';' | 1<<'='
+	// pchar minus pct-encoded (RFC 3986 §3.3): what may appear raw in a path segment.
+	pcharLo = unreservedLo | subDelimsLo | 1<<':'
+	pcharHi = unreservedHi | 1<<('@'-64)
+)
+
+func inClass(c byte, lo, hi uint64) bool {
+	switch {
+	case c < 64:
+		return lo>>c&1 != 0
+	case c < 128:
+		return hi>>(c-64)&1 != 0
+	}
+	return false
 }
 
-func unhex(c byte) byte {
+func isUnreserved(c byte) bool { return inClass(c, unreservedLo, unreservedHi) }
+func isPchar(c byte) bool      { return inClass(c, pcharLo, pcharHi) }
+func isControl(c byte) bool    { return c < 0x20 || c == 0x7f }
+
+func unhex(c byte) (byte, bool) {
 	switch {
 	case c >= '0' && c <= '9':
-		return c - '0'
+		return c - '0', true
 	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	default:
-		return c - 'A' + 10
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
 	}
+	return 0, false
 }
 
-func upperHex(c byte) byte {
-	if c >= 'a' && c <= 'f' {
-		return c - 32
+const upperHex = "0123456789ABCDEF"
+
+// isNormal reports whether p (starting with "/", without query or fragment) is already what
+// NormalizePath would return: only raw pchars and upper-case escapes that stay escaped, no
+// empty segment but a trailing one, no dot segment. It does not allocate.
+func isNormal(p string) bool {
+	start := 1
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			c := p[i]
+			if c == '%' {
+				if i+2 >= len(p) || !isUpperHex(p[i+1]) || !isUpperHex(p[i+2]) {
+					return false
+				}
+				v := hexValue(p[i+1], p[i+2])
+				if isUnreserved(v) || v == '/' || v == '\\' || isControl(v) {
+					return false
+				}
+				i += 2
+				continue
+			}
+			if !isPchar(c) {
+				return false
+			}
+			continue
+		}
+		seg := p[start:i]
+		if seg == "" && i < len(p) {
+			return false // "//"
+		}
+		if seg != "" && seg[0] == '.' && isDotLike(seg) {
+			return false
+		}
+		start = i + 1
 	}
-	return c
+	return true
 }
 
-func isUnreserved(c byte) bool {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~'
+func isUpperHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= 'F' }
+
+func hexValue(a, b byte) byte {
+	hi, _ := unhex(a)
+	lo, _ := unhex(b)
+	return hi<<4 | lo
 }
 
-func truncate(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
+// isDotLike reports whether a decoded segment is "." or "..", or one of them followed by path
+// parameters (";...").
+func isDotLike(seg string) bool {
+	return seg == "." || seg == ".." || strings.HasPrefix(seg, ".;") || strings.HasPrefix(seg, "..;")
+}
+
+// normalizeSlow is NormalizePath for a target that needs rewriting. It keeps the segments the
+// way RFC 3986 §5.2.4 does (empty ones included) so that it can tell when merging slashes first
+// would give another answer, and merges slashes at the end.
+func normalizeSlow(p string) (string, error) {
+	b := make([]byte, 0, len(p)+8)
+	nonEmpty := 0 // non-empty segments in b
+	lastDot := false
+	var err *PathError
+	for start := 1; start <= len(p); {
+		end := strings.IndexByte(p[start:], '/')
+		if end < 0 {
+			end = len(p)
+		} else {
+			end += start
+		}
+		b = append(b, '/')
+		segAt := len(b)
+		if b, err = appendSegment(b, p[start:end], start); err != nil {
+			return "", err
+		}
+		seg := b[segAt:]
+		lastDot = false
+		switch {
+		case len(seg) == 1 && seg[0] == '.':
+			b, lastDot = b[:segAt-1], true
+		case len(seg) == 2 && seg[0] == '.' && seg[1] == '.':
+			b, lastDot = b[:segAt-1], true
+			if len(b) > 0 {
+				i := bytes.LastIndexByte(b, '/')
+				if i == len(b)-1 {
+					// The segment ".." removes is empty: RFC 3986 removes just that, a server
+					// that merges slashes first removes the segment before it.
+					if nonEmpty > 0 {
+						return "", &PathError{Offset: start, Reason: `".." after an empty segment ("//..") is read differently by different servers`}
+					}
+				} else {
+					nonEmpty--
+				}
+				b = b[:i]
+			}
+		case len(seg) > 1 && seg[0] == '.' && (seg[1] == ';' || seg[1] == '.' && len(seg) > 2 && seg[2] == ';'):
+			return "", &PathError{Offset: start, Reason: `dot segment with path parameters (".;" or "..;") is read as a dot segment by some servers`}
+		case len(seg) > 0:
+			nonEmpty++
+		}
+		start = end + 1
 	}
-	return s
+	if lastDot && (len(b) == 0 || b[len(b)-1] != '/') {
+		b = append(b, '/')
+	}
+	// Merge repeated slashes in place.
+	w := 0
+	for r := 0; r < len(b); r++ {
+		if b[r] == '/' && w > 0 && b[w-1] == '/' {
+			continue
+		}
+		b[w] = b[r]
+		w++
+	}
+	if w == 0 {
+		return "/", nil
+	}
+	return string(b[:w]), nil
+}
+
+// appendSegment appends the normal form of one raw path segment (no "/" in it) to dst:
+// unreserved escapes decoded, other escapes upper-cased, raw bytes that may not appear in a
+// path encoded. off is seg's offset in the whole input, for error positions.
+func appendSegment(dst []byte, seg string, off int) ([]byte, *PathError) {
+	for i := 0; i < len(seg); i++ {
+		c := seg[i]
+		switch {
+		case c == '%':
+			if i+2 >= len(seg) {
+				return dst, &PathError{Offset: off + i, Reason: `invalid percent-escape ("%" must be followed by two hex digits)`}
+			}
+			hi, ok1 := unhex(seg[i+1])
+			lo, ok2 := unhex(seg[i+2])
+			if !ok1 || !ok2 {
+				return dst, &PathError{Offset: off + i, Reason: `invalid percent-escape ("%" must be followed by two hex digits)`}
+			}
+			v := hi<<4 | lo
+			switch {
+			case v == '/':
+				return dst, &PathError{Offset: off + i, Reason: `encoded "/" (%2F) is read as a separator by some servers and not by others`}
+			case v == '\\':
+				return dst, &PathError{Offset: off + i, Reason: `encoded "\" (%5C) is read as a separator by some servers and not by others`}
+			case isControl(v):
+				return dst, &PathError{Offset: off + i, Reason: "encoded control character %" + string(upperHex[hi]) + string(upperHex[lo])}
+			case isUnreserved(v):
+				dst = append(dst, v)
+			default:
+				dst = append(dst, '%', upperHex[hi], upperHex[lo])
+			}
+			i += 2
+		case isPchar(c):
+			dst = append(dst, c)
+		case c == '\\':
+			return dst, &PathError{Offset: off + i, Reason: `"\" is read as a separator by some servers and not by others`}
+		case isControl(c):
+			return dst, &PathError{Offset: off + i, Reason: "control character 0x" + string(upperHex[c>>4]) + string(upperHex[c&15])}
+		default:
+			dst = append(dst, '%', upperHex[c>>4], upperHex[c&15])
+		}
+	}
+	return dst, nil
 }

@@ -1,154 +1,101 @@
 package rules
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Principal is what a verified token proves, as the rules see it.
 type Principal struct {
-	Roles  []string       // merged roles; Keycloak client roles as "<client>:<role>"
-	Scopes []string       // from the `scope` or `scp` claim
-	Claims map[string]any // the token's claims as decoded from JSON
+	// Roles are the merged roles; Keycloak client roles appear as "<client>:<role>".
+	Roles []string
+	// Scopes come from the space-separated `scope` claim or the `scp` array.
+	Scopes []string
+	// Claims are the token's claims as decoded from JSON: numbers float64 (json.Number is
+	// accepted too), objects map[string]any, arrays []any.
+	Claims map[string]any
 }
 
-// Verdict is the result of a requirement check.
+// Verdict is the result of Rule.Check.
 type Verdict int
 
-// Verdicts of Rule.Check.
+// The verdicts of Rule.Check.
 const (
-	VerdictOK                Verdict = iota // every requirement met
-	VerdictForbidden                        // a role or claim requirement unmet (403)
-	VerdictInsufficientScope                // roles and claims met, a scope missing (403 insufficient_scope)
+	// VerdictOK: every requirement is met.
+	VerdictOK Verdict = iota
+	// VerdictForbidden: a role or claim requirement is unmet (403).
+	VerdictForbidden
+	// VerdictInsufficientScope: roles and claims are met, a scope is missing (403 with
+	// error="insufficient_scope", RFC 6750 §3.1).
+	VerdictInsufficientScope
 )
+
+// String returns the verdict's snake_case name, as in logs.
+func (v Verdict) String() string {
+	switch v {
+	case VerdictOK:
+		return "ok"
+	case VerdictForbidden:
+		return "forbidden"
+	case VerdictInsufficientScope:
+		return "insufficient_scope"
+	}
+	return "verdict(" + strconv.Itoa(int(v)) + ")"
+}
 
 // Outcome is a verdict with what was missing.
 type Outcome struct {
 	Verdict Verdict
-	// Missing describes each unmet requirement: `role "admin"`, `scope "orders:write"`,
-	// `claim email_verified = true`.
+	// Missing describes every unmet requirement, in the order of the rule's require block
+	// (any_roles, all_roles, scopes, claims by key): `role "admin"`, `one of roles "a", "b"`,
+	// `scope "orders:write"`, `claim email_verified = true`. For logs and `portcullis check`.
 	Missing []string
-	// MissingScopes are the unmet scopes, for WWW-Authenticate's scope parameter.
+	// MissingScopes are the unmet scopes themselves, for WWW-Authenticate's scope parameter.
 	MissingScopes []string
 }
 
-// claimReq is one claim requirement: the value at a dotted path must equal want (or, for an
-// array claim, contain it).
-type claimReq struct {
-	name string
-	path []string
-	want any // string, bool or float64
-}
-
-func compileClaim(name string, v any) (claimReq, error) {
-	if name == "" || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") || strings.Contains(name, "..") {
-		return claimReq{}, fmt.Errorf("%q is not a claim path (write e.g. email_verified or realm_access.roles)", name)
-	}
-	c := claimReq{name: name, path: strings.Split(name, ".")}
-	switch v := v.(type) {
-	case string, bool:
-		c.want = v
-	case int:
-		c.want = float64(v)
-	case int64:
-		c.want = float64(v)
-	case uint64:
-		c.want = float64(v)
-	case float64:
-		c.want = v
-	case nil:
-		return claimReq{}, fmt.Errorf("no value given; write the value the claim must have")
-	default:
-		return claimReq{}, fmt.Errorf("must be a string, number or boolean, not a list or mapping")
-	}
-	return c, nil
-}
-
-func (c claimReq) String() string {
-	switch w := c.want.(type) {
-	case string:
-		return fmt.Sprintf("claim %s = %q", c.name, w)
-	case float64:
-		return fmt.Sprintf("claim %s = %s", c.name, strconv.FormatFloat(w, 'f', -1, 64))
-	default:
-		return fmt.Sprintf("claim %s = %v", c.name, w)
-	}
-}
-
-func (c claimReq) met(claims map[string]any) bool {
-	var cur any = claims
-	for _, p := range c.path {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return false
-		}
-		if cur, ok = m[p]; !ok {
-			return false
-		}
-	}
-	if list, ok := cur.([]any); ok {
-		for _, x := range list {
-			if equalScalar(x, c.want) {
-				return true
-			}
-		}
-		return false
-	}
-	return equalScalar(cur, c.want)
-}
-
-func equalScalar(have, want any) bool {
-	switch w := want.(type) {
-	case float64:
-		h, ok := have.(float64)
-		return ok && !math.IsNaN(h) && h == w
-	default:
-		return have == want
-	}
-}
-
-// Check applies the rule's requirements to a principal. Roles and claims are checked first
-// (unmet: Forbidden); then scopes (unmet: InsufficientScope). A rule without requirements
-// accepts any principal.
+// Check applies the rule's requirements to an authenticated principal. Unmet roles or claims
+// give VerdictForbidden; otherwise unmet scopes give VerdictInsufficientScope (a token with the
+// right scopes would pass, so the client may ask for them). A rule without requirements accepts
+// any principal; a nil principal is refused. Missing lists every unmet requirement either way.
+// Check allocates only when a requirement is unmet.
 func (r *Rule) Check(p *Principal) Outcome {
+	if p == nil {
+		return Outcome{Verdict: VerdictForbidden, Missing: []string{"an authenticated principal"}}
+	}
 	var out Outcome
-	req := &r.spec.Require
-	if len(req.AnyRoles) > 0 {
-		found := false
-		for _, want := range req.AnyRoles {
-			if contains(p.Roles, want) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			out.Missing = append(out.Missing, "one of roles "+quoteList(req.AnyRoles))
+	forbidden := false
+	if len(r.anyRoles) > 0 && !containsAny(p.Roles, r.anyRoles) {
+		out.Missing = append(out.Missing, r.anyMissing)
+		forbidden = true
+	}
+	for _, q := range r.allRoles {
+		if !contains(p.Roles, q.value) {
+			out.Missing = append(out.Missing, q.missing)
+			forbidden = true
 		}
 	}
-	for _, want := range req.AllRoles {
-		if !contains(p.Roles, want) {
-			out.Missing = append(out.Missing, strconv.Quote(want)+" role")
+	for _, q := range r.scopes {
+		if !contains(p.Scopes, q.value) {
+			out.Missing = append(out.Missing, q.missing)
+			out.MissingScopes = append(out.MissingScopes, q.value)
 		}
 	}
-	for _, c := range r.claims {
-		if !c.met(p.Claims) {
-			out.Missing = append(out.Missing, c.String())
+	for i := range r.claims {
+		if !r.claims[i].met(p.Claims) {
+			out.Missing = append(out.Missing, r.claims[i].missing)
+			forbidden = true
 		}
 	}
-	if len(out.Missing) > 0 {
+	switch {
+	case forbidden:
 		out.Verdict = VerdictForbidden
-		return out
-	}
-	for _, want := range req.Scopes {
-		if !contains(p.Scopes, want) {
-			out.Missing = append(out.Missing, "scope "+strconv.Quote(want))
-			out.MissingScopes = append(out.MissingScopes, want)
-		}
-	}
-	if len(out.MissingScopes) > 0 {
+	case len(out.MissingScopes) > 0:
 		out.Verdict = VerdictInsufficientScope
 	}
 	return out
@@ -163,36 +110,177 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func quoteList(l []string) string {
-	q := make([]string, len(l))
-	for i, s := range l {
-		q[i] = strconv.Quote(s)
+func containsAny(have, want []string) bool {
+	for _, w := range want {
+		if contains(have, w) {
+			return true
+		}
 	}
-	return "[" + strings.Join(q, " ") + "]"
+	return false
 }
 
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+type claimKind uint8
+
+const (
+	claimString claimKind = iota
+	claimBool
+	claimNumber
+)
+
+// claimReq is one `claims` entry: the claim at key must equal the value, or, when it is an
+// array, contain it.
+type claimReq struct {
+	key     string
+	kind    claimKind
+	str     string
+	boolean bool
+	num     float64
+	missing string // the Outcome.Missing text
 }
 
-// ClaimNames returns the top-level claim names the rules' claim requirements read, sorted and
-// without duplicates (so a verifier can keep just those).
-func (s *Set) ClaimNames() []string {
-	seen := map[string]bool{}
-	var names []string
-	for _, r := range s.rules {
-		for _, c := range r.claims {
-			if !seen[c.path[0]] {
-				seen[c.path[0]] = true
-				names = append(names, c.path[0])
+// compileClaim validates one `claims` entry. The problem it returns is phrased for the user.
+func compileClaim(key string, v any) (claimReq, string) {
+	if key == "" || strings.HasPrefix(key, ".") || strings.HasSuffix(key, ".") || strings.Contains(key, "..") {
+		return claimReq{}, fmt.Sprintf("%q is not a claim name or dotted path (write e.g. email_verified or address.country)", key)
+	}
+	c := claimReq{key: key}
+	switch v := v.(type) {
+	case string:
+		c.kind, c.str = claimString, v
+		c.missing = fmt.Sprintf("claim %s = %q", key, v)
+		return c, ""
+	case bool:
+		c.kind, c.boolean = claimBool, v
+		c.missing = fmt.Sprintf("claim %s = %t", key, v)
+		return c, ""
+	case nil:
+		return claimReq{}, "no value; write the value the claim must equal (a string, number or boolean)"
+	case []any:
+		return claimReq{}, "a list is not a claim value; write one string, number or boolean (an array claim matches when it contains it)"
+	case map[string]any:
+		sub, first := "field", true
+		for k := range v {
+			if first || k < sub {
+				sub, first = k, false
+			}
+		}
+		return claimReq{}, fmt.Sprintf("a mapping is not a claim value; for a nested claim write a dotted key such as %q", key+"."+sub)
+	case time.Time:
+		return claimReq{}, fmt.Sprintf("a timestamp is not a claim value; quote it to compare it as a string (%q)", v.Format(time.DateOnly))
+	}
+	f, ok := toFloat(v)
+	if !ok {
+		return claimReq{}, fmt.Sprintf("a %T is not a claim value; write a string, number or boolean (quote it to make it a string)", v)
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return claimReq{}, "NaN and infinities never equal a claim; write a finite number"
+	}
+	c.kind, c.num = claimNumber, f
+	c.missing = fmt.Sprintf("claim %s = %s", key, strconv.FormatFloat(f, 'g', -1, 64))
+	return c, ""
+}
+
+// met reports whether the claims satisfy the requirement.
+func (c *claimReq) met(claims map[string]any) bool {
+	v, ok := lookupClaim(claims, c.key)
+	if !ok {
+		return false
+	}
+	switch list := v.(type) {
+	case []any:
+		for _, x := range list {
+			if c.equal(x) {
+				return true
+			}
+		}
+		return false
+	case []string:
+		if c.kind != claimString {
+			return false
+		}
+		return contains(list, c.str)
+	}
+	return c.equal(v)
+}
+
+func (c *claimReq) equal(v any) bool {
+	switch c.kind {
+	case claimString:
+		s, ok := v.(string)
+		return ok && s == c.str
+	case claimBool:
+		b, ok := v.(bool)
+		return ok && b == c.boolean
+	}
+	f, ok := toFloat(v)
+	return ok && f == c.num
+}
+
+// lookupClaim finds key in claims: as a whole first (claim names may contain dots, such as
+// "https://example.com/tier"), then as a dotted path into nested objects, trying each dot in
+// turn.
+func lookupClaim(claims map[string]any, key string) (any, bool) {
+	if v, ok := claims[key]; ok {
+		return v, true
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] != '.' {
+			continue
+		}
+		if sub, ok := claims[key[:i]].(map[string]any); ok {
+			if v, ok := lookupClaim(sub, key[i+1:]); ok {
+				return v, true
 			}
 		}
 	}
-	sort.Strings(names)
+	return nil, false
+}
+
+// toFloat converts the numbers that JSON and YAML decoders produce.
+func toFloat(v any) (float64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case float32:
+		return float64(n), true
+	case int:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	case int32:
+		return float64(n), true
+	case uint64:
+		return float64(n), true
+	case uint32:
+		return float64(n), true
+	case uint:
+		return float64(n), true
+	case json.Number:
+		f, err := strconv.ParseFloat(string(n), 64)
+		return f, err == nil
+	}
+	return 0, false
+}
+
+// ClaimNames returns the top-level claims the rules' claim requirements may read, sorted and
+// without duplicates: each key as written (a claim named with dots is looked up whole first)
+// and its first dotted segment. A verifier keeps just these claims.
+func (s *Set) ClaimNames() []string {
+	seen := map[string]bool{}
+	var names []string
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	for _, r := range s.rules {
+		for _, c := range r.claims {
+			add(c.key)
+			first, _, _ := strings.Cut(c.key, ".")
+			add(first)
+		}
+	}
+	slices.Sort(names)
 	return names
 }

@@ -5,61 +5,168 @@ import (
 	"strings"
 )
 
-// findWarnings reports, conservatively, rules that can never match because an earlier rule
-// takes all their requests, and public rules that take part of a later protected rule's
-// requests. "Conservatively": it never warns wrongly, and may miss subtle cases.
+// findWarnings lints a compiled rule list. The shadowing and overlap checks are conservative:
+// they never warn wrongly, and may miss a rule covered only by several earlier rules together.
 func findWarnings(rules []*Rule) []string {
 	var out []string
+	for i, r := range rules {
+		if r.spec.Public && r.spec.DryRun {
+			out = append(out, fmt.Sprintf("rules[%d] %q: dry_run has no effect on a public rule, which allows every request anyway", i, r.Name()))
+		}
+		for _, m := range r.unregistered {
+			out = append(out, fmt.Sprintf("rules[%d] %q: method %q is not a registered HTTP method; check its spelling", i, r.Name(), m))
+		}
+	}
+	shadows, shadowed := shadowWarnings(rules)
+	out = append(out, shadows...)
+	out = append(out, publicOverlapWarnings(rules, shadowed)...)
+	return out
+}
+
+// shadowWarnings finds rules, or single path patterns of rules, that earlier rules take every
+// request of: first match wins, so they never apply. It also returns which rules are wholly
+// shadowed.
+func shadowWarnings(rules []*Rule) ([]string, []bool) {
+	var out []string
+	shadowed := make([]bool, len(rules))
 	for j, later := range rules {
-		for i := 0; i < j; i++ {
-			earlier := rules[i]
-			if !hostsCover(earlier, later) || !pathsCover(earlier, later) {
-				continue
+		pats := patternsOf(later)
+		by := make([]int, len(pats)) // the first earlier rule covering each pattern, or -1
+		all := true
+		for k, p := range pats {
+			by[k] = -1
+			for i := 0; i < j; i++ {
+				if coversPattern(rules[i], later, p) {
+					by[k] = i
+					break
+				}
 			}
-			if earlier.methods&later.methods == later.methods {
-				out = append(out, fmt.Sprintf("rules[%d] %q is shadowed by rules[%d] %q (the earlier rule matches every request it matches; first match wins)",
-					j, later.Name(), i, earlier.Name()))
-				break
+			all = all && by[k] >= 0
+		}
+		if all {
+			shadowed[j] = true
+			var names []string
+			for k, i := range by {
+				if !containsInt(by[:k], i) {
+					names = append(names, fmt.Sprintf("rules[%d] %q", i, rules[i].Name()))
+				}
 			}
-			if earlier.Public() && !later.Public() && earlier.methods&later.methods != 0 {
-				out = append(out, fmt.Sprintf("rules[%d] %q is public and comes first: it takes the %s requests of protected rules[%d] %q",
-					i, earlier.Name(), methodNames(earlier.methods&later.methods), j, later.Name()))
+			if len(names) == 1 {
+				out = append(out, fmt.Sprintf("rules[%d] %q is shadowed by %s (earlier rule matches everything it matches)", j, later.Name(), names[0]))
+			} else {
+				out = append(out, fmt.Sprintf("rules[%d] %q is shadowed by %s (earlier rules match everything it matches)", j, later.Name(), strings.Join(names, " and ")))
+			}
+			continue
+		}
+		for k, i := range by {
+			if i >= 0 {
+				out = append(out, fmt.Sprintf("rules[%d].match.paths[%d]: %q of rule %q is shadowed by rules[%d] %q (earlier rule matches every request this pattern does)",
+					j, k, later.paths[k].raw, later.Name(), i, rules[i].Name()))
 			}
 		}
+	}
+	return out, shadowed
+}
+
+// publicOverlapWarnings finds public rules that take some, not all, requests of a later
+// protected rule: those requests need no token, which is rarely meant. A public rule inside a
+// later protected one ("/healthz" before "/**") is a deliberate exception and is not reported;
+// a protected rule inside an earlier public one, or shadowed by any earlier rule, is reported as
+// shadowed.
+func publicOverlapWarnings(rules []*Rule, shadowed []bool) []string {
+	const show = 5
+	var out []string
+	for i, pub := range rules {
+		if !pub.Public() {
+			continue
+		}
+		var victims []string
+		n := 0
+		for j := i + 1; j < len(rules); j++ {
+			prot := rules[j]
+			if prot.Public() || shadowed[j] || !overlaps(pub, prot) || covers(prot, pub) || covers(pub, prot) {
+				continue
+			}
+			if n++; n <= show {
+				victims = append(victims, fmt.Sprintf("rules[%d] %q", j, prot.Name()))
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		list := strings.Join(victims, ", ")
+		if n > show {
+			list += fmt.Sprintf(" and %d more", n-show)
+		}
+		out = append(out, fmt.Sprintf("rules[%d] %q is public and also matches some requests of later protected %s; those requests need no token (move the protected rule above it, or narrow %q)",
+			i, pub.Name(), list, pub.Name()))
 	}
 	return out
 }
 
-func methodNames(s methodSet) string {
-	var names []string
-	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"} {
-		if uint16(s)&methodBits[m] != 0 {
-			names = append(names, m)
-		}
-	}
-	return strings.Join(names, ", ")
-}
+// patternsOf returns a rule's path patterns, "/**" for a rule without paths.
+func patternsOf(r *Rule) [][]segment { return r.pats }
 
-// hostsCover: every host the later rule matches, the earlier one matches too.
-func hostsCover(earlier, later *Rule) bool {
-	if len(earlier.hosts) == 0 {
-		return true
-	}
-	if len(later.hosts) == 0 {
+// coversPattern reports whether rule a matches every request that rule b's pattern p matches.
+func coversPattern(a, b *Rule, p []segment) bool {
+	if !hostsCover(a, b) || !a.methods.covers(&b.methods) {
 		return false
 	}
-	for _, lh := range later.hosts {
-		covered := false
-		for _, eh := range earlier.hosts {
-			switch {
-			case eh == lh:
-				covered = true
-			case eh.suffix != "" && lh.exact != "":
-				covered = eh.match(lh.exact)
-			case eh.suffix != "" && lh.suffix != "":
-				covered = strings.HasSuffix(lh.suffix, eh.suffix)
+	for _, q := range patternsOf(a) {
+		if quickCovers(q, p) && patternCovers(q, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// covers reports whether rule a matches every request rule b matches.
+func covers(a, b *Rule) bool {
+	for _, p := range patternsOf(b) {
+		if !coversPattern(a, b, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// overlaps reports whether some request matches both rules.
+func overlaps(a, b *Rule) bool {
+	if !hostsOverlap(a, b) || !a.methods.overlaps(&b.methods) {
+		return false
+	}
+	for _, p := range patternsOf(a) {
+		for _, q := range patternsOf(b) {
+			if quickOverlaps(p, q) && patternsOverlap(p, q) {
+				return true
 			}
-			if covered {
+		}
+	}
+	return false
+}
+
+// quickCovers and quickOverlaps rule out, cheaply, patterns whose first literal segments
+// differ, before the exact check.
+func quickCovers(a, b []segment) bool {
+	return len(a) == 0 || a[0].kind != segLiteral || len(b) > 0 && b[0].kind == segLiteral && b[0].lit == a[0].lit
+}
+
+func quickOverlaps(a, b []segment) bool {
+	return len(a) == 0 || len(b) == 0 || a[0].kind != segLiteral || b[0].kind != segLiteral || a[0].lit == b[0].lit
+}
+
+func hostsCover(a, b *Rule) bool {
+	if len(a.hosts) == 0 {
+		return true
+	}
+	if len(b.hosts) == 0 {
+		return false
+	}
+	for _, hb := range b.hosts {
+		covered := false
+		for _, ha := range a.hosts {
+			if ha.covers(hb) {
+				covered = true
 				break
 			}
 		}
@@ -70,43 +177,25 @@ func hostsCover(earlier, later *Rule) bool {
 	return true
 }
 
-// pathsCover: every path pattern of the later rule is covered by one of the earlier rule.
-func pathsCover(earlier, later *Rule) bool {
-	if len(earlier.paths) == 0 {
+func hostsOverlap(a, b *Rule) bool {
+	if len(a.hosts) == 0 || len(b.hosts) == 0 {
 		return true
 	}
-	if len(later.paths) == 0 {
-		return false
-	}
-	for _, lp := range later.paths {
-		covered := false
-		for _, ep := range earlier.paths {
-			if patternCovers(ep.segs, lp.segs) {
-				covered = true
-				break
+	for _, ha := range a.hosts {
+		for _, hb := range b.hosts {
+			if ha.overlaps(hb) {
+				return true
 			}
 		}
-		if !covered {
-			return false
-		}
 	}
-	return true
+	return false
 }
 
-// patternCovers reports whether pattern a matches every path pattern b matches: segment by
-// segment, a literal covers the same literal, * covers a literal or *, and a final ** covers
-// any rest.
-func patternCovers(a, b []segment) bool {
-	for i, s := range a {
-		if s.kind == segAny {
-			return i == len(a)-1 // only a trailing ** is judged
-		}
-		if i >= len(b) || b[i].kind == segAny {
-			return false
-		}
-		if s.kind == segLiteral && (b[i].kind != segLiteral || b[i].lit != s.lit) {
-			return false
+func containsInt(l []int, v int) bool {
+	for _, x := range l {
+		if x == v {
+			return true
 		}
 	}
-	return len(a) == len(b)
+	return false
 }

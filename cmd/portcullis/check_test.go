@@ -204,8 +204,8 @@ rules:
 		t.Fatal(err)
 	}
 	want := `warning: issuers[0].audiences: "account" is Keycloak's default audience, carried by every token of the realm; add an audience mapper in Keycloak and list your client id
-warning: rules[2] "admin" is shadowed by rules[1] "api" (the earlier rule matches every request it matches; first match wins)
-warning: rules[0] "docs" is public and comes first: it takes the GET requests of protected rules[3] "docs-edit"
+warning: rules[2] "admin" is shadowed by rules[1] "api" (earlier rule matches everything it matches)
+warning: rules[0] "docs" is public and also matches some requests of later protected rules[3] "docs-edit"; those requests need no token (move the protected rule above it, or narrow "docs")
 ` + path + ": valid (1 issuer(s), 4 rule(s))\n"
 	var out, errs bytes.Buffer
 	if code := run(context.Background(), []string{"validate", "--config", path}, nil, &out, &errs); code != 0 {

@@ -1,0 +1,129 @@
+package rules
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestCheck(t *testing.T) {
+	s := mustCompile(t, `
+- name: any
+  require: { any_roles: [admin, ops] }
+- name: any-one
+  require: { any_roles: [admin] }
+- name: all
+  require: { all_roles: ["orders-api:writer", user] }
+- name: scopes
+  require: { all_roles: [user], scopes: ["orders:write", "orders:read"] }
+- name: claims
+  require: { claims: { email_verified: true, "realm_access.roles": admin, level: 3, tenant: acme } }
+- name: numbers
+  require: { claims: { ratio: 0.5, big: 1e21, neg: -2 } }
+- name: dotted-name
+  require: { claims: { "https://example.com/tier": gold, "https://example.com/org.unit": sales } }
+- name: none
+- name: everything
+  require: { any_roles: [admin], scopes: [s], claims: { tenant: acme } }
+`)
+	roles := func(r ...string) *Principal { return &Principal{Roles: r} }
+	claims := func(c map[string]any) *Principal { return &Principal{Claims: c} }
+	good := map[string]any{"email_verified": true, "realm_access": map[string]any{"roles": []any{"user", "admin"}}, "level": 3.0, "tenant": "acme"}
+	with := func(k string, v any) map[string]any {
+		m := map[string]any{}
+		for kk, vv := range good {
+			m[kk] = vv
+		}
+		if v == nil {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+		return m
+	}
+	cases := []struct {
+		name    string
+		rule    string
+		p       *Principal
+		verdict Verdict
+		missing []string
+		scopes  []string
+	}{
+		{"any: one of them", "any", roles("user", "ops"), VerdictOK, nil, nil},
+		{"any: none", "any", roles("user"), VerdictForbidden, []string{`one of roles "admin", "ops"`}, nil},
+		{"any: no roles at all", "any", roles(), VerdictForbidden, []string{`one of roles "admin", "ops"`}, nil},
+		{"any: single role text", "any-one", roles("Admin"), VerdictForbidden, []string{`role "admin"`}, nil},
+		{"all: every one", "all", roles("user", "x", "orders-api:writer"), VerdictOK, nil, nil},
+		{"all: one missing", "all", roles("user"), VerdictForbidden, []string{`role "orders-api:writer"`}, nil},
+		{"all: client role is not the realm role", "all", roles("writer", "user"), VerdictForbidden, []string{`role "orders-api:writer"`}, nil},
+		{"all: both missing", "all", roles(), VerdictForbidden, []string{`role "orders-api:writer"`, `role "user"`}, nil},
+		{"scopes: all granted", "scopes", &Principal{Roles: []string{"user"}, Scopes: []string{"orders:read", "orders:write"}}, VerdictOK, nil, nil},
+		{"scopes: one missing", "scopes", &Principal{Roles: []string{"user"}, Scopes: []string{"orders:read"}}, VerdictInsufficientScope, []string{`scope "orders:write"`}, []string{"orders:write"}},
+		{"scopes: both missing", "scopes", roles("user"), VerdictInsufficientScope, []string{`scope "orders:write"`, `scope "orders:read"`}, []string{"orders:write", "orders:read"}},
+		{"scopes: role missing too is forbidden", "scopes", &Principal{Scopes: []string{"orders:read"}}, VerdictForbidden, []string{`role "user"`, `scope "orders:write"`}, []string{"orders:write"}},
+		{"claims: all equal", "claims", claims(good), VerdictOK, nil, nil},
+		{"claims: bool is not the string", "claims", claims(with("email_verified", "true")), VerdictForbidden, []string{"claim email_verified = true"}, nil},
+		{"claims: false", "claims", claims(with("email_verified", false)), VerdictForbidden, []string{"claim email_verified = true"}, nil},
+		{"claims: array lacks the value", "claims", claims(with("realm_access", map[string]any{"roles": []any{"user"}})), VerdictForbidden, []string{`claim realm_access.roles = "admin"`}, nil},
+		{"claims: nested scalar", "claims", claims(with("realm_access", map[string]any{"roles": "admin"})), VerdictOK, nil, nil},
+		{"claims: nested not an object", "claims", claims(with("realm_access", "admin")), VerdictForbidden, []string{`claim realm_access.roles = "admin"`}, nil},
+		{"claims: literal dotted key", "claims", claims(with("realm_access.roles", "admin")), VerdictOK, nil, nil},
+		{"claims: number differs", "claims", claims(with("level", 3.5)), VerdictForbidden, []string{"claim level = 3"}, nil},
+		{"claims: number as string", "claims", claims(with("level", "3")), VerdictForbidden, []string{"claim level = 3"}, nil},
+		{"claims: json.Number", "claims", claims(with("level", json.Number("3.0"))), VerdictOK, nil, nil},
+		{"claims: int", "claims", claims(with("level", 3)), VerdictOK, nil, nil},
+		{"claims: number in array", "claims", claims(with("level", []any{1.0, 3.0})), VerdictOK, nil, nil},
+		{"claims: missing", "claims", claims(with("tenant", nil)), VerdictForbidden, []string{`claim tenant = "acme"`}, nil},
+		{"claims: string case matters", "claims", claims(with("tenant", "ACME")), VerdictForbidden, []string{`claim tenant = "acme"`}, nil},
+		{"claims: []string array", "claims", claims(with("tenant", []string{"x", "acme"})), VerdictOK, nil, nil},
+		{"claims: no claims", "claims", claims(nil), VerdictForbidden, []string{`claim email_verified = true`, `claim level = 3`, `claim realm_access.roles = "admin"`, `claim tenant = "acme"`}, nil},
+		{"numbers: equal", "numbers", claims(map[string]any{"ratio": 0.5, "big": 1e21, "neg": -2.0}), VerdictOK, nil, nil},
+		{"numbers: texts", "numbers", claims(nil), VerdictForbidden, []string{"claim big = 1e+21", "claim neg = -2", "claim ratio = 0.5"}, nil},
+		{"dotted name: whole key, then path", "dotted-name", claims(map[string]any{"https://example.com/tier": "gold", "https://example.com/org": map[string]any{"unit": "sales"}}), VerdictOK, nil, nil},
+		{"dotted name: split at another dot", "dotted-name", claims(map[string]any{"https://example": map[string]any{"com/tier": "gold"}}), VerdictForbidden, []string{`claim https://example.com/org.unit = "sales"`}, nil},
+		{"none: any principal", "none", &Principal{}, VerdictOK, nil, nil},
+		{"everything: all unmet", "everything", &Principal{}, VerdictForbidden, []string{`role "admin"`, `scope "s"`, `claim tenant = "acme"`}, []string{"s"}},
+		{"nil principal", "none", nil, VerdictForbidden, []string{"an authenticated principal"}, nil},
+	}
+	for _, c := range cases {
+		out := s.Lookup(c.rule).Check(c.p)
+		if out.Verdict != c.verdict || !reflect.DeepEqual(out.Missing, c.missing) || !reflect.DeepEqual(out.MissingScopes, c.scopes) {
+			t.Errorf("%s: got %v %q %q, want %v %q %q", c.name, out.Verdict, out.Missing, out.MissingScopes, c.verdict, c.missing, c.scopes)
+		}
+	}
+}
+
+func TestCheckDoesNotAllocateWhenMet(t *testing.T) {
+	s := mustCompile(t, `
+- name: r
+  require: { any_roles: [a, b], all_roles: [c], scopes: [s], claims: { "x.y": 1, z: true } }
+`)
+	p := &Principal{Roles: []string{"c", "b"}, Scopes: []string{"s"}, Claims: map[string]any{"x": map[string]any{"y": 1.0}, "z": []any{false, true}}}
+	r := s.Lookup("r")
+	if n := testing.AllocsPerRun(100, func() { r.Check(p) }); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}
+
+func TestVerdictString(t *testing.T) {
+	for v, want := range map[Verdict]string{VerdictOK: "ok", VerdictForbidden: "forbidden", VerdictInsufficientScope: "insufficient_scope", 7: "verdict(7)"} {
+		if v.String() != want {
+			t.Errorf("%d.String() = %q, want %q", int(v), v.String(), want)
+		}
+	}
+}
+
+func TestClaimNames(t *testing.T) {
+	s, err := Compile([]Spec{
+		{Name: "a", Require: RequireSpec{Claims: map[string]any{"email_verified": true, "realm_access.roles": "admin"}}},
+		{Name: "b", Require: RequireSpec{Claims: map[string]any{"email_verified": true, "https://example.com/tenant": "acme"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(s.ClaimNames(), " ")
+	if got != "email_verified https://example https://example.com/tenant realm_access realm_access.roles" {
+		t.Errorf("ClaimNames = %s", got)
+	}
+}

@@ -1,0 +1,98 @@
+// Package rules holds Portcullis's route-to-role rules: their configuration (Spec), their
+// validation and compilation once at load (Compile), the normalisation of request paths
+// (NormalizePath), the choice of the rule for a request (Set.Match, first match in file order,
+// on host, method and path), and the check of a verified principal against the rule's
+// requirements (Rule.Check: roles, scopes, claims).
+//
+// It knows nothing of tokens' wire format, of gRPC or of HTTP; a compiled Set is immutable and
+// safe for concurrent use.
+package rules
+
+// Spec is one rule as written in the configuration file's `rules` list.
+//
+//	rules:
+//	  - name: orders-write
+//	    match: { paths: ["/api/orders/*"], methods: [POST, PUT, DELETE] }
+//	    require: { all_roles: ["orders-api:writer"], scopes: ["orders:write"] }
+type Spec struct {
+	// Name identifies the rule in logs, in Envoy's dynamic metadata and in the per-route
+	// context extension `portcullis-rule`. Required, unique, made of letters, digits and
+	// "-", "_", ".", ":".
+	Name string `yaml:"name"`
+	// Match selects the requests the rule applies to.
+	Match MatchSpec `yaml:"match"`
+	// Public lets requests through without a token (a valid token still yields identity
+	// headers). A public rule has no requirements.
+	Public bool `yaml:"public"`
+	// DryRun makes the rule's decision logged and counted only: the request is allowed.
+	DryRun bool `yaml:"dry_run"`
+	// Require lists what the token must prove. Nothing listed: any valid token.
+	Require RequireSpec `yaml:"require"`
+}
+
+// MatchSpec selects requests. A request matches when its host, its method and its path each
+// match one entry of the corresponding list; an omitted list matches everything.
+type MatchSpec struct {
+	// Hosts are exact names ("api.example.com"), wildcards ("*.example.com": any subdomain at
+	// any depth, such as "a.example.com" and "a.b.example.com", but not "example.com" itself)
+	// or IP addresses ("10.0.0.1", "[::1]"). They are compared ignoring letter case, the port
+	// and a final dot.
+	Hosts []string `yaml:"hosts"`
+	// Methods are upper-case HTTP methods. A request's method is compared ignoring letter case,
+	// and GET also matches HEAD (a HEAD request runs the GET handler on most servers; list HEAD
+	// in an earlier rule to treat it apart).
+	Methods []string `yaml:"methods"`
+	// Paths are patterns matched against the normalised path (see NormalizePath), segment by
+	// segment: a literal segment matches itself; "*" matches exactly one segment; "{name}" is
+	// "*" named for readability; "**" matches zero or more segments, at the end ("/api/**"
+	// matches "/api", "/api/" and "/api/x/y") or in the middle ("/api/**/edit"). A trailing
+	// slash is ignored: "/api" matches "/api" and "/api/". Literal segments are written as in
+	// the request, percent-escapes included ("/files/a%20b").
+	Paths []string `yaml:"paths"`
+}
+
+// RequireSpec lists what a verified token must prove. Every listed requirement must be met.
+type RequireSpec struct {
+	// AnyRoles: the token carries at least one of these roles.
+	AnyRoles []string `yaml:"any_roles"`
+	// AllRoles: the token carries every one of these roles. Keycloak client roles are written
+	// "<client-id>:<role>".
+	AllRoles []string `yaml:"all_roles"`
+	// Scopes: the token grants every one of these scopes. Unmet alone, it is answered 403
+	// insufficient_scope (RFC 6750 §3.1).
+	Scopes []string `yaml:"scopes"`
+	// Claims: each claim equals the value given, a string, number or boolean. A key is first
+	// looked up as a whole ("https://example.com/tier"), then as a dotted path into nested
+	// objects ("address.country"). When the claim is an array, it must contain the value.
+	// Numbers compare by value (5 equals 5.0); strings and booleans exactly, type included.
+	Claims map[string]any `yaml:"claims"`
+}
+
+func (r *RequireSpec) empty() bool {
+	return len(r.AnyRoles) == 0 && len(r.AllRoles) == 0 && len(r.Scopes) == 0 && len(r.Claims) == 0
+}
+
+// clone returns a deep copy, so that a compiled rule cannot be changed through its Spec.
+func (s Spec) clone() Spec {
+	c := s
+	c.Match.Hosts = cloneList(s.Match.Hosts)
+	c.Match.Methods = cloneList(s.Match.Methods)
+	c.Match.Paths = cloneList(s.Match.Paths)
+	c.Require.AnyRoles = cloneList(s.Require.AnyRoles)
+	c.Require.AllRoles = cloneList(s.Require.AllRoles)
+	c.Require.Scopes = cloneList(s.Require.Scopes)
+	if s.Require.Claims != nil {
+		c.Require.Claims = make(map[string]any, len(s.Require.Claims))
+		for k, v := range s.Require.Claims {
+			c.Require.Claims[k] = v // scalars only, once compiled
+		}
+	}
+	return c
+}
+
+func cloneList(l []string) []string {
+	if l == nil {
+		return nil
+	}
+	return append(make([]string, 0, len(l)), l...)
+}
