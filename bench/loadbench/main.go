@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -93,7 +94,16 @@ func main() {
 	conns := flag.Int("conns", 4, "client connections")
 	cache := flag.Int("cache", 10000, "Portcullis cache.tokens (0 = every request verifies the signature)")
 	alg := flag.String("alg", "RS256", "token algorithm: RS256 or ES256")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (client and both servers) to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		must(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
 
 	idp, err := devidp.New()
 	if err != nil {
@@ -179,6 +189,7 @@ func main() {
 		a.rps()/b.rps(), float64(a.pct(0.5))/float64(b.pct(0.5)), float64(a.pct(0.99))/float64(b.pct(0.99)))
 	if a.errors+b.errors > 0 {
 		fmt.Printf("errors: portcullis %d, do-nothing %d\n", a.errors, b.errors)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
