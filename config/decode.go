@@ -95,21 +95,14 @@ func checkShape(node *yaml.Node, t reflect.Type, path string, errs *[]error) {
 			fields[name] = f
 			known = append(known, name)
 		}
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(node.Content); i += 2 {
-			k, v := node.Content[i], node.Content[i+1]
-			if seen[k.Value] {
-				*errs = append(*errs, fmt.Errorf("%s: key given twice (line %d)", joinPath(path, k.Value), k.Line))
-				continue
-			}
-			seen[k.Value] = true
+		eachEntry(node, path, errs, func(k, v *yaml.Node) {
 			f, ok := fields[k.Value]
 			if !ok {
 				*errs = append(*errs, fmt.Errorf("%s: unknown key (line %d); known keys here: %s", joinPath(path, k.Value), k.Line, strings.Join(known, ", ")))
-				continue
+				return
 			}
 			checkShape(v, f.Type, joinPath(path, k.Value), errs)
-		}
+		})
 	case reflect.Slice:
 		if node.Kind != yaml.SequenceNode {
 			*errs = append(*errs, fmt.Errorf("%s: expected a list (line %d)", where, node.Line))
@@ -123,16 +116,9 @@ func checkShape(node *yaml.Node, t reflect.Type, path string, errs *[]error) {
 			*errs = append(*errs, fmt.Errorf("%s: expected a mapping (line %d)", where, node.Line))
 			return
 		}
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(node.Content); i += 2 {
-			k, v := node.Content[i], node.Content[i+1]
-			if seen[k.Value] {
-				*errs = append(*errs, fmt.Errorf("%s: key given twice (line %d)", joinPath(path, k.Value), k.Line))
-				continue
-			}
-			seen[k.Value] = true
+		eachEntry(node, path, errs, func(k, v *yaml.Node) {
 			checkShape(v, t.Elem(), joinPath(path, k.Value), errs)
-		}
+		})
 	case reflect.Interface:
 		// Free-form values (claim requirements) are checked by their owner.
 	case reflect.Bool:
@@ -151,5 +137,20 @@ func checkShape(node *yaml.Node, t reflect.Type, path string, errs *[]error) {
 		if node.Kind != yaml.ScalarNode {
 			*errs = append(*errs, fmt.Errorf("%s: expected a single value, not a list or mapping (line %d)", where, node.Line))
 		}
+	}
+}
+
+// eachEntry calls fn for every key and value of a mapping node, reporting a key given twice
+// (YAML parsers disagree on which copy wins, so it is refused).
+func eachEntry(node *yaml.Node, path string, errs *[]error, fn func(k, v *yaml.Node)) {
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		k, v := node.Content[i], node.Content[i+1]
+		if seen[k.Value] {
+			*errs = append(*errs, fmt.Errorf("%s: key given twice (line %d)", joinPath(path, k.Value), k.Line))
+			continue
+		}
+		seen[k.Value] = true
+		fn(k, v)
 	}
 }
