@@ -1,0 +1,135 @@
+package server
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/portcullis-authz/portcullis/internal/devidp"
+)
+
+// testPKI is a CA with a server certificate for 127.0.0.1 and a client certificate.
+type testPKI struct {
+	dir    string
+	pool   *x509.CertPool
+	client tls.Certificate
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newPKI(t *testing.T) *testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", caDER)
+	issue := func(name string, serial int64, usage x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			KeyUsage: x509.KeyUsageDigitalSignature, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der, key
+	}
+	srvDER, srvKey := issue("portcullis", 2, x509.ExtKeyUsageServerAuth)
+	writePEM(t, filepath.Join(dir, "server.pem"), "CERTIFICATE", srvDER)
+	k, _ := x509.MarshalECPrivateKey(srvKey)
+	writePEM(t, filepath.Join(dir, "server-key.pem"), "EC PRIVATE KEY", k)
+	cliDER, cliKey := issue("envoy", 3, x509.ExtKeyUsageClientAuth)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return &testPKI{dir: dir, pool: pool, client: tls.Certificate{Certificate: [][]byte{cliDER}, PrivateKey: cliKey}}
+}
+
+// TestMutualTLS: with client_ca_file set, a client with a certificate from that CA is served
+// and a client without one is refused at the handshake.
+func TestMutualTLS(t *testing.T) {
+	pki := newPKI(t)
+	idp, _ := devidp.New()
+	idp.SetIssuer("https://sso.example.com/realms/demo")
+	if err := os.WriteFile(filepath.Join(pki.dir, "keys.json"), idp.JWKS(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`
+server:
+  grpc_addr: "127.0.0.1:0"
+  http_addr: ""
+  admin_addr: ""
+  tls: { cert_file: server.pem, key_file: server-key.pem, client_ca_file: ca.pem }
+issuers:
+  - issuer: %q
+    jwks_file: keys.json
+    audiences: [orders-api]
+rules:
+  - name: health
+    match: { paths: ["/healthz"] }
+    public: true
+`, idp.Issuer())
+	path := filepath.Join(pki.dir, "portcullis.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Options{ConfigPath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	call := func(certs []tls.Certificate) error {
+		creds := credentials.NewTLS(&tls.Config{RootCAs: pki.pool, Certificates: certs, MinVersion: tls.VersionTLS12})
+		conn, err := grpc.NewClient(srv.Addr("grpc").String(), grpc.WithTransportCredentials(creds))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer ccancel()
+		resp, err := authv3.NewAuthorizationClient(conn).Check(cctx, checkRequest("GET", "h", "/healthz", nil))
+		if err == nil && resp.GetOkResponse() == nil {
+			return fmt.Errorf("not allowed: %v", resp)
+		}
+		return err
+	}
+	if err := call([]tls.Certificate{pki.client}); err != nil {
+		t.Errorf("client with a certificate: %v", err)
+	}
+	if err := call(nil); err == nil {
+		t.Error("a client without a certificate was served")
+	}
+}
