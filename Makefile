@@ -7,10 +7,10 @@ LDFLAGS      := -s -w -X main.version=$(VERSION)
 FUZZTIME     ?= 20s
 CONFIG       ?= examples/portcullis.yaml
 
-.PHONY: help build run dev test unit vet lint fuzz fuzz-long e2e bench image clean
+.PHONY: help build run dev test unit vet lint fuzz fuzz-long e2e bench image k8s-test clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 build: ## build the static binary into bin/ (the same one the Dockerfile builds)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/portcullis
@@ -55,6 +55,9 @@ bench: ## hot-path Go benchmarks (-count 6, compare runs with benchstat) and the
 
 image: ## build the container image (needs a container engine)
 	docker build --build-arg VERSION=$(VERSION) -t portcullis:$(VERSION) .
+
+k8s-test: ## render and check the Kubernetes/Istio manifests, dashboard and alerts offline (no cluster)
+	$(GO) test -count=1 ./k8s/...
 
 clean:
 	rm -rf bin bench.out loadbench-*.out

@@ -1,0 +1,9 @@
+// Package k8s holds the Kubernetes and Istio deployment of Portcullis: a kustomize base
+// (base/), a Prometheus Operator overlay (overlays/monitoring/), the Istio wiring (istio/), a
+// Grafana dashboard (dashboards/) and Prometheus alerting rules (alerts/).
+//
+// It has no code. Its tests render every kustomization in process, decode each object strictly
+// into its typed API struct, validate the embedded Portcullis configuration, parse every PromQL
+// expression and check each metric they name against the /metrics of a running Portcullis, so
+// that `go test ./...` proves the manifests without a cluster.
+package k8s
