@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +96,9 @@ func main() {
 	cache := flag.Int("cache", 10000, "Portcullis cache.tokens (0 = every request verifies the signature)")
 	alg := flag.String("alg", "RS256", "token algorithm: RS256 or ES256")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (client and both servers) to this file")
+	soak := flag.Duration("soak", 0, "instead of A/B rounds: load Portcullis alone for this long, printing throughput and memory every -every")
+	every := flag.Duration("every", time.Minute, "report interval of -soak")
+	tokens := flag.Int("tokens", 1, "distinct tokens cycled through by the callers (more than cache.tokens exercises eviction)")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -136,15 +140,19 @@ func main() {
 	go func() { _ = ns.Serve(nl) }()
 	defer ns.Stop()
 
-	tok, err := idp.Mint(jwa.SignatureAlgorithm(*alg), devidp.Claims{"sub": "bench-user", "aud": "orders-api", "typ": "Bearer",
-		"preferred_username": "bench", "email": "bench@example.com", "realm_access": map[string]any{"roles": []string{"user"}}}, 24*time.Hour)
-	if err != nil {
-		log.Fatal(err)
+	reqs := make([]*authv3.CheckRequest, *tokens)
+	for i := range reqs {
+		tok, err := idp.Mint(jwa.SignatureAlgorithm(*alg), devidp.Claims{"sub": fmt.Sprintf("bench-user-%d", i), "aud": "orders-api", "typ": "Bearer",
+			"preferred_username": "bench", "email": "bench@example.com", "realm_access": map[string]any{"roles": []string{"user"}}}, 24*time.Hour)
+		if err != nil {
+			log.Fatal(err)
+		}
+		reqs[i] = &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+			Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Host: "api.example.com", Path: "/api/orders/42?expand=items",
+				Headers: map[string]string{"authorization": "Bearer " + tok, "user-agent": "loadbench", "accept": "*/*", "x-request-id": "0b6e1c1a"}},
+		}}}
 	}
-	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
-		Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Host: "api.example.com", Path: "/api/orders/42?expand=items",
-			Headers: map[string]string{"authorization": "Bearer " + tok, "user-agent": "loadbench", "accept": "*/*", "x-request-id": "0b6e1c1a"}},
-	}}}
+	req := reqs[0]
 
 	targets := []struct {
 		name string
@@ -165,6 +173,10 @@ func main() {
 	}
 	if r := load(clients[0][:1], req, 1, 200*time.Millisecond); r.errors > 0 {
 		log.Fatal("portcullis answered errors or denies during warm-up; is the token valid?")
+	}
+	if *soak > 0 {
+		runSoak(clients[0], reqs, *concurrency, *soak, *every)
+		return
 	}
 	totals := make([]result, len(targets))
 	fmt.Printf("loadbench: %d rounds of %s per target, concurrency %d over %d connections, %s token, cache.tokens %d, GOMAXPROCS %d\n",
@@ -232,4 +244,53 @@ func must(err error) {
 	if err != nil {
 		log.Fatal(err)
 	}
+}
+
+// runSoak loads Portcullis alone, cycling through reqs, and prints throughput, the process's
+// resident memory and the Go heap every interval, so a leak shows as a rising column.
+func runSoak(clients []authv3.AuthorizationClient, reqs []*authv3.CheckRequest, concurrency int, d, every time.Duration) {
+	fmt.Printf("soak: %s, %d distinct tokens, concurrency %d\n%8s %10s %10s %10s %8s\n", d, len(reqs), concurrency, "minute", "req/s", "rss MiB", "heap MiB", "errors")
+	var next atomic.Int64
+	var errs atomic.Int64
+	for elapsed := time.Duration(0); elapsed < d; elapsed += every {
+		var calls atomic.Int64
+		var wg sync.WaitGroup
+		deadline := time.Now().Add(every)
+		for w := 0; w < concurrency; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				c := clients[w%len(clients)]
+				for time.Now().Before(deadline) {
+					r := reqs[int(next.Add(1))%len(reqs)]
+					resp, err := c.Check(context.Background(), r)
+					calls.Add(1)
+					if err != nil || resp.GetOkResponse() == nil {
+						errs.Add(1)
+					}
+				}
+			}(w)
+		}
+		wg.Wait()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Printf("%8.1f %10.0f %10.1f %10.1f %8d\n", (elapsed + every).Minutes(), float64(calls.Load())/every.Seconds(),
+			float64(rssBytes())/(1<<20), float64(ms.HeapInuse)/(1<<20), errs.Load())
+	}
+}
+
+// rssBytes reads the process's resident set size from /proc (0 where there is none).
+func rssBytes() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			return kb << 10
+		}
+	}
+	return 0
 }
