@@ -41,6 +41,9 @@ refused token the precise cause with a hint.
 T may be a token, @file, or - for standard input. Exit 0 allow, 1 deny, 2 error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("log-level") {
+				g.logLevel = "warn" // the explanation is the output; key loading is noise here
+			}
 			return runCheck(cmd.Context(), g, f)
 		},
 	}

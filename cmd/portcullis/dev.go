@@ -170,9 +170,8 @@ func printDevBanner(w io.Writer, idp *devidp.IdP, srv *server.Server, path strin
   admin         %s   (/metrics /healthz /readyz)
   config        %s
 
-  Tokens (audience orders-api):
+  Tokens (audience orders-api), ready to paste into a shell:
 `, idp.Issuer(), grpcAddr, httpAddr, srv.Addr("admin"), path)
-	var alice string
 	for _, p := range devPersonas(ttl) {
 		t := p.ttl
 		if t == 0 {
@@ -182,19 +181,18 @@ func printDevBanner(w io.Writer, idp *devidp.IdP, srv *server.Server, path strin
 		if err != nil {
 			return err
 		}
-		if p.name == "alice" {
-			alice = tok
-		}
-		fmt.Fprintf(w, "\n  %s: %s\n  TOKEN_%s=%s\n", p.name, p.note, strings.ToUpper(p.name), tok)
+		fmt.Fprintf(w, "\n  # %s: %s\n  export TOKEN_%s=%s\n", p.name, p.note, strings.ToUpper(p.name), tok)
 	}
 	fmt.Fprintf(w, `
-  Try it (alice's token):
-    grpcurl -plaintext -d '{"attributes":{"request":{"http":{"method":"GET","host":"api.local","path":"/api/orders/1","headers":{"authorization":"Bearer %s"}}}}}' %s envoy.service.auth.v3.Authorization/Check
+  Then try:
+    grpcurl -plaintext -d '{"attributes":{"request":{"http":{"method":"GET","host":"api.local","path":"/api/orders/1","headers":{"authorization":"Bearer '"$TOKEN_ALICE"'"}}}}}' %s envoy.service.auth.v3.Authorization/Check
 
-    curl -i -H 'Authorization: Bearer %s' -H 'X-Forwarded-Method: GET' -H 'X-Forwarded-Uri: /api/orders/1' http://%s/
+    curl -i -H "Authorization: Bearer $TOKEN_ALICE" -H 'X-Forwarded-Method: GET' -H 'X-Forwarded-Uri: /api/orders/1' http://%s/
 
     portcullis check --config %s --path /api/orders/1 --method POST --token "$TOKEN_BOB"
 
-`, alice, grpcAddr, alice, httpAddr, path)
+  (the configuration file lives as long as this process)
+
+`, grpcAddr, httpAddr, path)
 	return nil
 }
