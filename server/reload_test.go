@@ -108,9 +108,15 @@ func TestReloadUnderLoad(t *testing.T) {
 	if got := status(); got != 403 {
 		t.Errorf("after an invalid file the decision changed to %d", got)
 	}
+	if ok := gathered(t, st, "portcullis_config_last_reload_successful"); ok != 0 {
+		t.Errorf("portcullis_config_last_reload_successful = %v after a refused reload", ok)
+	}
 	// 3. valid again.
 	writeAtomically(t, path, string(original))
 	waitFor("the original configuration", func() bool { return status() == 200 })
+	if ok := gathered(t, st, "portcullis_config_last_reload_successful"); ok != 1 {
+		t.Errorf("portcullis_config_last_reload_successful = %v after a good reload", ok)
+	}
 	// SIGHUP-style reload of an unchanged file succeeds too.
 	if err := st.srv.Reload(); err != nil {
 		t.Fatal(err)

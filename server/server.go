@@ -52,6 +52,7 @@ type Server struct {
 	reg      *prometheus.Registry
 	metrics  *authz.Metrics
 	reloads  *prometheus.CounterVec
+	reloadOK prometheus.Gauge
 	keys     *keySets
 	authz    *authz.Authorizer
 	cfg      *config.Loaded // the configuration serving; guarded by mu
@@ -89,7 +90,21 @@ func New(opts Options) (*Server, error) {
 		Name: "portcullis_config_reloads_total",
 		Help: "Configuration reloads, by result (success, error).",
 	}, []string{"result"})
-	reg.MustRegister(s.reloads)
+	s.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "portcullis_config_last_reload_successful",
+		Help: "1 if the last configuration reload succeeded (or none was tried), 0 if it was refused.",
+	})
+	s.reloadOK.Set(1)
+	ready := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "portcullis_ready",
+		Help: "1 when every issuer has a usable key set (what /readyz reports), else 0.",
+	}, func() float64 {
+		if ok, _ := s.Ready(); ok {
+			return 1
+		}
+		return 0
+	})
+	reg.MustRegister(s.reloads, s.reloadOK, ready)
 	s.reloads.WithLabelValues("success")
 	s.reloads.WithLabelValues("error")
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -129,10 +144,12 @@ func (s *Server) Reload() error {
 	err := s.reload()
 	if err != nil {
 		s.reloads.WithLabelValues("error").Inc()
+		s.reloadOK.Set(0)
 		s.log.Error("configuration reload refused; the previous configuration keeps serving", "error", err)
 		return err
 	}
 	s.reloads.WithLabelValues("success").Inc()
+	s.reloadOK.Set(1)
 	s.log.Info("configuration reloaded", "rules", s.cfg.Rules.Len(), "issuers", len(s.cfg.Issuers))
 	return nil
 }

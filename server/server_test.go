@@ -392,6 +392,8 @@ func TestCheckOverGRPC(t *testing.T) {
 			`portcullis_check_duration_seconds_count{decision="allow",front="grpc"} 6`,
 			`portcullis_check_duration_seconds_count{decision="deny",front="grpc"} 11`,
 			`portcullis_config_reloads_total{result="success"} 0`,
+			`portcullis_config_last_reload_successful 1`,
+			`portcullis_ready 1`,
 		} {
 			if !strings.Contains(text, want+"\n") {
 				t.Errorf("/metrics lacks %s", want)
