@@ -7,8 +7,12 @@
 //
 //	go test -tags e2e -count=1 -v -timeout 20m ./e2e/
 //
+// The forward-auth tests also run nginx and Caddy (installed from the system's packages by
+// scripts/install-nginx.sh and scripts/install-caddy.sh) with the examples of examples/forward-auth/.
+//
 // Environment: PORTCULLIS_BIN (a prebuilt portcullis instead of building ./cmd/portcullis),
-// PORTCULLIS_ENVOY (envoy binary), PORTCULLIS_KEYCLOAK_HOME (unpacked Keycloak),
+// PORTCULLIS_ENVOY (envoy binary), PORTCULLIS_NGINX, PORTCULLIS_CADDY (nginx and caddy binaries),
+// PORTCULLIS_KEYCLOAK_HOME (unpacked Keycloak),
 // JAVA_HOME (for Keycloak), PORTCULLIS_CACHE (where the install scripts put both),
 // PORTCULLIS_E2E_KEEP=1 (keep the work directory with configs and logs).
 package e2e

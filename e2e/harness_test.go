@@ -409,29 +409,39 @@ func expectStatus(url string, want int) func() error {
 }
 
 func (s *stack) startPortcullis() (*proc, error) {
-	p, err := s.start("portcullis", nil, s.portcullisBin,
-		"serve", "--config", s.portcullisConfig, "--log-level", "debug", "--log-format", "text")
+	return s.startPortcullisWith("portcullis", s.portcullisConfig, s.adminURL)
+}
+
+// startPortcullisWith runs `portcullis serve` with config and waits for adminURL/readyz.
+func (s *stack) startPortcullisWith(name, config, adminURL string) (*proc, error) {
+	p, err := s.start(name, nil, s.portcullisBin,
+		"serve", "--config", config, "--log-level", "debug", "--log-format", "text")
 	if err != nil {
 		return nil, err
 	}
-	if err := waitUntil(p, portcullisStartTimeout, "portcullis /readyz", expectStatus(s.adminURL+"/readyz", http.StatusOK)); err != nil {
+	if err := waitUntil(p, portcullisStartTimeout, name+" /readyz", expectStatus(adminURL+"/readyz", http.StatusOK)); err != nil {
 		return p, err
 	}
 	return p, nil
 }
 
 func (s *stack) startEnvoy() (*proc, error) {
+	return s.startEnvoyWith("envoy", s.envoyConfig, s.envoyAdminURL)
+}
+
+// startEnvoyWith runs Envoy with config and waits for adminURL/ready.
+func (s *stack) startEnvoyWith(name, config, adminURL string) (*proc, error) {
 	// A random base id keeps this Envoy's shared memory apart from any other on the machine.
 	baseID := strconv.Itoa(int(time.Now().UnixNano()%1_000_000) + 1000)
-	p, err := s.start("envoy", nil, s.envoyBin,
-		"-c", s.envoyConfig, "--base-id", baseID, "--disable-hot-restart",
+	p, err := s.start(name, nil, s.envoyBin,
+		"-c", config, "--base-id", baseID, "--disable-hot-restart",
 		"--concurrency", "2", "-l", "warning",
 		// The access log goes to the log file; flush it often so tests can read it.
 		"--file-flush-interval-msec", "100")
 	if err != nil {
 		return nil, err
 	}
-	if err := waitUntil(p, envoyStartTimeout, "envoy /ready", expectStatus(s.envoyAdminURL+"/ready", http.StatusOK)); err != nil {
+	if err := waitUntil(p, envoyStartTimeout, name+" /ready", expectStatus(adminURL+"/ready", http.StatusOK)); err != nil {
 		return p, err
 	}
 	return p, nil
@@ -503,9 +513,15 @@ var envoyClient = &http.Client{
 // with their names exactly as given (no canonicalisation), to try odd spellings.
 func call(t *testing.T, method, path, token string, extra map[string]string) reply {
 	t.Helper()
+	return callAt(t, env.envoyURL, method, path, token, extra)
+}
+
+// callAt is call through the proxy listening at base. An extra "Host" sets the request's host.
+func callAt(t *testing.T, base, method, path, token string, extra map[string]string) reply {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, env.envoyURL+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, base+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,6 +529,10 @@ func call(t *testing.T, method, path, token string, extra map[string]string) rep
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	for k, v := range extra {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		req.Header[k] = append(req.Header[k], v)
 	}
 	resp, err := envoyClient.Do(req)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end suite: install (or reuse) Envoy and Keycloak in the cache directory, then run the
-# e2e Go tests against them. Extra arguments go to `go test` (e.g. -run TestKeyRotation).
+# End-to-end suite: install (or reuse) Envoy and Keycloak in the cache directory, and nginx and
+# Caddy from the system's packages when missing (the forward-auth examples), then run the e2e
+# Go tests against them. Extra arguments go to `go test` (e.g. -run TestKeyRotation).
 #
 #   scripts/e2e.sh
 #   PORTCULLIS_CACHE=/somewhere scripts/e2e.sh -run 'TestAlice|TestNoToken'
@@ -16,8 +17,10 @@ kc=$(bash scripts/install-keycloak.sh)
 PORTCULLIS_KEYCLOAK_HOME=$(printf '%s\n' "$kc" | sed -n 's/^KEYCLOAK_HOME=//p')
 JAVA_HOME=$(printf '%s\n' "$kc" | sed -n 's/^JAVA_HOME=//p')
 [ -n "$PORTCULLIS_KEYCLOAK_HOME" ] && [ -n "$JAVA_HOME" ] || die "install-keycloak.sh printed no KEYCLOAK_HOME/JAVA_HOME"
-export PORTCULLIS_CACHE PORTCULLIS_ENVOY PORTCULLIS_KEYCLOAK_HOME JAVA_HOME
-log "tools ready in $(( $(date +%s) - start ))s: envoy=$PORTCULLIS_ENVOY keycloak=$PORTCULLIS_KEYCLOAK_HOME java=$JAVA_HOME"
+PORTCULLIS_NGINX=$(bash scripts/install-nginx.sh)
+PORTCULLIS_CADDY=$(bash scripts/install-caddy.sh)
+export PORTCULLIS_CACHE PORTCULLIS_ENVOY PORTCULLIS_KEYCLOAK_HOME JAVA_HOME PORTCULLIS_NGINX PORTCULLIS_CADDY
+log "tools ready in $(( $(date +%s) - start ))s: envoy=$PORTCULLIS_ENVOY keycloak=$PORTCULLIS_KEYCLOAK_HOME java=$JAVA_HOME nginx=$PORTCULLIS_NGINX caddy=$PORTCULLIS_CADDY"
 
 status=0
 go test -tags e2e -count=1 -v -timeout 20m ./e2e/ "$@" || status=$?

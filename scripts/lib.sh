@@ -17,3 +17,22 @@ as_root() {
   else die "need root to run: $*"
   fi
 }
+
+# apt_install PKG...: install the first Debian package of the list that installs, without
+# letting its post-install script start a system service (nginx and caddy would take :80):
+# a policy-rc.d answering 101 ("action forbidden") is put in place for this install only.
+apt_install() {
+  need apt-get "install $1 with your system's package manager"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq >&2 || die "apt-get update failed"
+  local policy=/usr/sbin/policy-rc.d pkg
+  if [ ! -e "$policy" ]; then
+    as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod +x $policy"
+    trap 'as_root rm -f "$policy"' EXIT
+  fi
+  for pkg in "$@"; do
+    log "installing $pkg with apt-get"
+    as_root apt-get install -y -qq --no-install-recommends "$pkg" >&2 && return 0
+  done
+  die "apt-get install $* failed"
+}
