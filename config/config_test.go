@@ -184,7 +184,9 @@ func TestRelativePathsResolveAgainstTheFile(t *testing.T) {
 
 func TestShippedConfigsValidate(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join("..", "examples", "*.yaml"))
-	if len(files) == 0 {
+	files = append(files, filepath.Join("..", "examples", "forward-auth", "portcullis.yaml"),
+		filepath.Join("..", "envoy", "portcullis.yaml"))
+	if len(files) == 2 {
 		t.Fatal("no example configurations found")
 	}
 	for _, f := range files {
