@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"strings"
+	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -107,14 +108,46 @@ func CheckResponse(d *Decision) *authv3.CheckResponse {
 			}},
 		}
 	}
+	var wire *grpcAllow
+	var md *structpb.Struct
+	if d.from != nil {
+		if wire = d.from.grpc.Load(); wire == nil {
+			wire = newGRPCAllow(d)
+			d.from.grpc.Store(wire)
+		}
+		md = wire.metadata(d.Rule)
+	} else {
+		wire = newGRPCAllow(d)
+		md = wire.buildMetadata(d.Rule)
+	}
 	return &authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(code.Code_OK)},
 		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
-			Headers:         headerOptions(d.Set),
+			Headers:         wire.headers,
 			HeadersToRemove: d.Remove,
 		}},
-		DynamicMetadata: metadata(d),
+		DynamicMetadata: md,
 	}
+}
+
+// grpcAllow is what an allow answer takes from the identity alone: the header options and the
+// metadata values. Built once per cached identity and shared read-only by every response
+// served from it; protobuf messages may be marshalled concurrently.
+type grpcAllow struct {
+	headers            []*corev3.HeaderValueOption
+	sub, issuer, roles *structpb.Value // nil for an anonymous allow
+	// byRule holds the whole metadata struct per rule name (a handful per identity).
+	byRule sync.Map
+}
+
+func newGRPCAllow(d *Decision) *grpcAllow {
+	w := &grpcAllow{headers: headerOptions(d.Set)}
+	if id := d.Identity; id != nil {
+		w.sub = structpb.NewStringValue(id.Subject)
+		w.issuer = structpb.NewStringValue(id.Issuer)
+		w.roles = structpb.NewStringValue(d.roles)
+	}
+	return w
 }
 
 // headerOptions sets each header with OVERWRITE_IF_EXISTS_OR_ADD: the default action would add
@@ -137,13 +170,20 @@ func headerOptions(hs []Header) []*corev3.HeaderValueOption {
 // metadata is the dynamic metadata for Envoy's access logs:
 // {"portcullis": {"sub", "issuer", "roles", "rule"}}; roles is the comma-separated list the
 // x-user-roles header carries, so a log line shows it as one field.
-func metadata(d *Decision) *structpb.Struct {
+func (w *grpcAllow) metadata(rule string) *structpb.Struct {
+	if m, ok := w.byRule.Load(rule); ok {
+		return m.(*structpb.Struct)
+	}
+	m := w.buildMetadata(rule)
+	w.byRule.Store(rule, m)
+	return m
+}
+
+func (w *grpcAllow) buildMetadata(rule string) *structpb.Struct {
 	fields := make(map[string]*structpb.Value, 4)
-	fields["rule"] = structpb.NewStringValue(d.Rule)
-	if id := d.Identity; id != nil {
-		fields["sub"] = structpb.NewStringValue(id.Subject)
-		fields["issuer"] = structpb.NewStringValue(id.Issuer)
-		fields["roles"] = structpb.NewStringValue(d.roles)
+	fields["rule"] = structpb.NewStringValue(rule)
+	if w.sub != nil {
+		fields["sub"], fields["issuer"], fields["roles"] = w.sub, w.issuer, w.roles
 	}
 	return &structpb.Struct{Fields: map[string]*structpb.Value{
 		"portcullis": structpb.NewStructValue(&structpb.Struct{Fields: fields}),

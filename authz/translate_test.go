@@ -224,3 +224,43 @@ func TestDecisionLog(t *testing.T) {
 		t.Error("the log contains the token")
 	}
 }
+
+// TestCheckResponseSharing: the parts of an allow shared between responses of one cached
+// identity carry each response's own rule, and copies made for forward_token: false are not
+// shared.
+func TestCheckResponseSharing(t *testing.T) {
+	e, idp := benchEngine(t, 10)
+	tok := keycloakLike(t, idp, "RS256")
+	ctx := context.Background()
+	api := e.Decide(ctx, benchRequest(tok))
+	health := e.Decide(ctx, &Request{Method: "GET", Host: "h", Path: "/healthz", Headers: map[string]string{"authorization": "Bearer " + tok}})
+	if api.Rule != "api" || health.Rule != "health" || api.from == nil || api.from != health.from {
+		t.Fatalf("decisions: %s %s %p %p", api.Rule, health.Rule, api.from, health.from)
+	}
+	for _, c := range []struct {
+		d    *Decision
+		rule string
+	}{{api, "api"}, {health, "health"}, {api, "api"}} {
+		md := CheckResponse(c.d).GetDynamicMetadata().AsMap()["portcullis"].(map[string]any)
+		if md["rule"] != c.rule || md["sub"] != "6f1c2d7e-1b8a-4a55-9a8e-0d6c1f1f2a3b" {
+			t.Errorf("metadata = %v, want rule %s", md, c.rule)
+		}
+	}
+	e.forwardToken = false
+	d := e.Decide(ctx, benchRequest(tok))
+	if d.from != nil {
+		t.Error("a decision with copied header lists points at the shared identity")
+	}
+	got := headerMapOf(CheckResponse(d))
+	if _, ok := got["authorization"]; ok || len(d.Remove) == 0 || d.Remove[len(d.Remove)-1] != "authorization" {
+		t.Errorf("forward_token: false: set %v, remove %v", got, d.Remove)
+	}
+}
+
+func headerMapOf(r *authv3.CheckResponse) map[string]string {
+	m := map[string]string{}
+	for _, h := range r.GetOkResponse().GetHeaders() {
+		m[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+	}
+	return m
+}
