@@ -84,6 +84,22 @@ func startStack(t *testing.T, cacheSize int) *stack {
 	if err := os.WriteFile(path, []byte(fmt.Sprintf(testConfig, idp.Issuer(), cacheSize)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	srv := runServer(t, path)
+	conn, err := grpc.NewClient(srv.Addr("grpc").String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	st := &stack{idp: idp, srv: srv, client: authv3.NewAuthorizationClient(conn), conn: conn,
+		admin: "http://" + srv.Addr("admin").String(), http: "http://" + srv.Addr("http").String()}
+	st.waitReady(t)
+	return st
+}
+
+// runServer starts a server on the configuration at path; it stops, and must stop cleanly,
+// when the test ends.
+func runServer(t *testing.T, path string) *Server {
+	t.Helper()
 	srv, err := New(Options{ConfigPath: path})
 	if err != nil {
 		t.Fatal(err)
@@ -100,15 +116,7 @@ func startStack(t *testing.T, cacheSize int) *stack {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	conn, err := grpc.NewClient(srv.Addr("grpc").String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	st := &stack{idp: idp, srv: srv, client: authv3.NewAuthorizationClient(conn), conn: conn,
-		admin: "http://" + srv.Addr("admin").String(), http: "http://" + srv.Addr("http").String()}
-	st.waitReady(t)
-	return st
+	return srv
 }
 
 func (st *stack) waitReady(t *testing.T) {
@@ -454,17 +462,7 @@ func TestNeverLoadedFailsClosed(t *testing.T) {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Options{ConfigPath: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	srv := runServer(t, path)
 	conn, err := grpc.NewClient(srv.Addr("grpc").String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
