@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/lestrrat-go/jwx/v2/jwa"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/portcullis-authz/portcullis/internal/devidp"
 	"github.com/portcullis-authz/portcullis/jwks"
@@ -118,5 +121,33 @@ func BenchmarkCheckResponseAllow(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		_ = CheckResponse(d)
+	}
+}
+
+// BenchmarkClientDecodeAllow: what a client (Envoy, or the load benchmark's Go client) spends
+// decoding a cached allow, against an empty OK answer (BenchmarkClientDecodeEmptyOK).
+func BenchmarkClientDecodeAllow(b *testing.B) {
+	e, idp := benchEngine(b, 10000)
+	d := e.Decide(context.Background(), benchRequest(keycloakLike(b, idp, jwa.RS256)))
+	benchDecode(b, CheckResponse(d))
+}
+
+func BenchmarkClientDecodeEmptyOK(b *testing.B) {
+	benchDecode(b, &authv3.CheckResponse{Status: &rpcstatus.Status{}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}})
+}
+
+func benchDecode(b *testing.B, m *authv3.CheckResponse) {
+	wire, err := proto.Marshal(m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(len(wire)), "bytes")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var out authv3.CheckResponse
+		if err := proto.Unmarshal(wire, &out); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

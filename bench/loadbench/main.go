@@ -29,6 +29,8 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/portcullis-authz/portcullis/internal/devidp"
 	"github.com/portcullis-authz/portcullis/server"
@@ -99,6 +101,7 @@ func main() {
 	soak := flag.Duration("soak", 0, "instead of A/B rounds: load Portcullis alone for this long, printing throughput and memory every -every")
 	every := flag.Duration("every", time.Minute, "report interval of -soak")
 	tokens := flag.Int("tokens", 1, "distinct tokens cycled through by the callers (more than cache.tokens exercises eviction)")
+	decode := flag.Bool("decode", false, "decode every answer into a CheckResponse in the client (by default the client sends pre-encoded requests and only looks for ok_response in the answer's bytes, so the load generator's own protobuf work does not share the two cores with the server under test)")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -158,7 +161,7 @@ func main() {
 		name string
 		addr string
 	}{{"portcullis", srv.Addr("grpc").String()}, {"do-nothing", nl.Addr().String()}}
-	clients := make([][]authv3.AuthorizationClient, len(targets))
+	clients := make([][]checker, len(targets))
 	for i, tg := range targets {
 		for c := 0; c < *conns; c++ {
 			cc, err := grpc.NewClient(tg.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -166,7 +169,11 @@ func main() {
 				log.Fatal(err)
 			}
 			defer cc.Close()
-			clients[i] = append(clients[i], authv3.NewAuthorizationClient(cc))
+			if *decode {
+				clients[i] = append(clients[i], typedChecker{authv3.NewAuthorizationClient(cc)})
+			} else {
+				clients[i] = append(clients[i], rawChecker{cc})
+			}
 		}
 		// Warm up: connections, the token cache, the JIT-free but allocation-hungry first calls.
 		load(clients[i], req, *concurrency, time.Second)
@@ -179,8 +186,8 @@ func main() {
 		return
 	}
 	totals := make([]result, len(targets))
-	fmt.Printf("loadbench: %d rounds of %s per target, concurrency %d over %d connections, %s token, cache.tokens %d, GOMAXPROCS %d\n",
-		*rounds, *round, *concurrency, *conns, *alg, *cache, runtime.GOMAXPROCS(0))
+	fmt.Printf("loadbench: %d rounds of %s per target, concurrency %d over %d connections, %s token, cache.tokens %d, client decodes answers: %v, GOMAXPROCS %d\n",
+		*rounds, *round, *concurrency, *conns, *alg, *cache, *decode, runtime.GOMAXPROCS(0))
 	for r := 0; r < *rounds; r++ {
 		order := []int{0, 1}
 		if r%2 == 1 {
@@ -208,7 +215,7 @@ func main() {
 
 // load runs concurrency callers for d and records every latency. A deny counts as an error:
 // the benchmark request is meant to be allowed.
-func load(clients []authv3.AuthorizationClient, req *authv3.CheckRequest, concurrency int, d time.Duration) result {
+func load(clients []checker, req *authv3.CheckRequest, concurrency int, d time.Duration) result {
 	var wg sync.WaitGroup
 	var calls, errs atomic.Int64
 	lats := make([][]time.Duration, concurrency)
@@ -222,10 +229,10 @@ func load(clients []authv3.AuthorizationClient, req *authv3.CheckRequest, concur
 			local := make([]time.Duration, 0, 4096)
 			for time.Now().Before(deadline) {
 				t0 := time.Now()
-				resp, err := c.Check(context.Background(), req)
+				ok, err := c.check(req)
 				local = append(local, time.Since(t0))
 				calls.Add(1)
-				if err != nil || resp.GetOkResponse() == nil {
+				if err != nil || !ok {
 					errs.Add(1)
 				}
 			}
@@ -248,7 +255,7 @@ func must(err error) {
 
 // runSoak loads Portcullis alone, cycling through reqs, and prints throughput, the process's
 // resident memory and the Go heap every interval, so a leak shows as a rising column.
-func runSoak(clients []authv3.AuthorizationClient, reqs []*authv3.CheckRequest, concurrency int, d, every time.Duration) {
+func runSoak(clients []checker, reqs []*authv3.CheckRequest, concurrency int, d, every time.Duration) {
 	fmt.Printf("soak: %s, %d distinct tokens, concurrency %d\n%8s %10s %10s %10s %8s\n", d, len(reqs), concurrency, "minute", "req/s", "rss MiB", "heap MiB", "errors")
 	var next atomic.Int64
 	var errs atomic.Int64
@@ -263,9 +270,9 @@ func runSoak(clients []authv3.AuthorizationClient, reqs []*authv3.CheckRequest, 
 				c := clients[w%len(clients)]
 				for time.Now().Before(deadline) {
 					r := reqs[int(next.Add(1))%len(reqs)]
-					resp, err := c.Check(context.Background(), r)
+					ok, err := c.check(r)
 					calls.Add(1)
-					if err != nil || resp.GetOkResponse() == nil {
+					if err != nil || !ok {
 						errs.Add(1)
 					}
 				}
@@ -293,4 +300,66 @@ func rssBytes() int64 {
 		}
 	}
 	return 0
+}
+
+// checker sends one Check and reports whether the answer was an allow.
+type checker interface {
+	check(*authv3.CheckRequest) (bool, error)
+}
+
+// typedChecker is the generated client: the request is marshalled and the answer decoded.
+type typedChecker struct{ c authv3.AuthorizationClient }
+
+func (t typedChecker) check(req *authv3.CheckRequest) (bool, error) {
+	resp, err := t.c.Check(context.Background(), req)
+	return err == nil && resp.GetOkResponse() != nil, err
+}
+
+// rawChecker sends each request encoded once (cached per request) and reads only the answer's
+// top-level field numbers: an allow carries ok_response (3), a deny denied_response (2).
+type rawChecker struct{ cc *grpc.ClientConn }
+
+var encoded sync.Map // *authv3.CheckRequest -> []byte
+
+func (r rawChecker) check(req *authv3.CheckRequest) (bool, error) {
+	b, ok := encoded.Load(req)
+	if !ok {
+		wire, err := proto.Marshal(req)
+		if err != nil {
+			return false, err
+		}
+		b, _ = encoded.LoadOrStore(req, wire)
+	}
+	var answer rawAnswer
+	err := r.cc.Invoke(context.Background(), "/envoy.service.auth.v3.Authorization/Check", b.([]byte), &answer, grpc.ForceCodec(rawCodec{}))
+	return err == nil && answer.allowed, err
+}
+
+type rawAnswer struct{ allowed bool }
+
+// rawCodec passes pre-encoded requests through and scans answers without decoding them.
+type rawCodec struct{}
+
+func (rawCodec) Name() string { return "proto" }
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return v.([]byte), nil }
+
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	a := v.(*rawAnswer)
+	for len(data) > 0 {
+		num, typ, n := protowire.ConsumeTag(data)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		data = data[n:]
+		if num == 3 {
+			a.allowed = true
+		}
+		m := protowire.ConsumeFieldValue(num, typ, data)
+		if m < 0 {
+			return protowire.ParseError(m)
+		}
+		data = data[m:]
+	}
+	return nil
 }
