@@ -44,9 +44,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.duration, m.decisions, m.dryRun, m.tokenCache)
 	m.cacheHit = m.tokenCache.WithLabelValues("hit")
 	m.cacheMiss = m.tokenCache.WithLabelValues("miss")
+	// Every series a front can serve exists from the start, at zero, so rates and alerts
+	// see them before the first such decision.
 	for _, front := range []string{FrontGRPC, FrontHTTP} {
 		for _, dec := range []string{"allow", "deny"} {
 			m.duration.WithLabelValues(front, dec)
+		}
+		for _, r := range Reasons() {
+			dec := "deny"
+			if answers[r].status == 200 {
+				dec = "allow"
+			}
+			m.decisions.WithLabelValues(front, dec, string(r))
 		}
 	}
 	return m

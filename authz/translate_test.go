@@ -12,6 +12,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/code"
 
 	"github.com/portcullis-authz/portcullis/token"
@@ -263,4 +264,35 @@ func headerMapOf(r *authv3.CheckResponse) map[string]string {
 		m[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
 	}
 	return m
+}
+
+// TestDecisionSeriesExistAtStart: every decision series a front can serve is exported at zero
+// before any decision, allows only with ok/public and denies with every other reason.
+func TestDecisionSeriesExistAtStart(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	NewMetrics(reg)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range families {
+		if f.GetName() != "portcullis_decisions_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			allow := labels["reason"] == "ok" || labels["reason"] == "public"
+			if (labels["decision"] == "allow") != allow || m.GetCounter().GetValue() != 0 {
+				t.Errorf("series %v = %v", labels, m.GetCounter().GetValue())
+			}
+			n++
+		}
+	}
+	if n != 2*len(Reasons()) {
+		t.Errorf("%d decision series, want %d", n, 2*len(Reasons()))
+	}
 }
