@@ -41,16 +41,16 @@ func New() (*IdP, error) {
 	}
 	idp := &IdP{keys: map[jwa.SignatureAlgorithm]jwk.Key{}, public: jwk.NewSet()}
 	for alg, raw := range map[jwa.SignatureAlgorithm]any{jwa.RS256: rsaKey, jwa.ES256: ecKey} {
-		if err := idp.AddKey(alg, raw); err != nil {
+		if err := idp.addKey(alg, raw); err != nil {
 			return nil, err
 		}
 	}
 	return idp, nil
 }
 
-// AddKey makes raw (a private key) the signing key for alg and publishes its public half; the
-// key id is its RFC 7638 thumbprint. A previous key for alg stays published (rotation).
-func (p *IdP) AddKey(alg jwa.SignatureAlgorithm, raw any) error {
+// addKey makes raw (a private key) the signing key for alg and publishes its public half; the
+// key id is derived from its RFC 7638 thumbprint.
+func (p *IdP) addKey(alg jwa.SignatureAlgorithm, raw any) error {
 	priv, err := jwk.FromRaw(raw)
 	if err != nil {
 		return fmt.Errorf("devidp: %w", err)
@@ -73,20 +73,6 @@ func (p *IdP) AddKey(alg jwa.SignatureAlgorithm, raw any) error {
 	return p.public.AddKey(pub)
 }
 
-// RemoveKey stops publishing (and signing with) the current key for alg.
-func (p *IdP) RemoveKey(alg jwa.SignatureAlgorithm) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	k, ok := p.keys[alg]
-	if !ok {
-		return
-	}
-	delete(p.keys, alg)
-	if pub, found := p.public.LookupKeyID(k.KeyID()); found {
-		_ = p.public.RemoveKey(pub)
-	}
-}
-
 // SetIssuer sets the issuer URL (known once the server listens).
 func (p *IdP) SetIssuer(issuer string) {
 	p.mu.Lock()
@@ -99,16 +85,6 @@ func (p *IdP) Issuer() string {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return p.issuer
-}
-
-// KeyID returns the key id of the signing key for alg.
-func (p *IdP) KeyID(alg jwa.SignatureAlgorithm) string {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if k, ok := p.keys[alg]; ok {
-		return k.KeyID()
-	}
-	return ""
 }
 
 // JWKS returns the public key set as JSON.
