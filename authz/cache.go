@@ -3,7 +3,6 @@ package authz
 import (
 	"crypto/sha256"
 	"strings"
-	"sync/atomic"
 	"unsafe"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -20,9 +19,6 @@ type identity struct {
 	set       []Header // identity headers set upstream on allow
 	remove    []string // configured identity headers this identity does not carry
 	roles     string   // the merged roles, comma-separated
-	// grpc is the identity's part of a gRPC allow, built on first use by the gRPC front and
-	// shared read-only by every CheckResponse served from this identity.
-	grpc atomic.Pointer[grpcAllow]
 }
 
 // tokenCache remembers verified tokens, keyed by the token's SHA-256, so a repeated token skips

@@ -63,9 +63,6 @@ type Decision struct {
 	Identity *token.Identity
 	// roles is Identity's roles comma-separated (for Envoy's dynamic metadata).
 	roles string
-	// from is the rendered identity an allow was built from, when Set and Remove are its own
-	// (not copies), so a front may reuse what it derived from them.
-	from *identity
 	// Detail explains the reason precisely (never the token itself); Hint says what to change.
 	Detail, Hint string
 	// Missing lists unmet requirements on a 403.
@@ -358,10 +355,9 @@ func (e *Engine) allow(reason Reason, ci *identity, r *Request) *Decision {
 	if ci == nil {
 		d.Remove = e.removeAll
 	} else {
-		d.Identity, d.roles, d.Set, d.Remove, d.from = ci.id, ci.roles, ci.set, ci.remove, ci
+		d.Identity, d.roles, d.Set, d.Remove = ci.id, ci.roles, ci.set, ci.remove
 	}
 	if !e.forwardToken {
-		d.from = nil
 		d.Set, d.Remove = slices.Clone(d.Set), slices.Clone(d.Remove)
 		e.stripToken(d, r.Headers)
 	}

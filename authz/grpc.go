@@ -3,7 +3,6 @@ package authz
 import (
 	"context"
 	"strings"
-	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -41,26 +40,35 @@ func (s *GRPCService) Check(ctx context.Context, req *authv3.CheckRequest) (*aut
 // send raw headers. The host is the :authority (the `host` field), falling back to the headers.
 func RequestFromCheck(req *authv3.CheckRequest) Request {
 	http := req.GetAttributes().GetRequest().GetHttp()
-	r := Request{
-		Method:  http.GetMethod(),
-		Host:    http.GetHost(),
-		Path:    http.GetPath(),
-		Headers: http.GetHeaders(),
+	f := checkFields{
+		method:  http.GetMethod(),
+		host:    http.GetHost(),
+		path:    http.GetPath(),
+		headers: http.GetHeaders(),
+		rule:    req.GetAttributes().GetContextExtensions()[ContextExtensionRule],
 	}
-	if len(r.Headers) == 0 {
-		if hm := http.GetHeaderMap().GetHeaders(); len(hm) > 0 {
-			r.Headers = make(map[string]string, len(hm))
-			for _, h := range hm {
-				k := strings.ToLower(h.GetKey())
-				v := h.GetValue()
-				if v == "" && len(h.GetRawValue()) > 0 {
-					v = string(h.GetRawValue())
-				}
-				if prev, ok := r.Headers[k]; ok {
-					v = prev + "," + v
-				}
-				r.Headers[k] = v
+	for _, h := range http.GetHeaderMap().GetHeaders() {
+		v := h.GetValue()
+		if v == "" && len(h.GetRawValue()) > 0 {
+			v = string(h.GetRawValue())
+		}
+		f.headerMap = append(f.headerMap, rawHeader{key: h.GetKey(), value: v})
+	}
+	return f.request()
+}
+
+// request builds the Request: header_map is used only when the headers map is empty; its
+// keys are lower-cased and repeated headers joined with commas.
+func (f *checkFields) request() Request {
+	r := Request{Method: f.method, Host: f.host, Path: f.path, Headers: f.headers, RuleName: f.rule}
+	if len(r.Headers) == 0 && len(f.headerMap) > 0 {
+		r.Headers = make(map[string]string, len(f.headerMap))
+		for _, h := range f.headerMap {
+			k, v := strings.ToLower(h.key), h.value
+			if prev, ok := r.Headers[k]; ok {
+				v = prev + "," + v
 			}
+			r.Headers[k] = v
 		}
 	}
 	if r.Headers == nil {
@@ -78,7 +86,6 @@ func RequestFromCheck(req *authv3.CheckRequest) Request {
 	if r.Path == "" {
 		r.Path = r.Headers[":path"]
 	}
-	r.RuleName = req.GetAttributes().GetContextExtensions()[ContextExtensionRule]
 	return r
 }
 
@@ -92,15 +99,19 @@ var rpcCodes = map[int]code.Code{
 	503: code.Code_UNAVAILABLE,
 }
 
-// CheckResponse translates a Decision into Envoy's answer.
+func rpcCode(status int) code.Code {
+	if c, ok := rpcCodes[status]; ok {
+		return c
+	}
+	return code.Code_PERMISSION_DENIED
+}
+
+// CheckResponse translates a Decision into Envoy's answer. The server writes the same message
+// with AppendCheckResponse, straight to the wire.
 func CheckResponse(d *Decision) *authv3.CheckResponse {
 	if !d.Allow {
-		c, ok := rpcCodes[d.Status]
-		if !ok {
-			c = code.Code_PERMISSION_DENIED
-		}
 		return &authv3.CheckResponse{
-			Status: &rpcstatus.Status{Code: int32(c), Message: string(d.Reason)},
+			Status: &rpcstatus.Status{Code: int32(rpcCode(d.Status)), Message: string(d.Reason)},
 			HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 				Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
 				Headers: headerOptions(d.Set),
@@ -108,46 +119,14 @@ func CheckResponse(d *Decision) *authv3.CheckResponse {
 			}},
 		}
 	}
-	var wire *grpcAllow
-	var md *structpb.Struct
-	if d.from != nil {
-		if wire = d.from.grpc.Load(); wire == nil {
-			wire = newGRPCAllow(d)
-			d.from.grpc.Store(wire)
-		}
-		md = wire.metadata(d.Rule)
-	} else {
-		wire = newGRPCAllow(d)
-		md = wire.buildMetadata(d.Rule)
-	}
 	return &authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(code.Code_OK)},
 		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
-			Headers:         wire.headers,
+			Headers:         headerOptions(d.Set),
 			HeadersToRemove: d.Remove,
 		}},
-		DynamicMetadata: md,
+		DynamicMetadata: metadata(d),
 	}
-}
-
-// grpcAllow is what an allow answer takes from the identity alone: the header options and the
-// metadata values. Built once per cached identity and shared read-only by every response
-// served from it; protobuf messages may be marshalled concurrently.
-type grpcAllow struct {
-	headers            []*corev3.HeaderValueOption
-	sub, issuer, roles *structpb.Value // nil for an anonymous allow
-	// byRule holds the whole metadata struct per rule name (a handful per identity).
-	byRule sync.Map
-}
-
-func newGRPCAllow(d *Decision) *grpcAllow {
-	w := &grpcAllow{headers: headerOptions(d.Set)}
-	if id := d.Identity; id != nil {
-		w.sub = structpb.NewStringValue(id.Subject)
-		w.issuer = structpb.NewStringValue(id.Issuer)
-		w.roles = structpb.NewStringValue(d.roles)
-	}
-	return w
 }
 
 // headerOptions sets each header with OVERWRITE_IF_EXISTS_OR_ADD: the default action would add
@@ -170,20 +149,13 @@ func headerOptions(hs []Header) []*corev3.HeaderValueOption {
 // metadata is the dynamic metadata for Envoy's access logs:
 // {"portcullis": {"sub", "issuer", "roles", "rule"}}; roles is the comma-separated list the
 // x-user-roles header carries, so a log line shows it as one field.
-func (w *grpcAllow) metadata(rule string) *structpb.Struct {
-	if m, ok := w.byRule.Load(rule); ok {
-		return m.(*structpb.Struct)
-	}
-	m := w.buildMetadata(rule)
-	w.byRule.Store(rule, m)
-	return m
-}
-
-func (w *grpcAllow) buildMetadata(rule string) *structpb.Struct {
+func metadata(d *Decision) *structpb.Struct {
 	fields := make(map[string]*structpb.Value, 4)
-	fields["rule"] = structpb.NewStringValue(rule)
-	if w.sub != nil {
-		fields["sub"], fields["issuer"], fields["roles"] = w.sub, w.issuer, w.roles
+	fields["rule"] = structpb.NewStringValue(d.Rule)
+	if id := d.Identity; id != nil {
+		fields["sub"] = structpb.NewStringValue(id.Subject)
+		fields["issuer"] = structpb.NewStringValue(id.Issuer)
+		fields["roles"] = structpb.NewStringValue(d.roles)
 	}
 	return &structpb.Struct{Fields: map[string]*structpb.Value{
 		"portcullis": structpb.NewStructValue(&structpb.Struct{Fields: fields}),

@@ -234,8 +234,7 @@ func (s *Server) Listen() error {
 	if tlsCfg != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}
-	s.grpc = grpc.NewServer(gopts...)
-	authv3.RegisterAuthorizationServer(s.grpc, authz.NewGRPCService(s.authz))
+	s.grpc = authz.NewGRPCServer(s.authz, gopts...)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	if s.opts.Reflection {

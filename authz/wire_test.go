@@ -1,0 +1,237 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"net"
+	"reflect"
+	"strings"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/portcullis-authz/portcullis/token"
+)
+
+// envoyCheck is a CheckRequest shaped like Envoy's, with the fields Portcullis does not read
+// filled in too.
+func envoyCheck(http *authv3.AttributeContext_HttpRequest, ext map[string]string) *authv3.CheckRequest {
+	peer := func(addr string, port uint32) *authv3.AttributeContext_Peer {
+		return &authv3.AttributeContext_Peer{
+			Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+				Address: addr, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port}}}},
+			Principal: "spiffe://cluster.local/ns/shop/sa/web",
+			Labels:    map[string]string{"app": "web"},
+		}
+	}
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source:            peer("10.0.0.7", 51234),
+		Destination:       peer("10.0.0.9", 8080),
+		Request:           &authv3.AttributeContext_Request{Time: timestamppb.Now(), Http: http},
+		ContextExtensions: ext,
+		MetadataContext: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+			"envoy.filters.http.jwt_authn": {Fields: map[string]*structpb.Value{"n": structpb.NewNumberValue(1)}}}},
+		TlsSession: &authv3.AttributeContext_TLSSession{Sni: "api.example.com"},
+	}}
+}
+
+func wireCases() map[string]*authv3.CheckRequest {
+	return map[string]*authv3.CheckRequest{
+		"empty": {},
+		"headers map": envoyCheck(&authv3.AttributeContext_HttpRequest{
+			Id: "42", Method: "GET", Host: "api.example.com", Path: "/api/orders/7?x=1", Scheme: "https", Protocol: "HTTP/1.1", Size: 12,
+			Headers: map[string]string{":authority": "api.example.com", ":method": "GET", ":path": "/api/orders/7?x=1", "authorization": "Bearer abc.def.ghi", "x-user-id": "spoofed", "cookie": "a=1; b=2"},
+		}, map[string]string{"portcullis-rule": "docs", "other": "x"}),
+		"raw header_map": envoyCheck(&authv3.AttributeContext_HttpRequest{Method: "POST", Path: "/p", HeaderMap: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+			{Key: ":authority", RawValue: []byte("h.example.com")}, {Key: "X-A", RawValue: []byte("1")}, {Key: "x-a", Value: "2"},
+			{Key: "x-raw", RawValue: []byte{0xff, 0xfe}}, {Key: "x-empty"},
+		}}}, nil),
+		"pseudo-headers only": envoyCheck(&authv3.AttributeContext_HttpRequest{
+			Headers: map[string]string{":authority": "h", ":method": "DELETE", ":path": "/x"}}, nil),
+		"host header": envoyCheck(&authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/", Headers: map[string]string{"host": "h:8080", "": "empty name"}}, nil),
+		"long values": envoyCheck(&authv3.AttributeContext_HttpRequest{Method: "GET", Host: strings.Repeat("h", 300), Path: "/" + strings.Repeat("p", 20000),
+			Headers: map[string]string{"authorization": "Bearer " + strings.Repeat("t", 5000)}}, nil),
+	}
+}
+
+// TestParseCheckRequest: the wire parser reads what RequestFromCheck reads from the decoded
+// message, for Envoy-shaped requests and for the merges protobuf performs on repeated fields.
+func TestParseCheckRequest(t *testing.T) {
+	for name, req := range wireCases() {
+		t.Run(name, func(t *testing.T) {
+			b, err := proto.Marshal(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertParsesLikeProto(t, b)
+		})
+	}
+	// A message field sent twice is merged; a scalar sent twice keeps the last; a map key sent
+	// twice keeps the last value; header_map entries accumulate.
+	first, _ := proto.Marshal(envoyCheck(&authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/a", Headers: map[string]string{"a": "1", "b": "1"},
+		HeaderMap: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: "x", Value: "1"}}}}, map[string]string{"portcullis-rule": "one"}))
+	second, _ := proto.Marshal(&authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+		Host: "h2", Path: "/b", Headers: map[string]string{"b": "2"}, HeaderMap: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: "x", Value: "2"}}}}},
+		ContextExtensions: map[string]string{"portcullis-rule": "two"}}})
+	merged := append(append([]byte{}, first...), second...)
+	r := assertParsesLikeProto(t, merged)
+	if r.Host != "h2" || r.Path != "/b" || r.Method != "GET" || r.Headers["a"] != "1" || r.Headers["b"] != "2" || r.RuleName != "two" {
+		t.Errorf("merged request = %+v", r)
+	}
+}
+
+func assertParsesLikeProto(t *testing.T, b []byte) Request {
+	t.Helper()
+	var m authv3.CheckRequest
+	protoErr := proto.Unmarshal(b, &m)
+	var got Request
+	err := ParseCheckRequest(b, &got)
+	switch {
+	case protoErr != nil && err == nil:
+		return got // protobuf rejects more: it checks the fields Portcullis skips
+	case protoErr != nil:
+		return got
+	case err != nil:
+		t.Fatalf("ParseCheckRequest: %v; protobuf decodes it", err)
+	}
+	if want := RequestFromCheck(&m); !reflect.DeepEqual(got, want) {
+		t.Fatalf("\n got %+v\nwant %+v", got, want)
+	}
+	return got
+}
+
+// FuzzParseCheckRequest: on any input protobuf decodes, the wire parser reads exactly what
+// RequestFromCheck reads; it never fails on input protobuf accepts.
+func FuzzParseCheckRequest(f *testing.F) {
+	for _, req := range wireCases() {
+		b, err := proto.Marshal(req)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		assertParsesLikeProto(t, b)
+	})
+}
+
+func TestParseCheckRequestRejects(t *testing.T) {
+	valid, _ := proto.Marshal(wireCases()["headers map"])
+	notUTF8, _ := proto.Marshal(&authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+		Http: &authv3.AttributeContext_HttpRequest{Method: "GET"}}}})
+	notUTF8 = append([]byte{}, notUTF8...)
+	notUTF8[len(notUTF8)-1] = 0xff // the last byte of "GET"
+	for name, b := range map[string][]byte{
+		"truncated":  valid[:len(valid)-3],
+		"bad tag":    {0x80},
+		"not utf-8":  notUTF8,
+		"bad length": {0x0a, 0x7f, 0x01},
+	} {
+		var r Request
+		if err := ParseCheckRequest(b, &r); !errors.Is(err, errWire) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+		if proto.Unmarshal(b, &authv3.CheckRequest{}) == nil {
+			t.Errorf("%s: protobuf accepts it", name)
+		}
+	}
+}
+
+// TestAppendCheckResponse: the bytes the server writes decode to the message CheckResponse
+// builds, for every kind of answer.
+func TestAppendCheckResponse(t *testing.T) {
+	e, idp := benchEngine(t, 10)
+	tok := keycloakLike(t, idp, "RS256")
+	ctx := context.Background()
+	decisions := map[string]*Decision{
+		"cached allow":   e.Decide(ctx, benchRequest(tok)),
+		"public":         e.Decide(ctx, &Request{Method: "GET", Host: "h", Path: "/healthz", Headers: map[string]string{}}),
+		"public, token":  e.Decide(ctx, &Request{Method: "GET", Host: "h", Path: "/healthz", Headers: map[string]string{"authorization": "Bearer " + tok}}),
+		"403":            e.Decide(ctx, &Request{Method: "GET", Host: "api.example.com", Path: "/api/admin/x", Headers: map[string]string{"authorization": "Bearer " + tok}}),
+		"no rule":        e.Decide(ctx, &Request{Method: "GET", Host: "h", Path: "/elsewhere", Headers: map[string]string{}}),
+		"empty identity": {Allow: true, Status: 200, Reason: ReasonOK, Identity: &token.Identity{}},
+		"long header": {Allow: true, Status: 200, Reason: ReasonOK, Rule: strings.Repeat("r", 200),
+			Set: []Header{{"x-user-roles", strings.Repeat("role,", 4000)}}, Remove: []string{"x-user-email"}},
+		"unknown status": {Status: 418, Reason: "teapot", Body: []byte("{}")},
+	}
+	for _, r := range Reasons() {
+		if answers[r].status != 200 {
+			decisions["deny "+string(r)] = e.deny(r, "")
+		}
+	}
+	e.forwardToken = false
+	decisions["forward_token false"] = e.Decide(ctx, benchRequest(tok))
+	for name, d := range decisions {
+		t.Run(name, func(t *testing.T) {
+			var got authv3.CheckResponse
+			if err := proto.Unmarshal(AppendCheckResponse(nil, d), &got); err != nil {
+				t.Fatal(err)
+			}
+			if want := CheckResponse(d); !proto.Equal(&got, want) {
+				t.Errorf("\n got %v\nwant %v", &got, want)
+			}
+		})
+	}
+}
+
+// TestGRPCServer: over a real loopback connection, a standard generated client gets the
+// answer CheckResponse describes, and the other services keep the standard codec.
+func TestGRPCServer(t *testing.T) {
+	e, idp := benchEngine(t, 10)
+	reg := prometheus.NewRegistry()
+	a := NewAuthorizer(e, NewMetrics(reg), nil)
+	srv := NewGRPCServer(a)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := authv3.NewAuthorizationClient(conn)
+	tok := keycloakLike(t, idp, "RS256")
+	for _, c := range []struct {
+		name string
+		req  *authv3.CheckRequest
+	}{
+		{"allow", envoyCheck(&authv3.AttributeContext_HttpRequest{Method: "GET", Host: "api.example.com", Path: "/api/orders/7",
+			Headers: map[string]string{"authorization": "Bearer " + tok, "x-user-id": "spoofed"}}, nil)},
+		{"401", envoyCheck(&authv3.AttributeContext_HttpRequest{Method: "GET", Host: "api.example.com", Path: "/api/orders/7"}, nil)},
+		{"403 by the named rule", envoyCheck(&authv3.AttributeContext_HttpRequest{Method: "GET", Host: "api.example.com", Path: "/api/orders/7",
+			Headers: map[string]string{"authorization": "Bearer " + tok}}, map[string]string{ContextExtensionRule: "admin"})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := client.Check(context.Background(), c.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := RequestFromCheck(c.req)
+			if want := CheckResponse(e.Decide(context.Background(), &r)); !proto.Equal(got, want) {
+				t.Errorf("\n got %v\nwant %v", got, want)
+			}
+		})
+	}
+	if n := testutil.ToFloat64(a.metrics.decisions.WithLabelValues(FrontGRPC, "deny", string(ReasonForbidden))); n != 1 {
+		t.Errorf("grpc forbidden decisions = %v, want 1", n)
+	}
+	resp, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health: %v %v", resp, err)
+	}
+}
