@@ -50,7 +50,7 @@ e2e: ## end-to-end suite: installs and starts a real Envoy and Keycloak on loopb
 
 bench: ## hot-path Go benchmarks (-count 6, compare runs with benchstat) and the A/B gRPC load benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./authz/ ./rules/ ./token/ ./jwks/ | tee bench.out
-	$(GO) run ./bench/loadbench -rounds 6 -round 5s -cache 10000 | tee loadbench-cached.out
+	$(GO) run ./bench/loadbench -rounds 10 -round 5s -cache 10000 | tee loadbench-cached.out
 	$(GO) run ./bench/loadbench -rounds 6 -round 5s -cache 0 | tee loadbench-uncached.out
 
 image: ## build the container image (needs a container engine)
