@@ -120,16 +120,26 @@ func (k *keySets) build(cfg *config.Loaded) (caches []*jwks.Cache, commit func()
 
 // ready reports whether every issuer has a usable key set, naming those that do not.
 func (k *keySets) ready() (bool, []string) {
+	missing := k.notReady()
+	issuers := make([]string, len(missing))
+	for i, st := range missing {
+		issuers[i] = st.Issuer
+	}
+	return len(missing) == 0, issuers
+}
+
+// notReady is the state of every issuer without a usable key set, by issuer.
+func (k *keySets) notReady() []jwks.Status {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	var missing []string
+	var missing []jwks.Status
 	for _, rc := range k.running {
 		if !rc.cache.Ready() {
-			missing = append(missing, rc.cache.Issuer())
+			missing = append(missing, rc.cache.Status())
 		}
 	}
-	slices.Sort(missing)
-	return len(missing) == 0, missing
+	slices.SortFunc(missing, func(a, b jwks.Status) int { return strings.Compare(a.Issuer, b.Issuer) })
+	return missing
 }
 
 // stop cancels every cache and waits for them to end.

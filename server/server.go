@@ -343,10 +343,21 @@ func (s *Server) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		ok, missing := s.Ready()
-		if !ok {
+		if missing := s.keys.notReady(); len(missing) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = fmt.Fprintf(w, "not ready: no usable keys yet for %s\n", strings.Join(missing, ", "))
+			issuers := make([]string, len(missing))
+			for i, st := range missing {
+				issuers[i] = st.Issuer
+			}
+			_, _ = fmt.Fprintf(w, "not ready: no usable keys yet for %s\n", strings.Join(issuers, ", "))
+			for _, st := range missing {
+				switch {
+				case st.LastError != "":
+					_, _ = fmt.Fprintf(w, "%s: the last fetch failed (%d in a row): %s\n", st.Issuer, st.ConsecutiveFailures, st.LastError)
+				case st.LastAttempt.IsZero():
+					_, _ = fmt.Fprintf(w, "%s: no fetch yet\n", st.Issuer)
+				}
+			}
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
