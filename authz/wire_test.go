@@ -190,7 +190,11 @@ func TestGRPCServer(t *testing.T) {
 	e, idp := benchEngine(t, 10)
 	reg := prometheus.NewRegistry()
 	a := NewAuthorizer(e, NewMetrics(reg), nil)
-	srv := NewGRPCServer(a)
+	var intercepted []string
+	srv := NewGRPCServer(a, grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		intercepted = append(intercepted, info.FullMethod)
+		return h(ctx, req)
+	}))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -229,6 +233,9 @@ func TestGRPCServer(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(a.metrics.decisions.WithLabelValues(FrontGRPC, "deny", string(ReasonForbidden))); n != 1 {
 		t.Errorf("grpc forbidden decisions = %v, want 1", n)
+	}
+	if want := []string{authv3.Authorization_Check_FullMethodName, authv3.Authorization_Check_FullMethodName, authv3.Authorization_Check_FullMethodName}; !reflect.DeepEqual(intercepted, want) {
+		t.Errorf("interceptor saw %v, want %v", intercepted, want)
 	}
 	resp, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
 	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
