@@ -1,0 +1,81 @@
+package token
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// The cost of verifying an RS256 token, whole and in parts: what BENCHMARKS.md's uncached figures
+// are made of. BenchmarkRSAVerifyAlone is the floor that crypto/rsa sets.
+
+func benchToken(b *testing.B) (*fixture, *Verifier, string) {
+	f := newFixture(b)
+	v := f.verifier(b, nil)
+	tok := sign(b, rsHeader("rsa-1"), f.claims(map[string]any{
+		"preferred_username": "alice", "email": "alice@example.com", "azp": "web", "sid": "3f1c2d7e-1b8a-4a55-9a8e-0d6c1f1f2a3b",
+		"jti": "onrtac:0b6e1c1a-8c36-4c8f-9d0e-2f3b7a1c5d9e", "session_state": "3f1c2d7e-1b8a-4a55-9a8e-0d6c1f1f2a3b",
+		"allowed-origins": []string{"https://shop.example.com"}, "email_verified": true, "name": "Alice Example",
+	}), "RS256", f.rsaKey)
+	return f, v, tok
+}
+
+// BenchmarkVerifyRS256: parse, claims, key lookup, signature and claim checks of a
+// Keycloak-shaped RS256-2048 token.
+func BenchmarkVerifyRS256(b *testing.B) {
+	_, v, tok := benchToken(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := v.Verify(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRSAVerifyAlone: crypto/rsa's PKCS #1 v1.5 check of the same signature, nothing else.
+func BenchmarkRSAVerifyAlone(b *testing.B) {
+	f, _, tok := benchToken(b)
+	dot := strings.LastIndexByte(tok, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(tok[dot+1:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte(tok[:dot]))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := rsa.VerifyPKCS1v15(&f.rsaKey.PublicKey, crypto.SHA256, digest[:], sig); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkClaimsDecode: the strict duplicate-key scan and the decoding of the same token's
+// claims, as verify does them before the signature check.
+func BenchmarkClaimsDecode(b *testing.B) {
+	_, _, tok := benchToken(b)
+	parts := strings.Split(tok, ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(len(payload)), "bytes")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := checkJSONObject(payload); err != nil {
+			b.Fatal(err)
+		}
+		var all map[string]any
+		if err := json.Unmarshal(payload, &all); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
