@@ -16,7 +16,9 @@ import (
 const ContextExtensionRule = "portcullis-rule"
 
 // GRPCService is the Envoy ext_authz v3 Authorization service
-// (envoy.service.auth.v3.Authorization/Check).
+// (envoy.service.auth.v3.Authorization/Check). Portcullis' own server serves it through the wire
+// path of NewGRPCServer; registered on any other gRPC server with
+// authv3.RegisterAuthorizationServer, Check gives the same answers from the generated messages.
 type GRPCService struct {
 	authv3.UnimplementedAuthorizationServer
 	authz *Authorizer
