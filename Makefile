@@ -34,13 +34,8 @@ vet: ## gofmt and go vet
 
 lint: vet ## alias of vet
 
-fuzz: ## run every fuzz target for FUZZTIME (default 20s) each
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
-	  done; \
-	done
+fuzz: ## run every fuzz target for FUZZTIME (default 20s) each (scripts/fuzz.sh)
+	GO=$(GO) FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 fuzz-long: ## every fuzz target for 10 minutes each
 	$(MAKE) fuzz FUZZTIME=10m
