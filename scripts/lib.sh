@@ -25,14 +25,21 @@ apt_install() {
   need apt-get "install $1 with your system's package manager"
   export DEBIAN_FRONTEND=noninteractive
   as_root apt-get update -qq >&2 || die "apt-get update failed"
-  local policy=/usr/sbin/policy-rc.d pkg
+  local policy=/usr/sbin/policy-rc.d pkg ok=""
+  local created=""
   if [ ! -e "$policy" ]; then
     as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod +x $policy"
-    trap 'as_root rm -f "$policy"' EXIT
+    created=1
+    # Expanded now: the function's locals are gone when an interrupted script exits.
+    trap "as_root rm -f '$policy'" EXIT
   fi
   for pkg in "$@"; do
     log "installing $pkg with apt-get"
-    as_root apt-get install -y -qq --no-install-recommends "$pkg" >&2 && return 0
+    if as_root apt-get install -y -qq --no-install-recommends "$pkg" >&2; then ok=1; break; fi
   done
-  die "apt-get install $* failed"
+  if [ -n "$created" ]; then
+    as_root rm -f "$policy"
+    trap - EXIT
+  fi
+  [ -n "$ok" ] || die "apt-get install $* failed"
 }
