@@ -239,10 +239,32 @@ func parseOne(raw json.RawMessage, algs []jwa.SignatureAlgorithm) (*parsedKey, *
 	if err != nil {
 		return skip(true, "no thumbprint: %v", err)
 	}
+	published, err := publicOnly(k, public)
+	if err != nil {
+		return skip(true, "invalid %s key: %v", kty, err)
+	}
 	return &parsedKey{
-		Key:  Key{KID: k.KeyID(), Thumbprint: base64.RawURLEncoding.EncodeToString(tp), Public: public, JWK: k},
+		Key:  Key{KID: k.KeyID(), Thumbprint: base64.RawURLEncoding.EncodeToString(tp), Public: public, JWK: published},
 		algs: fits,
 	}, nil
+}
+
+// publicOnly rebuilds k from its public material with the members a key set needs again (kid,
+// alg, use, key_ops), so that whatever else the issuer published beside them (private CRT
+// parameters without "d", unknown members) is never kept or persisted.
+func publicOnly(k jwk.Key, public any) (jwk.Key, error) {
+	out, err := jwk.FromRaw(public)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{jwk.KeyIDKey, jwk.AlgorithmKey, jwk.KeyUsageKey, jwk.KeyOpsKey} {
+		if v, ok := k.Get(name); ok {
+			if err := out.Set(name, v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
 }
 
 // whyUnfit explains why a key fits none of the allowed algorithms, and whether that deserves

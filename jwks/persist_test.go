@@ -63,10 +63,13 @@ func TestPersistRoundTrip(t *testing.T) {
 	}
 }
 
-// A persisted file holds public keys only: no private member even if the source had one.
+// A persisted file holds public keys only: no private member even if the source had one
+// (here RSA CRT parameters without "d", which the key set accepts as a public key).
 func TestPersistedFileHoldsPublicKeysOnly(t *testing.T) {
 	dir := t.TempDir()
-	idp := newTestIdP(t, setOf(t, "rsa1", "ec256", "ed"))
+	ks := keys(t)
+	crt := map[string]any{"p": b64([]byte{1, 2, 3}), "q": b64([]byte{4, 5, 6}), "dp": b64([]byte{7}), "dq": b64([]byte{8}), "qi": b64([]byte{9})}
+	idp := newTestIdP(t, setJSON(t, jwkJSON(t, ks["rsa1"].public, crt), jwkJSON(t, ks["ec256"].public, nil), jwkJSON(t, ks["ed"].public, nil)))
 	startHarness(t, idp, func(o *Options) { o.CacheDir = dir })
 	data, err := os.ReadFile(persistPath(dir, idp.URL()))
 	if err != nil {
