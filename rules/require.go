@@ -263,9 +263,12 @@ func toFloat(v any) (float64, bool) {
 }
 
 // ClaimNames returns the top-level claims the rules' claim requirements may read, sorted and
-// without duplicates: each key as written (a claim named with dots is looked up whole first)
-// and its first dotted segment. A verifier keeps just these claims.
+// without duplicates: each key as written and the part before each of its dots, the names
+// lookupClaim tries (a claim name may itself contain dots). A verifier keeps just these claims.
 func (s *Set) ClaimNames() []string {
+	if s == nil {
+		return nil
+	}
 	seen := map[string]bool{}
 	var names []string
 	add := func(n string) {
@@ -277,8 +280,11 @@ func (s *Set) ClaimNames() []string {
 	for _, r := range s.rules {
 		for _, c := range r.claims {
 			add(c.key)
-			first, _, _ := strings.Cut(c.key, ".")
-			add(first)
+			for i := 0; i < len(c.key); i++ {
+				if c.key[i] == '.' {
+					add(c.key[:i])
+				}
+			}
 		}
 	}
 	slices.Sort(names)

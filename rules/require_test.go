@@ -127,3 +127,34 @@ func TestClaimNames(t *testing.T) {
 		t.Errorf("ClaimNames = %s", got)
 	}
 }
+
+// TestClaimNamesKeepWhatCheckReads: claims filtered down to ClaimNames (what a verifier keeps)
+// meet the same requirements as the whole claims, for names with several dots too.
+func TestClaimNamesKeepWhatCheckReads(t *testing.T) {
+	s, err := Compile([]Spec{{Name: "r", Require: RequireSpec{Claims: map[string]any{
+		"https://example.com/org.unit": "sales", "realm_access.tier.level": 2,
+	}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := map[string]any{
+		"https://example.com/org": map[string]any{"unit": "sales"},
+		"realm_access":            map[string]any{"tier": map[string]any{"level": 2.0}},
+		"unrelated":               "x",
+	}
+	kept := map[string]any{}
+	for _, name := range s.ClaimNames() {
+		if v, ok := all[name]; ok {
+			kept[name] = v
+		}
+	}
+	r := s.Lookup("r")
+	for name, claims := range map[string]map[string]any{"all claims": all, "kept claims": kept} {
+		if out := r.Check(&Principal{Claims: claims}); out.Verdict != VerdictOK {
+			t.Errorf("%s: %v, missing %v", name, out.Verdict, out.Missing)
+		}
+	}
+	if _, ok := kept["unrelated"]; ok {
+		t.Error("a claim no rule reads was kept")
+	}
+}
