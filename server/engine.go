@@ -58,8 +58,9 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics, log *
 
 // keptClaims are the top-level claims anything reads after verification: the rules' claim
 // requirements and the identity headers. Identities keep only those, so cached ones stay small.
+// The list is never nil: to the verifier, nil means keep every claim.
 func keptClaims(cfg *config.Loaded) []string {
-	keep := cfg.Rules.ClaimNames()
+	keep := append([]string{}, cfg.Rules.ClaimNames()...)
 	for _, claim := range cfg.IdentityHeaders {
 		switch claim {
 		case "roles", "scopes", "sub", "iss":
