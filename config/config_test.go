@@ -206,3 +206,12 @@ func TestEveryProblemReported(t *testing.T) {
 		t.Errorf("want 4 problems, got %d: %v", len(ce.Problems), ce.Problems)
 	}
 }
+
+// The shipped example configurations load as they are.
+func TestExamplesLoad(t *testing.T) {
+	for _, path := range []string{"../examples/portcullis.yaml", "../examples/forward-auth/portcullis.yaml", "../envoy/portcullis.yaml"} {
+		if _, err := Load(path); err != nil {
+			t.Errorf("%s: %v", path, err)
+		}
+	}
+}

@@ -43,7 +43,7 @@ const (
 
 // The alerts issue 8 asks for.
 var wantAlerts = []string{
-	"PortcullisCheckLatencyHigh", "PortcullisConfigReloadFailing", "PortcullisDenyRateSpike",
+	"PortcullisCheckLatencyHigh", "PortcullisConfigReloadFailing", "PortcullisDenyRateSpike", "PortcullisFailingClosed",
 	"PortcullisJWKSKeySetStale", "PortcullisJWKSRefreshFailing", "PortcullisNoReadyReplicas",
 }
 

@@ -100,7 +100,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (client and both servers) to this file")
 	soak := flag.Duration("soak", 0, "instead of A/B rounds: load Portcullis alone for this long, printing throughput and memory every -every")
 	every := flag.Duration("every", time.Minute, "report interval of -soak")
-	tokens := flag.Int("tokens", 1, "distinct tokens cycled through by the callers (more than cache.tokens exercises eviction)")
+	tokens := flag.Int("tokens", 1, "distinct tokens cycled through by the callers in -soak (more than cache.tokens exercises eviction); A/B rounds send the first")
 	decode := flag.Bool("decode", false, "decode every answer into a CheckResponse in the client (by default the client sends pre-encoded requests and only looks for ok_response in the answer's bytes, so the load generator's own protobuf work does not share the two cores with the server under test)")
 	flag.Parse()
 	if *cpuprofile != "" {
