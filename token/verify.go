@@ -183,8 +183,9 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 	}
 	verifier := verifiers[jalg]
 	var used *jwks.Key
+	input := []byte(c.signingInput)
 	for i := range keys {
-		if verifier.Verify([]byte(c.signingInput), c.signature, keys[i].Public) == nil {
+		if verifier.Verify(input, c.signature, keys[i].Public) == nil {
 			used = &keys[i]
 			break
 		}
