@@ -349,9 +349,6 @@ func (c *Cache) loadFile(path string) error {
 	return nil
 }
 
-// Issuer returns the issuer identifier the cache serves.
-func (c *Cache) Issuer() string { return c.issuer }
-
 // Ready reports whether a usable key set is loaded (fresh, persisted or stale).
 func (c *Cache) Ready() bool { return c.snap.Load() != nil }
 

@@ -731,7 +731,7 @@ func TestNewValidates(t *testing.T) {
 	if c.floor != 5*time.Second || c.maxBytes != 1<<20 || len(c.algs) != 10 || c.client == nil || c.client == http.DefaultClient || c.client.Timeout != 10*time.Second {
 		t.Errorf("defaults: floor %s, max %d, algs %v, client %+v", c.floor, c.maxBytes, c.algs, c.client)
 	}
-	if c.Ready() || c.Issuer() != "https://a" {
+	if c.Ready() || c.Status().Issuer != "https://a" {
 		t.Error("a new cache is ready or misnamed")
 	}
 }
