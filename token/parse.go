@@ -1,6 +1,7 @@
 package token
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -223,7 +224,8 @@ func (s *jsonScanner) object(depth int) error {
 		s.i++
 		return nil
 	}
-	var seen []string
+	var buf [16][]byte // the names seen so far; most objects fit without allocating
+	seen := buf[:0]
 	for {
 		s.space()
 		if s.i >= len(s.b) || s.b[s.i] != '"' {
@@ -234,7 +236,7 @@ func (s *jsonScanner) object(depth int) error {
 			return err
 		}
 		for _, n := range seen {
-			if n == name {
+			if bytes.Equal(n, name) {
 				return errDuplicate
 			}
 		}
@@ -262,8 +264,9 @@ func (s *jsonScanner) object(depth int) error {
 	}
 }
 
-// str reads a JSON string starting at the opening quote and returns its decoded value.
-func (s *jsonScanner) str() (string, error) {
+// str reads a JSON string starting at the opening quote and returns its decoded value: a slice
+// of the input when the string has no escape, so only escaped strings allocate.
+func (s *jsonScanner) str() ([]byte, error) {
 	start := s.i
 	s.i++
 	escaped := false
@@ -277,18 +280,18 @@ func (s *jsonScanner) str() (string, error) {
 			s.i++
 			lit := s.b[start:s.i]
 			if !escaped {
-				return string(lit[1 : len(lit)-1]), nil
+				return lit[1 : len(lit)-1], nil
 			}
 			var out string
 			if err := json.Unmarshal(lit, &out); err != nil {
-				return "", errSyntax
+				return nil, errSyntax
 			}
-			return out, nil
+			return []byte(out), nil
 		}
 		if s.b[s.i] < 0x20 {
-			return "", errSyntax
+			return nil, errSyntax
 		}
 		s.i++
 	}
-	return "", errSyntax
+	return nil, errSyntax
 }
