@@ -34,8 +34,14 @@ func (a *Authorizer) Engine() *Engine { return a.engine.Load() }
 
 // Authorize decides one request for a front and records the decision.
 func (a *Authorizer) Authorize(ctx context.Context, front string, r *Request) *Decision {
+	return a.authorizeWith(ctx, a.engine.Load(), front, r)
+}
+
+// authorizeWith decides with e, for a front that read e's settings to build r, so one request
+// is never built under one configuration and decided under another across a reload.
+func (a *Authorizer) authorizeWith(ctx context.Context, e *Engine, front string, r *Request) *Decision {
 	start := time.Now()
-	d := a.engine.Load().Decide(ctx, r)
+	d := e.Decide(ctx, r)
 	elapsed := time.Since(start)
 	if a.metrics != nil {
 		a.metrics.observe(front, d, elapsed.Seconds())

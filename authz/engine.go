@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sort"
 	"strconv"
@@ -82,7 +81,6 @@ type Options struct {
 	Sources         []TokenSource
 	IdentityHeaders map[string]string // header name → claim path; "roles" and "scopes" are the merged lists
 	ForwardToken    bool
-	Logger          *slog.Logger
 	// CacheSize is the number of verified tokens remembered (cache.tokens); 0 = no cache.
 	CacheSize int
 	// CacheLookups is called on every token cache lookup (the hit/miss metric); may be nil.
@@ -114,7 +112,6 @@ type Engine struct {
 	sources      []TokenSource
 	identity     []identityHeader
 	forwardToken bool
-	log          *slog.Logger
 	// removeAll is every identity header name, for anonymous allows (shared, never mutated).
 	removeAll   []string
 	cache       *tokenCache
@@ -123,11 +120,8 @@ type Engine struct {
 
 // NewEngine builds an engine from its parts.
 func NewEngine(o Options) *Engine {
-	e := &Engine{rules: o.Rules, verifier: o.Verifier, sources: o.Sources, forwardToken: o.ForwardToken, log: o.Logger,
+	e := &Engine{rules: o.Rules, verifier: o.Verifier, sources: o.Sources, forwardToken: o.ForwardToken,
 		cache: newTokenCache(o.CacheSize, o.CacheLookups), forwardAuth: o.ForwardAuth}
-	if e.log == nil {
-		e.log = slog.New(slog.DiscardHandler)
-	}
 	for name, claim := range o.IdentityHeaders {
 		e.identity = append(e.identity, identityHeader{name: strings.ToLower(name), claim: claim})
 	}
@@ -137,9 +131,6 @@ func NewEngine(o Options) *Engine {
 	}
 	return e
 }
-
-// Rules returns the engine's compiled rule set.
-func (e *Engine) Rules() *rules.Set { return e.rules }
 
 // Decide applies DESIGN.md's decision order to one request.
 func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {

@@ -18,8 +18,9 @@ func NewHTTPHandler(a *Authorizer) *HTTPHandler { return &HTTPHandler{authz: a} 
 
 // ServeHTTP decides the original request described by r.
 func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	req := RequestFromHTTP(r, h.authz.Engine().forwardAuth)
-	d := h.authz.Authorize(r.Context(), FrontHTTP, &req)
+	e := h.authz.Engine()
+	req := RequestFromHTTP(r, e.forwardAuth)
+	d := h.authz.authorizeWith(r.Context(), e, FrontHTTP, &req)
 	hdr := w.Header()
 	for _, x := range d.Set {
 		if d.Allow && x.Name == "cookie" {

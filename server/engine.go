@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"log/slog"
 	"strings"
 
 	"github.com/portcullis-authz/portcullis/authz"
@@ -13,7 +12,7 @@ import (
 
 // newEngine assembles the decision engine for a loaded configuration and its issuers' caches
 // (in issuer order).
-func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics, log *slog.Logger) (*authz.Engine, error) {
+func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics) (*authz.Engine, error) {
 	issuers := make([]token.IssuerConfig, len(cfg.Issuers))
 	for i, is := range cfg.Issuers {
 		issuers[i] = token.IssuerConfig{
@@ -49,7 +48,6 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics, log *
 		Sources:         sources,
 		IdentityHeaders: cfg.IdentityHeaders,
 		ForwardToken:    cfg.ForwardsToken(),
-		Logger:          log,
 		CacheSize:       cfg.Cache.TokenCacheSize(),
 		CacheLookups:    lookups,
 		ForwardAuth:     authz.ForwardAuth{Conventions: cfg.ForwardAuth.TrustedHeaders, PathPrefix: cfg.ForwardAuth.PathPrefix},

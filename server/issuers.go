@@ -118,14 +118,16 @@ func (k *keySets) build(cfg *config.Loaded) (caches []*jwks.Cache, commit func()
 	return caches, commit, nil
 }
 
-// ready reports whether every issuer has a usable key set, naming those that do not.
-func (k *keySets) ready() (bool, []string) {
-	missing := k.notReady()
-	issuers := make([]string, len(missing))
-	for i, st := range missing {
-		issuers[i] = st.Issuer
+// ready reports whether every issuer has a usable key set.
+func (k *keySets) ready() bool { return len(k.notReady()) == 0 }
+
+// issuerNames lists the issuers of states.
+func issuerNames(states []jwks.Status) []string {
+	names := make([]string, len(states))
+	for i, st := range states {
+		names[i] = st.Issuer
 	}
-	return len(missing) == 0, issuers
+	return names
 }
 
 // notReady is the state of every issuer without a usable key set, by issuer.

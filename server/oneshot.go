@@ -26,7 +26,7 @@ func OneShot(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (*authz.
 		cancel()
 		return nil, nil, err
 	}
-	engine, err := newEngine(cfg, caches, nil, log)
+	engine, err := newEngine(cfg, caches, nil)
 	if err != nil {
 		cancel()
 		return nil, nil, err
@@ -36,7 +36,7 @@ func OneShot(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (*authz.
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if ok, _ := keys.ready(); ok {
+		if keys.ready() {
 			return engine, stop, nil
 		}
 		select {

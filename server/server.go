@@ -99,7 +99,7 @@ func New(opts Options) (*Server, error) {
 		Name: "portcullis_ready",
 		Help: "1 when every issuer has a usable key set (what /readyz reports), else 0.",
 	}, func() float64 {
-		if ok, _ := s.Ready(); ok {
+		if s.Ready() {
 			return 1
 		}
 		return 0
@@ -129,7 +129,7 @@ func (s *Server) prepare(cfg *config.Loaded) (*authz.Engine, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	engine, err := newEngine(cfg, caches, s.metrics, s.log)
+	engine, err := newEngine(cfg, caches, s.metrics)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -178,9 +178,6 @@ func (s *Server) reload() error {
 // Registry returns the metrics registry.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
-// Authorizer returns the authorizer every front uses.
-func (s *Server) Authorizer() *authz.Authorizer { return s.authz }
-
 // Addr returns the bound address of a listener ("grpc", "http", "admin") once Run listens.
 func (s *Server) Addr(name string) net.Addr {
 	s.listenMu.Lock()
@@ -189,7 +186,7 @@ func (s *Server) Addr(name string) net.Addr {
 }
 
 // Ready reports whether every issuer has a usable key set.
-func (s *Server) Ready() (bool, []string) { return s.keys.ready() }
+func (s *Server) Ready() bool { return s.keys.ready() }
 
 // Listen opens every configured listener. Run serves on them.
 func (s *Server) Listen() error {
@@ -257,7 +254,8 @@ func (s *Server) Listen() error {
 	return nil
 }
 
-// serveErrs collects the first failure of a listener.
+// serveLater runs serve in the background; a listener that fails logs the error and stops the
+// whole server.
 func (s *Server) serveLater(serve func() error) {
 	go func() {
 		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
@@ -301,7 +299,7 @@ func addrString(a net.Addr) string {
 
 func (s *Server) updateHealth() {
 	status := healthpb.HealthCheckResponse_NOT_SERVING
-	if ok, _ := s.Ready(); ok {
+	if s.Ready() {
 		status = healthpb.HealthCheckResponse_SERVING
 	}
 	s.health.SetServingStatus("", status)
@@ -345,11 +343,7 @@ func (s *Server) adminHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if missing := s.keys.notReady(); len(missing) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			issuers := make([]string, len(missing))
-			for i, st := range missing {
-				issuers[i] = st.Issuer
-			}
-			_, _ = fmt.Fprintf(w, "not ready: no usable keys yet for %s\n", strings.Join(issuers, ", "))
+			_, _ = fmt.Fprintf(w, "not ready: no usable keys yet for %s\n", strings.Join(issuerNames(missing), ", "))
 			for _, st := range missing {
 				switch {
 				case st.LastError != "":
