@@ -23,14 +23,16 @@ run: build ## run `portcullis serve` with CONFIG (default examples/portcullis.ya
 
 test: vet unit fuzz e2e ## ALL tests: vet, unit tests with -race, short fuzzing, end-to-end (real Envoy + Keycloak)
 
-unit: ## unit and in-process integration tests, with the race detector
+unit: ## unit and in-process integration tests, with the race detector (the product, then the k8s/ module)
 	$(GO) test -race -count=1 ./...
+	$(GO) -C k8s test -race -count=1 ./...
 
-vet: ## gofmt and go vet
+vet: ## gofmt and go vet (the product and the k8s/ module)
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/
+	$(GO) -C k8s vet ./...
 
 lint: vet ## alias of vet
 
@@ -51,8 +53,8 @@ bench: ## hot-path Go benchmarks (-count 6, compare runs with benchstat) and the
 image: ## build the container image (needs a container engine)
 	docker build --build-arg VERSION=$(VERSION) -t portcullis:$(VERSION) .
 
-k8s-test: ## render and check the Kubernetes/Istio manifests, dashboard and alerts offline (no cluster)
-	$(GO) test -count=1 ./k8s/...
+k8s-test: ## render and check the Kubernetes/Istio manifests, dashboard and alerts offline (no cluster; module k8s/)
+	$(GO) -C k8s test -count=1 ./...
 
 clean:
 	rm -rf bin bench.out loadbench-*.out
