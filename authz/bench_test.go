@@ -21,7 +21,7 @@ import (
 const benchIssuer = "https://sso.example.com/realms/bench"
 
 // benchEngine is an engine with one issuer whose keys come from a static JWKS file (no
-// network), the DESIGN.md example rules, and the default identity headers.
+// network), rules like those of examples/portcullis.yaml, and the default identity headers.
 func benchEngine(tb testing.TB, cacheSize int) (*Engine, *devidp.IdP) {
 	tb.Helper()
 	idp, err := devidp.New()

@@ -132,7 +132,7 @@ func NewEngine(o Options) *Engine {
 	return e
 }
 
-// Decide applies DESIGN.md's decision order to one request.
+// Decide applies the decision order of docs/decisions.md to one request.
 func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 	if r.Invalid != "" {
 		d := e.deny(ReasonBadRequest, "")

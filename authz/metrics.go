@@ -10,7 +10,7 @@ const (
 	FrontHTTP = "http"
 )
 
-// Metrics are the decision series of DESIGN.md, registered on a caller-given registry.
+// Metrics are the decision series of docs/metrics.md, registered on a caller-given registry.
 type Metrics struct {
 	duration   *prometheus.HistogramVec
 	decisions  *prometheus.CounterVec

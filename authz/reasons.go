@@ -6,7 +6,8 @@ import "github.com/portcullis-authz/portcullis/token"
 // `reason` label of portcullis_decisions_total.
 type Reason string
 
-// The fixed set of decision reasons (DESIGN.md, Metrics).
+// The fixed set of decision reasons (docs/decisions.md, Reasons; the `reason` label of
+// docs/metrics.md).
 const (
 	ReasonOK                Reason = "ok"
 	ReasonPublic            Reason = "public"

@@ -1,6 +1,6 @@
 // Package config reads, defaults, strictly decodes and validates the Portcullis configuration file
-// (the YAML schema of DESIGN.md). One entry point, Load (or Parse), is used by `serve`, `validate`,
-// `check` and hot reload, so every path sees the same errors.
+// (every key is described in docs/configuration.md). One entry point, Load (or Parse), is used by
+// `serve`, `validate`, `check` and hot reload, so every path sees the same errors.
 package config
 
 import (

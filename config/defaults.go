@@ -6,7 +6,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Defaults that DESIGN.md promises.
+// Defaults, as docs/configuration.md lists them.
 const (
 	DefaultGRPCAddr           = ":9191"
 	DefaultHTTPAddr           = ":9192"
