@@ -74,6 +74,19 @@ type stack struct {
 
 func startStack(t *testing.T, cacheSize int) *stack {
 	t.Helper()
+	return startStackAt(t, cacheSize, func(t *testing.T, content string) string {
+		path := filepath.Join(t.TempDir(), "portcullis.yaml")
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	})
+}
+
+// startStackAt is startStack with the configuration put in place by place, which returns the
+// path Portcullis is given.
+func startStackAt(t *testing.T, cacheSize int, place func(t *testing.T, content string) string) *stack {
+	t.Helper()
 	idp, err := devidp.New()
 	if err != nil {
 		t.Fatal(err)
@@ -81,10 +94,7 @@ func startStack(t *testing.T, cacheSize int) *stack {
 	ts := httptest.NewServer(idp)
 	t.Cleanup(ts.Close)
 	idp.SetIssuer(ts.URL + "/realms/demo")
-	path := filepath.Join(t.TempDir(), "portcullis.yaml")
-	if err := os.WriteFile(path, []byte(fmt.Sprintf(testConfig, idp.Issuer(), cacheSize)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := place(t, fmt.Sprintf(testConfig, idp.Issuer(), cacheSize))
 	srv := runServer(t, path)
 	conn, err := grpc.NewClient(srv.Addr("grpc").String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
