@@ -104,6 +104,11 @@ type Options struct {
 	Metrics *Metrics
 	// Rand returns numbers in [0, 1) for jitter; nil means math/rand/v2.
 	Rand func() float64
+	// OnChange, when set, is called after the cache installs a new key set: the first one
+	// (fetched or persisted, which makes Ready true) and every changed one. It runs on the
+	// goroutine that installed the set, after Ready and Status reflect it, and must not block
+	// or call Lookup. A JWKS file is installed by New and not reported.
+	OnChange func()
 }
 
 // Source says where the current key set of a Cache came from.
@@ -157,6 +162,7 @@ type Cache struct {
 	log      *slog.Logger
 	metrics  *issuerMetrics
 	rand     func() float64
+	onChange func()
 	static   bool // keys from JWKSFile: never fetched
 
 	snap      atomic.Pointer[snapshot]
@@ -254,6 +260,7 @@ func New(opts Options) (*Cache, error) {
 		clock:    opts.Clock,
 		log:      opts.Logger,
 		rand:     opts.Rand,
+		onChange: opts.OnChange,
 	}
 	if c.issuer == "" {
 		return nil, errors.New("jwks: the issuer is required")
@@ -602,6 +609,9 @@ func (c *Cache) succeeded(trigger string, now time.Time, parsed []parsedKey, ski
 	c.st.fetched = true
 	c.st.nextDue = now.Add(wait)
 	c.mu.Unlock()
+	if changed {
+		c.changed()
+	}
 
 	c.metrics.refreshed(trigger, nil)
 	c.metrics.loaded(len(next.keys))
@@ -676,10 +686,18 @@ func (c *Cache) loadPersisted() {
 	c.st.source = SourcePersisted
 	c.st.jwksURI = redacted(p.JWKSURI)
 	c.mu.Unlock()
+	c.changed()
 	c.metrics.loaded(len(s.keys))
 	c.logSkipped(skipped, false)
 	c.log.Warn("jwks: provider unreachable; serving the persisted key set until a refresh succeeds",
 		"fetched_at", p.FetchedAt, "age", c.clock.Now().Sub(p.FetchedAt).Truncate(time.Second), "keys", len(s.keys), "kids", s.kids())
+}
+
+// changed reports a newly installed key set to Options.OnChange.
+func (c *Cache) changed() {
+	if c.onChange != nil {
+		c.onChange()
+	}
 }
 
 // successInterval is the wait after a successful fetch: RefreshInterval, or the response's

@@ -26,6 +26,8 @@ type keySets struct {
 	metrics *jwks.Metrics
 	log     *slog.Logger
 	parent  context.Context
+	// onChange is called when a cache installs a key set (jwks.Options.OnChange); nil = none.
+	onChange func()
 }
 
 type runningCache struct {
@@ -34,8 +36,8 @@ type runningCache struct {
 	done   chan struct{}
 }
 
-func newKeySets(ctx context.Context, m *jwks.Metrics, log *slog.Logger) *keySets {
-	return &keySets{running: map[string]*runningCache{}, metrics: m, log: log, parent: ctx}
+func newKeySets(ctx context.Context, m *jwks.Metrics, log *slog.Logger, onChange func()) *keySets {
+	return &keySets{running: map[string]*runningCache{}, metrics: m, log: log, parent: ctx, onChange: onChange}
 }
 
 // fingerprint identifies the settings that shape a key-set cache, including the content of a
@@ -88,6 +90,7 @@ func (k *keySets) build(cfg *config.Loaded) (caches []*jwks.Cache, commit func()
 			CacheDir:           cfg.JWKSCacheDir,
 			Logger:             k.log.With("issuer", is.Issuer),
 			Metrics:            k.metrics,
+			OnChange:           k.onChange,
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("issuers[%d]: %w", i, err)
@@ -144,15 +147,17 @@ func (k *keySets) notReady() []jwks.Status {
 	return missing
 }
 
-// stop cancels every cache and waits for them to end.
+// stop cancels every cache and waits for them to end. It waits without holding k.mu: a cache
+// that is installing a set calls onChange, which reads the caches.
 func (k *keySets) stop() {
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	for _, rc := range k.running {
+	running := k.running
+	k.running = map[string]*runningCache{}
+	k.mu.Unlock()
+	for _, rc := range running {
 		if rc.cancel != nil {
 			rc.cancel()
 			<-rc.done
 		}
 	}
-	k.running = map[string]*runningCache{}
 }
