@@ -406,3 +406,77 @@ func TestKeepClaims(t *testing.T) {
 		t.Errorf("roles and scopes are read before claims are dropped: %v %v", id.Roles, id.Scopes)
 	}
 }
+
+// signPSS builds a compact JWS signed with RSASSA-PSS (PS256, PS384 or PS512) and the given salt
+// length (rsa.PSSSaltLengthAuto = the largest salt the key allows).
+func signPSS(t testing.TB, hdr, payload any, alg string, key *rsa.PrivateKey, salt int) string {
+	t.Helper()
+	hash := map[string]crypto.Hash{"PS256": crypto.SHA256, "PS384": crypto.SHA384, "PS512": crypto.SHA512}[alg]
+	input := enc(hdr) + "." + enc(payload)
+	h := hash.New()
+	h.Write([]byte(input))
+	sig, err := rsa.SignPSS(rand.Reader, key, hash, h.Sum(nil), &rsa.PSSOptions{SaltLength: salt, Hash: hash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// RFC 7518 §3.5: the salt of PS256, PS384 and PS512 is as long as the hash output. A signature
+// with any other salt length, none or the largest the key allows, is refused.
+func TestVerifyPSSSaltLength(t *testing.T) {
+	f := newFixture(t)
+	keys := &fakeKeys{keys: []jwks.Key{
+		keyOf(t, "ps256", jwa.PS256, &f.rsaKey.PublicKey),
+		keyOf(t, "ps384", jwa.PS384, &f.rsaKey.PublicKey),
+		keyOf(t, "ps512", jwa.PS512, &f.rsaKey.PublicKey),
+	}}
+	v := f.verifier(t, func(c *IssuerConfig) {
+		c.Keys = keys
+		c.Algorithms = []string{"PS256", "PS384", "PS512"}
+	})
+	// A 2048-bit key leaves room for a salt of 256-hLen-2 bytes.
+	maxSalt := func(hLen int) int { return f.rsaKey.Size() - hLen - 2 }
+	cases := []struct {
+		alg  string
+		salt int
+		want Reason // "" = accepted
+	}{
+		{"PS256", 32, ""},
+		{"PS256", 0, ReasonBadSignature},
+		{"PS256", 31, ReasonBadSignature},
+		{"PS256", 33, ReasonBadSignature},
+		{"PS256", maxSalt(32), ReasonBadSignature},
+		{"PS384", 48, ""},
+		{"PS384", 0, ReasonBadSignature},
+		{"PS384", 32, ReasonBadSignature},
+		{"PS384", maxSalt(48), ReasonBadSignature},
+		{"PS512", 64, ""},
+		{"PS512", 0, ReasonBadSignature},
+		{"PS512", 32, ReasonBadSignature},
+		{"PS512", maxSalt(64), ReasonBadSignature},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s salt %d", c.alg, c.salt), func(t *testing.T) {
+			kid := strings.ToLower(c.alg)
+			tok := signPSS(t, map[string]any{"alg": c.alg, "kid": kid, "typ": "JWT"}, f.claims(nil), c.alg, f.rsaKey, c.salt)
+			id, err := v.Verify(context.Background(), tok)
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if id.Subject != "user-1" || id.KeyThumbprint != keys.keys[0].Thumbprint {
+					t.Errorf("identity = %+v", id)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted, want %s", c.want)
+			}
+			want := "bad_signature: signature does not verify with the " + c.alg + " key of " + issA
+			if ReasonOf(err) != c.want || err.Error() != want {
+				t.Errorf("err = %v\nwant %s", err, want)
+			}
+		})
+	}
+}
