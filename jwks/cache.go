@@ -11,8 +11,8 @@
 //   - unknown-kid refreshes are coalesced and, like every fetch, at most one per
 //     MinRefreshInterval, so tokens with random kids cannot make the cache hammer the provider;
 //   - only public asymmetric keys for an allowed algorithm are used (KeyFits): encryption keys,
-//     symmetric keys, published private keys, weak RSA keys and points off their curve are
-//     skipped.
+//     symmetric keys, published private keys, weak RSA keys, points off their curve and
+//     Ed25519 keys of small order or in a non-canonical encoding are skipped.
 //
 // Keys are never taken from a token; callers pass only its kid and alg.
 package jwks
@@ -688,7 +688,9 @@ func (c *Cache) loadPersisted() {
 	c.mu.Unlock()
 	c.changed()
 	c.metrics.loaded(len(s.keys))
-	c.logSkipped(skipped, false)
+	// Only keys that passed the checks are persisted: a notable skip here is a file written by
+	// an older version with laxer checks, or edited by hand, and deserves its warning.
+	c.logSkipped(skipped, true)
 	c.log.Warn("jwks: provider unreachable; serving the persisted key set until a refresh succeeds",
 		"fetched_at", p.FetchedAt, "age", c.clock.Now().Sub(p.FetchedAt).Truncate(time.Second), "keys", len(s.keys), "kids", s.kids())
 }

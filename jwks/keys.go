@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 
+	"filippo.io/edwards25519"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
@@ -61,7 +62,8 @@ func supportedAlgorithms() []jwa.SignatureAlgorithm {
 //     fits nothing (RFC 7517 §4.2, §4.3).
 //
 // KeyFits looks at the key's metadata and type only; the cache also checks the material
-// itself (an EC point on its curve, a sane RSA exponent) before it uses a key.
+// itself (an EC point on its curve, a sane RSA exponent, an Ed25519 point of large order in
+// its canonical encoding) before it uses a key.
 func KeyFits(k jwk.Key, alg jwa.SignatureAlgorithm) bool {
 	if k == nil {
 		return false
@@ -291,7 +293,7 @@ func whyUnfit(k jwk.Key) (notable bool, format string, args []any) {
 
 // material converts a public JWK to the raw key the verifiers take, checking what jwx leaves
 // unchecked: the RSA exponent and parity, the length of EC coordinates and that the point is on
-// the curve, the length of an Ed25519 key.
+// the curve, the length of an Ed25519 key and that it is a canonical point of large order.
 func material(k jwk.Key) (any, error) {
 	switch k := k.(type) {
 	case jwk.RSAPublicKey:
@@ -341,9 +343,35 @@ func material(k jwk.Key) (any, error) {
 		if len(k.X()) != ed25519.PublicKeySize {
 			return nil, fmt.Errorf("Ed25519 key of %d bytes", len(k.X()))
 		}
+		if err := checkEd25519(k.X()); err != nil {
+			return nil, err
+		}
 		return ed25519.PublicKey(bytes.Clone(k.X())), nil
 	}
 	return nil, fmt.Errorf("unsupported key %T", k)
+}
+
+// checkEd25519 refuses the 32-byte Ed25519 public keys (RFC 8032 §5.1.2) that crypto/ed25519
+// would use but nobody should trust:
+//   - an encoding that is no point of the curve;
+//   - a point of small order (8·A is the identity): the all-zero and identity encodings and the
+//     other points of the 8-torsion subgroup, in any spelling. For such a key [k]A is one of 8
+//     points whatever the message, so signatures verify without any private key (with A the
+//     identity, R = [s]B and S = s verify for every message);
+//   - a non-canonical encoding (y >= p, or x = 0 with the sign bit set), which no key generator
+//     produces and implementations decode differently.
+func checkEd25519(x []byte) error {
+	p, err := new(edwards25519.Point).SetBytes(x) // accepts non-canonical encodings
+	if err != nil {
+		return errors.New("Ed25519 key is not a point on the curve")
+	}
+	if new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1 {
+		return errors.New("Ed25519 key is a point of small order; anyone can forge signatures for it")
+	}
+	if !bytes.Equal(p.Bytes(), x) {
+		return errors.New("Ed25519 key is not canonically encoded (y >= p, or x = 0 with the sign bit set)")
+	}
+	return nil
 }
 
 func algList(algs []jwa.SignatureAlgorithm) string {

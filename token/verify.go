@@ -6,6 +6,7 @@ package token
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,10 +69,15 @@ type Options struct {
 	KeepClaims []string
 }
 
-// verifiers are jwx's stateless signature verifiers, one per algorithm, built once.
+// verifiers are the stateless signature verifiers, one per algorithm, built once: jwx's, but
+// for RSASSA-PSS, whose salt length jwx does not check (see pssVerifier).
 var verifiers = func() map[jwa.SignatureAlgorithm]jws.Verifier {
-	m := map[jwa.SignatureAlgorithm]jws.Verifier{}
-	for _, a := range []jwa.SignatureAlgorithm{jwa.RS256, jwa.RS384, jwa.RS512, jwa.PS256, jwa.PS384, jwa.PS512, jwa.ES256, jwa.ES384, jwa.ES512, jwa.EdDSA} {
+	m := map[jwa.SignatureAlgorithm]jws.Verifier{
+		jwa.PS256: pssVerifier{crypto.SHA256},
+		jwa.PS384: pssVerifier{crypto.SHA384},
+		jwa.PS512: pssVerifier{crypto.SHA512},
+	}
+	for _, a := range []jwa.SignatureAlgorithm{jwa.RS256, jwa.RS384, jwa.RS512, jwa.ES256, jwa.ES384, jwa.ES512, jwa.EdDSA} {
 		v, err := jws.NewVerifier(a)
 		if err != nil {
 			panic(fmt.Sprintf("token: jwx has no verifier for %s: %v", a, err))

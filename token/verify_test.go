@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
@@ -14,7 +15,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -404,5 +408,146 @@ func TestKeepClaims(t *testing.T) {
 	}
 	if strings.Join(id.Roles, ",") != "user" || strings.Join(id.Scopes, ",") != "openid,orders:write" {
 		t.Errorf("roles and scopes are read before claims are dropped: %v %v", id.Roles, id.Scopes)
+	}
+}
+
+// signPSS builds a compact JWS signed with RSASSA-PSS (PS256, PS384 or PS512) and the given salt
+// length (rsa.PSSSaltLengthAuto = the largest salt the key allows).
+func signPSS(t testing.TB, hdr, payload any, alg string, key *rsa.PrivateKey, salt int) string {
+	t.Helper()
+	hash := map[string]crypto.Hash{"PS256": crypto.SHA256, "PS384": crypto.SHA384, "PS512": crypto.SHA512}[alg]
+	input := enc(hdr) + "." + enc(payload)
+	h := hash.New()
+	h.Write([]byte(input))
+	sig, err := rsa.SignPSS(rand.Reader, key, hash, h.Sum(nil), &rsa.PSSOptions{SaltLength: salt, Hash: hash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// RFC 7518 §3.5: the salt of PS256, PS384 and PS512 is as long as the hash output. A signature
+// with any other salt length, none or the largest the key allows, is refused.
+func TestVerifyPSSSaltLength(t *testing.T) {
+	f := newFixture(t)
+	keys := &fakeKeys{keys: []jwks.Key{
+		keyOf(t, "ps256", jwa.PS256, &f.rsaKey.PublicKey),
+		keyOf(t, "ps384", jwa.PS384, &f.rsaKey.PublicKey),
+		keyOf(t, "ps512", jwa.PS512, &f.rsaKey.PublicKey),
+	}}
+	v := f.verifier(t, func(c *IssuerConfig) {
+		c.Keys = keys
+		c.Algorithms = []string{"PS256", "PS384", "PS512"}
+	})
+	// A 2048-bit key leaves room for a salt of 256-hLen-2 bytes.
+	maxSalt := func(hLen int) int { return f.rsaKey.Size() - hLen - 2 }
+	cases := []struct {
+		alg  string
+		salt int
+		want Reason // "" = accepted
+	}{
+		{"PS256", 32, ""},
+		{"PS256", 0, ReasonBadSignature},
+		{"PS256", 31, ReasonBadSignature},
+		{"PS256", 33, ReasonBadSignature},
+		{"PS256", maxSalt(32), ReasonBadSignature},
+		{"PS384", 48, ""},
+		{"PS384", 0, ReasonBadSignature},
+		{"PS384", 32, ReasonBadSignature},
+		{"PS384", maxSalt(48), ReasonBadSignature},
+		{"PS512", 64, ""},
+		{"PS512", 0, ReasonBadSignature},
+		{"PS512", 32, ReasonBadSignature},
+		{"PS512", maxSalt(64), ReasonBadSignature},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s salt %d", c.alg, c.salt), func(t *testing.T) {
+			kid := strings.ToLower(c.alg)
+			tok := signPSS(t, map[string]any{"alg": c.alg, "kid": kid, "typ": "JWT"}, f.claims(nil), c.alg, f.rsaKey, c.salt)
+			id, err := v.Verify(context.Background(), tok)
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if id.Subject != "user-1" || id.KeyThumbprint != keys.keys[0].Thumbprint {
+					t.Errorf("identity = %+v", id)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted, want %s", c.want)
+			}
+			want := "bad_signature: signature does not verify with the " + c.alg + " key of " + issA
+			if ReasonOf(err) != c.want || err.Error() != want {
+				t.Errorf("err = %v\nwant %s", err, want)
+			}
+		})
+	}
+}
+
+// An Ed25519 "public key" of small order verifies signatures nobody made: with the identity
+// point as key, R = identity and S = 0 verify for every message. Such a key published in a key
+// set (here through a JWKS file, the path that converts nothing at run time) is skipped at load,
+// so a token naming it is refused; a token signed by the good key beside it is accepted.
+func TestVerifyNeverUsesASmallOrderEd25519Key(t *testing.T) {
+	f := newFixture(t)
+	goodPub, goodPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	identity := append([]byte{1}, make([]byte, 31)...)
+	forged := append(append([]byte{}, identity...), make([]byte, 32)...)
+	if !ed25519.Verify(identity, []byte("any message"), forged) {
+		t.Fatal("crypto/ed25519 no longer accepts the identity key: this test shows nothing")
+	}
+	doc, _ := json.Marshal(map[string]any{"keys": []map[string]any{
+		{"kty": "OKP", "crv": "Ed25519", "kid": "forged", "alg": "EdDSA", "x": base64.RawURLEncoding.EncodeToString(identity)},
+		{"kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "alg": "EdDSA", "x": base64.RawURLEncoding.EncodeToString(goodPub)},
+	}})
+	file := filepath.Join(t.TempDir(), "keys.json")
+	if err := os.WriteFile(file, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cache, err := jwks.New(jwks.Options{Issuer: issA, JWKSFile: file, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := f.verifier(t, func(c *IssuerConfig) {
+		c.Keys = cache
+		c.Algorithms = []string{"EdDSA"}
+	})
+	input := func(kid string) string {
+		hdr := map[string]any{"alg": "EdDSA", "typ": "JWT"}
+		if kid != "" {
+			hdr["kid"] = kid
+		}
+		return enc(hdr) + "." + enc(f.claims(map[string]any{"sub": "admin"}))
+	}
+	cases := []struct {
+		name, token string
+		want        string // "" = accepted
+	}{
+		{"signed by the good key", input("ed-1") + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(goodPriv, []byte(input("ed-1")))), ""},
+		{"forged for the small-order kid", input("forged") + "." + base64.RawURLEncoding.EncodeToString(forged),
+			`unknown_key: kid "forged" is not in the key set of ` + issA},
+		{"forged without a kid", input("") + "." + base64.RawURLEncoding.EncodeToString(forged),
+			"bad_signature: signature does not verify with the EdDSA key of " + issA},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			id, err := v.Verify(context.Background(), c.token)
+			if c.want == "" {
+				if err != nil || id.Subject != "admin" {
+					t.Fatalf("Verify = %+v, %v", id, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted a forged token (sub %q)", id.Subject)
+			}
+			if err.Error() != c.want {
+				t.Errorf("err = %v\nwant %s", err, c.want)
+			}
+		})
 	}
 }
