@@ -144,9 +144,9 @@ func unhex(c byte) (byte, bool) {
 const upperHex = "0123456789ABCDEF"
 
 // isNormal reports whether p (starting with "/", without query or fragment) is already what
-// NormalizePath would return: only raw pchars but ";" and upper-case escapes that stay escaped,
-// the escaped bytes valid UTF-8, no empty segment but a trailing one, no dot segment. It does not
-// allocate.
+// NormalizePath would return: only raw pchars other than ";" and upper-case escapes that stay
+// escaped, the escaped bytes valid UTF-8, no empty segment but a trailing one, no dot segment.
+// It does not allocate.
 func isNormal(p string) bool {
 	start := 1
 	var u utf8Check
