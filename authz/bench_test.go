@@ -24,6 +24,29 @@ const benchIssuer = "https://sso.example.com/realms/bench"
 // network), rules like those of examples/portcullis.yaml, and the default identity headers.
 func benchEngine(tb testing.TB, cacheSize int) (*Engine, *devidp.IdP) {
 	tb.Helper()
+	v, idp := benchVerifier(tb)
+	set, err := rules.Compile([]rules.Spec{
+		{Name: "health", Match: rules.MatchSpec{Paths: []string{"/healthz"}, Methods: []string{"GET"}}, Public: true},
+		{Name: "admin", Match: rules.MatchSpec{Hosts: []string{"api.example.com"}, Paths: []string{"/api/admin/**"}}, Require: rules.RequireSpec{AnyRoles: []string{"admin"}}},
+		{Name: "orders-write", Match: rules.MatchSpec{Paths: []string{"/api/orders/*"}, Methods: []string{"POST", "PUT", "DELETE"}}, Require: rules.RequireSpec{AllRoles: []string{"orders-api:writer"}}},
+		{Name: "api", Match: rules.MatchSpec{Paths: []string{"/api/**"}}, Require: rules.RequireSpec{AnyRoles: []string{"user"}}},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e := NewEngine(Options{
+		Rules: set, Verifier: v, Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}},
+		IdentityHeaders: map[string]string{"x-user-id": "sub", "x-user-name": "preferred_username", "x-user-email": "email", "x-user-roles": "roles", "x-user-issuer": "iss"},
+		ForwardToken:    true,
+		CacheSize:       cacheSize,
+	})
+	return e, idp
+}
+
+// benchVerifier is a verifier for one issuer whose keys come from a static JWKS file, and the
+// issuer that mints its tokens.
+func benchVerifier(tb testing.TB) (*token.Verifier, *devidp.IdP) {
+	tb.Helper()
 	idp, err := devidp.New()
 	if err != nil {
 		tb.Fatal(err)
@@ -45,22 +68,7 @@ func benchEngine(tb testing.TB, cacheSize int) (*Engine, *devidp.IdP) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	set, err := rules.Compile([]rules.Spec{
-		{Name: "health", Match: rules.MatchSpec{Paths: []string{"/healthz"}, Methods: []string{"GET"}}, Public: true},
-		{Name: "admin", Match: rules.MatchSpec{Hosts: []string{"api.example.com"}, Paths: []string{"/api/admin/**"}}, Require: rules.RequireSpec{AnyRoles: []string{"admin"}}},
-		{Name: "orders-write", Match: rules.MatchSpec{Paths: []string{"/api/orders/*"}, Methods: []string{"POST", "PUT", "DELETE"}}, Require: rules.RequireSpec{AllRoles: []string{"orders-api:writer"}}},
-		{Name: "api", Match: rules.MatchSpec{Paths: []string{"/api/**"}}, Require: rules.RequireSpec{AnyRoles: []string{"user"}}},
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	e := NewEngine(Options{
-		Rules: set, Verifier: v, Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}},
-		IdentityHeaders: map[string]string{"x-user-id": "sub", "x-user-name": "preferred_username", "x-user-email": "email", "x-user-roles": "roles", "x-user-issuer": "iss"},
-		ForwardToken:    true,
-		CacheSize:       cacheSize,
-	})
-	return e, idp
+	return v, idp
 }
 
 // keycloakLike mints a token shaped like a Keycloak access token (about 1.2 KB with RS256).

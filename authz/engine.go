@@ -87,6 +87,9 @@ type Options struct {
 	CacheLookups func(hit bool)
 	// ForwardAuth says how the HTTP front reconstructs the original request.
 	ForwardAuth ForwardAuth
+	// Paths says how request paths are normalised (paths.matrix_parameters); the zero value
+	// is rules.NormalizePath's default.
+	Paths rules.PathOptions
 }
 
 // ForwardAuth says how the HTTP forward-auth front reconstructs the original request.
@@ -116,12 +119,13 @@ type Engine struct {
 	removeAll   []string
 	cache       *tokenCache
 	forwardAuth ForwardAuth
+	paths       rules.PathOptions
 }
 
 // NewEngine builds an engine from its parts.
 func NewEngine(o Options) *Engine {
 	e := &Engine{rules: o.Rules, verifier: o.Verifier, sources: o.Sources, forwardToken: o.ForwardToken,
-		cache: newTokenCache(o.CacheSize, o.CacheLookups), forwardAuth: o.ForwardAuth}
+		cache: newTokenCache(o.CacheSize, o.CacheLookups), forwardAuth: o.ForwardAuth, paths: o.Paths}
 	for name, claim := range o.IdentityHeaders {
 		e.identity = append(e.identity, identityHeader{name: strings.ToLower(name), claim: claim})
 	}
@@ -139,8 +143,9 @@ func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 		d.Detail = r.Invalid
 		return d
 	}
-	// 1. Normalise the path; ambiguity is a 400.
-	path, err := rules.NormalizePath(r.Path)
+	// 1. Normalise the path; ambiguity is a 400. Both fronts come here: this is the one place
+	// a request path is read.
+	path, err := e.paths.Normalize(r.Path)
 	if err != nil {
 		d := e.deny(ReasonBadRequest, "")
 		d.Detail = err.Error()

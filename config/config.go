@@ -19,7 +19,28 @@ type Config struct {
 	Cache           Cache             `yaml:"cache"`
 	JWKSCacheDir    string            `yaml:"jwks_cache_dir"`
 	ForwardAuth     ForwardAuth       `yaml:"forward_auth"`
+	Paths           Paths             `yaml:"paths"`
 	Rules           []rules.Spec      `yaml:"rules"`
+}
+
+// Paths says how request paths are read before rules are matched.
+type Paths struct {
+	// MatrixParameters is what a path parameter (";..." in a segment, RFC 3986 §3.3) does:
+	// "reject" (the default) answers 400, as the path is ambiguous; "strip" removes it from each
+	// segment before matching, the way Java servlet containers (Tomcat, Jetty) and Spring read
+	// the path. Choose strip only when the upstreams read the path that way.
+	MatrixParameters string `yaml:"matrix_parameters"`
+}
+
+// Values of paths.matrix_parameters.
+const (
+	MatrixParametersReject = "reject"
+	MatrixParametersStrip  = "strip"
+)
+
+// Options are the path options the engine normalises request paths with.
+func (p Paths) Options() rules.PathOptions {
+	return rules.PathOptions{StripMatrixParameters: p.MatrixParameters == MatrixParametersStrip}
 }
 
 // ForwardAuth says how the HTTP forward-auth front reconstructs the original request.

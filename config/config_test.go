@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-authz/portcullis/rules"
 )
 
 // TestLoadBadConfigs loads one fixture per validation rule and asserts the exact message.
@@ -32,6 +34,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"key_twice", "jwks_cache_dir: key given twice (line 6)"},
 		{"leeway_too_large", "issuers[0].leeway: 1h0m0s is more than 5m; fix the clocks instead (NTP)"},
 		{"list_expected", "issuers[0].audiences: expected a list (line 4)"},
+		{"matrix_parameters_unknown", `paths.matrix_parameters: "allow" is not a choice; use "reject" (the default: a ";" in a path segment is answered 400) or "strip" (";..." is removed from each segment before matching, as Tomcat, Jetty and Spring do)`},
 		{"max_bytes_out_of_range", "tokens.max_bytes: 10 is out of range; use 512 to 1048576 (default 16384)"},
 		{"min_refresh_above_refresh", "issuers[0].min_refresh_interval: 5m0s is longer than refresh_interval 1m0s"},
 		{"no_issuers", "issuers: at least one issuer is needed"},
@@ -103,6 +106,9 @@ rules:
 	if l.Tokens.MaxBytes != 16384 || l.Cache.TokenCacheSize() != 10000 || !l.ForwardsToken() {
 		t.Errorf("max_bytes %d cache %d forward %v", l.Tokens.MaxBytes, l.Cache.TokenCacheSize(), l.ForwardsToken())
 	}
+	if l.Paths.MatrixParameters != "reject" || l.Paths.Options() != (rules.PathOptions{}) {
+		t.Errorf("paths: %+v", l.Paths)
+	}
 	if len(l.IdentityHeaders) != 5 || l.IdentityHeaders["x-user-roles"] != "roles" {
 		t.Errorf("identity headers: %v", l.IdentityHeaders)
 	}
@@ -121,6 +127,7 @@ issuers:
 forward_token: false
 cache: { tokens: 0 }
 identity_headers: { X-Subject: sub }
+paths: { matrix_parameters: strip }
 rules:
   - name: api
     match: { paths: ["/api/**"] }
@@ -136,6 +143,9 @@ rules:
 	}
 	if l.ForwardsToken() || l.Cache.TokenCacheSize() != 0 {
 		t.Errorf("forward_token / cache.tokens not kept")
+	}
+	if l.Paths.Options() != (rules.PathOptions{StripMatrixParameters: true}) {
+		t.Errorf("paths.matrix_parameters: strip not kept: %+v", l.Paths)
 	}
 	if len(l.IdentityHeaders) != 1 || l.IdentityHeaders["x-subject"] != "sub" {
 		t.Errorf("identity headers replace the defaults, lower-cased: %v", l.IdentityHeaders)

@@ -49,6 +49,7 @@ func defaults() Config {
 			MaxBytes: DefaultMaxTokenBytes,
 		},
 		ForwardAuth: ForwardAuth{TrustedHeaders: []string{ConventionXForwarded, ConventionXOriginal}},
+		Paths:       Paths{MatrixParameters: MatrixParametersReject},
 	}
 }
 

@@ -58,6 +58,7 @@ func Parse(data []byte, baseDir string) (*Loaded, error) {
 	cfg.validateTokens(&errs)
 	cfg.validateIdentityHeaders(&errs)
 	cfg.validateForwardAuth(&errs)
+	cfg.validatePaths(&errs)
 	if cfg.Cache.Tokens != nil && *cfg.Cache.Tokens < 0 {
 		errs = append(errs, fmt.Sprintf("cache.tokens: %d is negative; use 0 to turn the token cache off", *cfg.Cache.Tokens))
 	}
@@ -296,6 +297,14 @@ func (c *Config) validateForwardAuth(errs *[]string) {
 	}
 	if pp := c.ForwardAuth.PathPrefix; pp != "" && (!strings.HasPrefix(pp, "/") || strings.HasSuffix(pp, "/") || strings.ContainsAny(pp, "?#%")) {
 		*errs = append(*errs, fmt.Sprintf("forward_auth.path_prefix: %q must start with \"/\" and not end with one, e.g. \"/authz\"", pp))
+	}
+}
+
+func (c *Config) validatePaths(errs *[]string) {
+	switch m := c.Paths.MatrixParameters; m {
+	case MatrixParametersReject, MatrixParametersStrip:
+	default:
+		*errs = append(*errs, fmt.Sprintf(`paths.matrix_parameters: %q is not a choice; use %q (the default: a ";" in a path segment is answered 400) or %q (";..." is removed from each segment before matching, as Tomcat, Jetty and Spring do)`, m, MatrixParametersReject, MatrixParametersStrip))
 	}
 }
 

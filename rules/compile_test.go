@@ -66,6 +66,8 @@ func TestCompileErrors(t *testing.T) {
 		"path_param_twice":     `rules[0].match.paths[0]: "/users/{id}/friends/{id}": {id} appears twice; give each parameter its own name`,
 		"path_encoded_slash":   `rules[0].match.paths[0]: "/files/a%2Fb": encoded "/" (%2F) is read as a separator by some servers and not by others; requests with it are refused (400), so the pattern would never match`,
 		"path_invalid_escape":  `rules[0].match.paths[0]: "/files/100%": invalid percent-escape ("%" must be followed by two hex digits); requests with it are refused (400), so the pattern would never match`,
+		"path_not_utf8":        `rules[0].match.paths[0]: "/files/%C0%AE/*": bytes that are not valid UTF-8 once decoded (overlong form, surrogate, code point above U+10FFFF, stray or missing continuation byte), which some servers decode anyway ("%C0%AE" as "."); requests with it are refused (400), so the pattern would never match`,
+		"path_matrix_param":    `rules[0].match.paths[0]: "/api/admin;v=2/**": segment "admin;v=2" has a path parameter (";"); requests with one are refused (400), or stripped before matching with paths.matrix_parameters: strip, so the pattern would never match (write the segment without it, or "%3B" for a ";" that is part of the name)`,
 		"path_twice":           `rules[0].match.paths[1]: "/users/{id}" matches the same paths as paths[0]; remove one`,
 		"public_with_require":  `rules[0].require: a public rule lets requests through without a token, so it cannot require anything; remove require, or public: true`,
 		"any_roles_empty_list": `rules[0].require.any_roles: empty list; omit it, or list at least one role`,

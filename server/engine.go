@@ -51,6 +51,7 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics) (*aut
 		CacheSize:       cfg.Cache.TokenCacheSize(),
 		CacheLookups:    lookups,
 		ForwardAuth:     authz.ForwardAuth{Conventions: cfg.ForwardAuth.TrustedHeaders, PathPrefix: cfg.ForwardAuth.PathPrefix},
+		Paths:           cfg.Paths.Options(),
 	}), nil
 }
 

@@ -72,11 +72,17 @@ func TestCheckGolden(t *testing.T) {
 		return tok
 	}
 	good := mint(nil, time.Hour)
+	// The same configuration, with path parameters stripped before matching.
+	strip := filepath.Join(filepath.Dir(path), "strip.yaml")
+	if err := os.WriteFile(strip, []byte(checkConfig+"paths: { matrix_parameters: strip }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
-		name  string
-		args  []string
-		stdin string
-		exit  int
+		name   string
+		args   []string
+		stdin  string
+		exit   int
+		config string // default: path
 	}{
 		{name: "allow", args: []string{"--path", "/api/orders/1", "--token", good}, exit: 0},
 		{name: "allow_json", args: []string{"--path", "/api/orders/1", "--token", "-", "--json"}, stdin: good + "\n", exit: 0},
@@ -88,6 +94,9 @@ func TestCheckGolden(t *testing.T) {
 		{name: "no_rule", args: []string{"--method", "DELETE", "--path", "/other", "--token", good}, exit: 1},
 		{name: "no_token", args: []string{"--path", "/api/orders/1"}, exit: 1},
 		{name: "public_anonymous", args: []string{"--path", "/healthz"}, exit: 0},
+		{name: "path_parameter", args: []string{"--path", "/api/admin;x/users", "--token", good}, exit: 1},
+		{name: "path_parameter_stripped", args: []string{"--path", "/api/admin;x/users", "--token", good}, exit: 1, config: strip},
+		{name: "path_not_utf8", args: []string{"--path", "/healthz%c0%ae"}, exit: 1},
 	}
 	volatile := []*regexp.Regexp{
 		regexp.MustCompile(`expired 3m1[23]s ago`),
@@ -96,7 +105,11 @@ func TestCheckGolden(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var out, errs bytes.Buffer
-			args := append([]string{"check", "--config", path}, c.args...)
+			config := path
+			if c.config != "" {
+				config = c.config
+			}
+			args := append([]string{"check", "--config", config}, c.args...)
 			code := run(context.Background(), args, strings.NewReader(c.stdin), &out, &errs)
 			if code != c.exit {
 				t.Errorf("exit %d, want %d; stderr: %s", code, c.exit, errs.String())
@@ -174,7 +187,7 @@ func TestValidateCommand(t *testing.T) {
 	if code := run(context.Background(), []string{"validate", "--config", bad}, nil, &out, &errs); code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
-	if got := errs.String(); got != "portcullis: config: bogus: unknown key (line 3); known keys here: server, issuers, tokens, identity_headers, forward_token, cache, jwks_cache_dir, forward_auth, rules\n" {
+	if got := errs.String(); got != "portcullis: config: bogus: unknown key (line 3); known keys here: server, issuers, tokens, identity_headers, forward_token, cache, jwks_cache_dir, forward_auth, paths, rules\n" {
 		t.Errorf("stderr = %q", got)
 	}
 }
