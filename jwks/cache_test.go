@@ -781,6 +781,24 @@ func BenchmarkLookupHit(b *testing.B) {
 	})
 }
 
+// BenchmarkLookupUnknownKIDWithinFloor is the answer to a kid the set lacks while the floor
+// holds (random kids from an attacker): no request, only the refusal.
+func BenchmarkLookupUnknownKIDWithinFloor(b *testing.B) {
+	idp := newTestIdP(b, setOf(b, "rsa1"))
+	h := startHarness(b, idp, nil)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := h.cache.Lookup(ctx, "rsa2", jwa.RS256); !errors.Is(err, ErrUnknownKey) {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.StopTimer()
+	idp.wantCounts(b, 1, 1)
+}
+
 func BenchmarkContains(b *testing.B) {
 	c, err := New(Options{Issuer: "https://a", JWKSFile: writeTemp(b, setOf(b, "rsa1", "rsa2", "ec256"))})
 	if err != nil {
