@@ -772,6 +772,7 @@ func BenchmarkLookupHit(b *testing.B) {
 	}
 	ctx := context.Background()
 	b.ReportAllocs()
+	b.ResetTimer() // not the key generation nor the start fetch
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if keys, err := c.Lookup(ctx, "rsa2", jwa.RS256); err != nil || len(keys) != 1 {
@@ -781,6 +782,34 @@ func BenchmarkLookupHit(b *testing.B) {
 	})
 }
 
+// BenchmarkLookupUnknownKIDWithinFloor is the answer to a kid the set lacks while the floor
+// holds (random kids from an attacker): no request, only the refusal. Time is the wall clock,
+// so the fake clock's lock is not what is measured; the loop's wait never fires.
+func BenchmarkLookupUnknownKIDWithinFloor(b *testing.B) {
+	idp := newTestIdP(b, setOf(b, "rsa1"))
+	h := startHarness(b, idp, func(o *Options) {
+		o.Clock = wallNow{o.Clock.(*fakeClock)}
+		o.RefreshInterval, o.MinRefreshInterval = 2*time.Hour, time.Hour
+	})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer() // not the key generation nor the start fetch
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := h.cache.Lookup(ctx, "rsa2", jwa.RS256); !errors.Is(err, ErrUnknownKey) {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.StopTimer()
+	idp.wantCounts(b, 1, 1)
+}
+
+// wallNow is a fakeClock whose Now is the wall clock.
+type wallNow struct{ *fakeClock }
+
+func (wallNow) Now() time.Time { return time.Now() }
+
 func BenchmarkContains(b *testing.B) {
 	c, err := New(Options{Issuer: "https://a", JWKSFile: writeTemp(b, setOf(b, "rsa1", "rsa2", "ec256"))})
 	if err != nil {
@@ -789,6 +818,7 @@ func BenchmarkContains(b *testing.B) {
 	keys, _ := c.Lookup(context.Background(), "rsa1", jwa.RS256)
 	tp := keys[0].Thumbprint
 	b.ReportAllocs()
+	b.ResetTimer()
 	for b.Loop() {
 		if !c.Contains(tp) {
 			b.Fatal("missing")

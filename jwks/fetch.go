@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -76,6 +75,35 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 		}
 	}
 	return nil
+}
+
+// fetch discovers the key set's URL if needed, fetches and parses the set. It runs inside the
+// fetch in progress (coalesce.go), which owns c.discovered.
+func (c *Cache) fetch(ctx context.Context) ([]parsedKey, []skippedKey, string, time.Duration, error) {
+	uri := c.jwksURI
+	if uri == "" {
+		if c.discovered == "" {
+			found, err := c.discover(ctx)
+			if err != nil {
+				return nil, nil, "", 0, fmt.Errorf("jwks: %w", err)
+			}
+			c.discovered = found
+		}
+		uri = c.discovered
+	}
+	doc, header, err := c.get(ctx, uri, acceptJWKS)
+	if err == nil {
+		var parsed []parsedKey
+		var skipped []skippedKey
+		parsed, skipped, err = parseSet(doc, c.algs)
+		if err == nil {
+			return parsed, skipped, uri, freshness(header, c.clock.Now()), nil
+		}
+		err = fmt.Errorf("GET %s: %w", redacted(uri), err)
+	}
+	// The provider may have moved its keys: discover again next time.
+	c.discovered = ""
+	return nil, nil, "", 0, fmt.Errorf("jwks: %w", err)
 }
 
 // get fetches target and returns its body, refusing anything but 200 and bodies over the size
@@ -164,6 +192,25 @@ func checkFetchURL(raw string, allowHTTP bool) error {
 	return nil
 }
 
+// warnPlainHTTP warns once when keys travel without TLS to a host other than loopback.
+func (c *Cache) warnPlainHTTP() {
+	target := c.jwksURI
+	if target == "" {
+		target = discoveryURL(c.issuer)
+	}
+	if u, err := url.Parse(target); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		c.log.Warn("jwks: keys are fetched over plain http; anyone on the path could substitute them", "url", u.Redacted())
+	}
+}
+
+// redacted is raw with any password in its user information masked.
+func redacted(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return raw
+}
+
 // isLoopback reports whether host names this machine: localhost or a loopback address.
 func isLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
@@ -226,7 +273,3 @@ func seconds(n int64) time.Duration {
 	}
 	return time.Duration(n) * time.Second
 }
-
-// errTooSoon is returned by refresh when the last fetch was less than the minimum refresh
-// interval ago: no request was sent.
-var errTooSoon = errors.New("too soon after the last fetch")
