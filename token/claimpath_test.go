@@ -1,11 +1,14 @@
 package token
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // claimPaths compiles claim paths for a test.
@@ -155,6 +158,69 @@ func TestCompileAttribute(t *testing.T) {
 	}
 	if _, err := CompileAttribute("a..b"); err == nil || err.Error() != `"a..b" is not a claim name or dotted path (write e.g. email_verified or realm_access.roles)` {
 		t.Errorf("a..b: %v", err)
+	}
+}
+
+// TestRolesClaimsAddressedLikeRules: roles_claims use the same claim paths as the rules, so an
+// Auth0 namespaced claim ("https://example.com/roles") is read whole and a Kubernetes one is
+// found inside its "kubernetes.io" object.
+func TestRolesClaimsAddressedLikeRules(t *testing.T) {
+	f := newFixture(t)
+	v := f.verifier(t, func(ic *IssuerConfig) {
+		ic.RolesClaims = claimPaths(t, "https://example.com/roles", "kubernetes.io.groups", "realm_access.roles")
+	})
+	tok := sign(t, rsHeader("rsa-1"), f.claims(map[string]any{
+		"https://example.com/roles": []string{"admin", "auditor"},
+		"kubernetes.io":             map[string]any{"groups": []string{"system:serviceaccounts"}},
+	}), "RS256", f.rsaKey)
+	id, err := v.Verify(context.Background(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(id.Roles, ","); got != "admin,auditor,system:serviceaccounts,user" {
+		t.Errorf("roles = %s", got)
+	}
+}
+
+// TestKeepClaimsByPath: an identity keeps the top-level claims its paths may read, and nothing
+// else; every path answers from the kept claims as from the whole token.
+func TestKeepClaimsByPath(t *testing.T) {
+	f := newFixture(t)
+	keep := claimPaths(t, "https://example.com/tier", "kubernetes.io.namespace", "realm_access.roles", "email")
+	v, err := NewVerifier(Options{Issuers: []IssuerConfig{{Issuer: issA, Keys: f.keysA, Algorithms: []string{"RS256"}, TokenTypes: []string{"Bearer"}}},
+		MaxBytes: 4096, Now: func() time.Time { return f.now }, KeepClaims: keep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := f.claims(map[string]any{
+		"https://example.com/tier": "gold",
+		"kubernetes.io":            map[string]any{"namespace": "shop"},
+		"unrelated":                "dropped",
+	})
+	id, err := v.Verify(context.Background(), sign(t, rsHeader("rsa-1"), all, "RS256", f.rsaKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for name := range id.Claims {
+		kept = append(kept, name)
+	}
+	slices.Sort(kept)
+	if got := strings.Join(kept, " "); got != "https://example.com/tier kubernetes.io realm_access" {
+		t.Errorf("kept %s", got)
+	}
+	for _, p := range keep[:3] {
+		if _, ok := p.Lookup(id.Claims); !ok {
+			t.Errorf("%s is not found in the kept claims", p)
+		}
+	}
+	v, err = NewVerifier(Options{Issuers: []IssuerConfig{{Issuer: issA, Keys: f.keysA, Algorithms: []string{"RS256"}, TokenTypes: []string{"Bearer"}}},
+		MaxBytes: 4096, Now: func() time.Time { return f.now }, KeepClaims: []ClaimPath{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err = v.Verify(context.Background(), sign(t, rsHeader("rsa-1"), all, "RS256", f.rsaKey)); err != nil || len(id.Claims) != 0 {
+		t.Errorf("no path keeps no claim: %v %v", err, id.Claims)
 	}
 }
 
