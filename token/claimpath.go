@@ -87,7 +87,7 @@ func (p ClaimPath) TopLevel() []string {
 	return out
 }
 
-// Field says which of an Identity's own fields an Attribute reads.
+// Field says where an Attribute is read: a claim, or one of the Identity's own fields.
 type Field uint8
 
 // The fields an identity header may name. FieldClaim reads a claim at a ClaimPath; the others

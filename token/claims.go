@@ -115,9 +115,9 @@ func (is *issuer) identity(c *claims, thumbprint string, keep map[string]bool) *
 	return id
 }
 
-// rolesFrom merges the roles found at each path (looked up as ClaimPath documents). A list of strings gives plain role names; an
-// object of clients each holding a `roles` list (Keycloak's resource_access) gives
-// "<client>:<role>". The result is sorted and free of duplicates.
+// rolesFrom merges the roles found at each path (looked up as ClaimPath documents). A list of
+// strings gives plain role names; an object of clients each holding a `roles` list (Keycloak's
+// resource_access) gives "<client>:<role>". The result is sorted and free of duplicates.
 func rolesFrom(claims map[string]any, paths []ClaimPath) []string {
 	var roles []string
 	for _, p := range paths {
