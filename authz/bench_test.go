@@ -36,7 +36,7 @@ func benchEngine(tb testing.TB, cacheSize int) (*Engine, *devidp.IdP) {
 	}
 	e := NewEngine(Options{
 		Rules: set, Verifier: v, Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}},
-		IdentityHeaders: map[string]string{"x-user-id": "sub", "x-user-name": "preferred_username", "x-user-email": "email", "x-user-roles": "roles", "x-user-issuer": "iss"},
+		IdentityHeaders: attributes(tb, map[string]string{"x-user-id": "sub", "x-user-name": "preferred_username", "x-user-email": "email", "x-user-roles": "roles", "x-user-issuer": "iss"}),
 		ForwardToken:    true,
 		CacheSize:       cacheSize,
 	})
@@ -62,8 +62,8 @@ func benchVerifier(tb testing.TB) (*token.Verifier, *devidp.IdP) {
 	}
 	v, err := token.NewVerifier(token.Options{
 		Issuers: []token.IssuerConfig{{Issuer: benchIssuer, Keys: keys, Audiences: []string{"orders-api"}, Algorithms: []string{"RS256", "ES256"},
-			Leeway: 30 * time.Second, RolesClaims: []string{"realm_access.roles", "resource_access"}, TokenTypes: []string{"Bearer", "at+jwt"}}},
-		MaxBytes: 16384, KeepClaims: []string{"preferred_username", "email"},
+			Leeway: 30 * time.Second, RolesClaims: claimPaths(tb, "realm_access.roles", "resource_access"), TokenTypes: []string{"Bearer", "at+jwt"}}},
+		MaxBytes: 16384, KeepClaims: claimPaths(tb, "preferred_username", "email"),
 	})
 	if err != nil {
 		tb.Fatal(err)

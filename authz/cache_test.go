@@ -85,7 +85,7 @@ func TestTokenCache(t *testing.T) {
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	v, err := token.NewVerifier(token.Options{Issuers: []token.IssuerConfig{{Issuer: benchIssuer, Keys: keys, Algorithms: []string{"RS256"},
-		Leeway: time.Second, RolesClaims: []string{"realm_access.roles"}, TokenTypes: []string{"Bearer"}}}, MaxBytes: 8192, Now: clock})
+		Leeway: time.Second, RolesClaims: claimPaths(t, "realm_access.roles"), TokenTypes: []string{"Bearer"}}}, MaxBytes: 8192, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestTokenCache(t *testing.T) {
 	}
 	var hits, misses int
 	e := NewEngine(Options{Rules: set, Verifier: v, Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}},
-		IdentityHeaders: map[string]string{"x-user-id": "sub"}, ForwardToken: true, CacheSize: 10,
+		IdentityHeaders: attributes(t, map[string]string{"x-user-id": "sub"}), ForwardToken: true, CacheSize: 10,
 		CacheLookups: func(hit bool) {
 			if hit {
 				hits++

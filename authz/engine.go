@@ -68,10 +68,10 @@ type Decision struct {
 	Missing []string
 }
 
-// identityHeader maps an upstream header to the claim it carries.
+// identityHeader maps an upstream header to what it carries.
 type identityHeader struct {
 	name  string
-	claim string
+	value token.Attribute
 }
 
 // Options build an Engine.
@@ -79,7 +79,7 @@ type Options struct {
 	Rules           *rules.Set
 	Verifier        *token.Verifier
 	Sources         []TokenSource
-	IdentityHeaders map[string]string // header name → claim path; "roles" and "scopes" are the merged lists
+	IdentityHeaders map[string]token.Attribute // header name → what it carries (a claim, or the merged roles, scopes, ...)
 	ForwardToken    bool
 	// CacheSize is the number of verified tokens remembered (cache.tokens); 0 = no cache.
 	CacheSize int
@@ -126,8 +126,8 @@ type Engine struct {
 func NewEngine(o Options) *Engine {
 	e := &Engine{rules: o.Rules, verifier: o.Verifier, sources: o.Sources, forwardToken: o.ForwardToken,
 		cache: newTokenCache(o.CacheSize, o.CacheLookups), forwardAuth: o.ForwardAuth, paths: o.Paths}
-	for name, claim := range o.IdentityHeaders {
-		e.identity = append(e.identity, identityHeader{name: strings.ToLower(name), claim: claim})
+	for name, value := range o.IdentityHeaders {
+		e.identity = append(e.identity, identityHeader{name: strings.ToLower(name), value: value})
 	}
 	sort.Slice(e.identity, func(i, j int) bool { return e.identity[i].name < e.identity[j].name })
 	for _, h := range e.identity {
@@ -399,25 +399,25 @@ const maxHeaderValue = 4096
 
 // identityValue renders a claim as a header value. Lists become comma-separated; objects and
 // values with control characters are left out (and so removed upstream).
-func identityValue(id *token.Identity, claim, roles string) (string, bool) {
+func identityValue(id *token.Identity, a token.Attribute, roles string) (string, bool) {
 	var v string
-	switch claim {
-	case "roles":
+	switch a.Field() {
+	case token.FieldRoles:
 		if len(id.Roles) == 0 {
 			return "", false
 		}
 		v = roles
-	case "scopes":
+	case token.FieldScopes:
 		if len(id.Scopes) == 0 {
 			return "", false
 		}
 		v = strings.Join(id.Scopes, ",")
-	case "sub":
+	case token.FieldSubject:
 		v = id.Subject
-	case "iss":
+	case token.FieldIssuer:
 		v = id.Issuer
 	default:
-		c, ok := token.Lookup(id.Claims, claim)
+		c, ok := a.Path().Lookup(id.Claims)
 		if !ok {
 			return "", false
 		}

@@ -31,7 +31,7 @@ func pathsEngines(t *testing.T) (map[rules.PathOptions]*Engine, string) {
 	engines := map[rules.PathOptions]*Engine{}
 	for _, o := range []rules.PathOptions{{}, {StripMatrixParameters: true}} {
 		engines[o] = NewEngine(Options{Rules: set, Verifier: v, Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}},
-			IdentityHeaders: map[string]string{"x-user-id": "sub"}, ForwardToken: true, Paths: o,
+			IdentityHeaders: attributes(t, map[string]string{"x-user-id": "sub"}), ForwardToken: true, Paths: o,
 			ForwardAuth: ForwardAuth{Conventions: []string{"x-forwarded"}}})
 	}
 	return engines, keycloakLike(t, idp, jwa.RS256)

@@ -130,7 +130,7 @@ func TestFindToken(t *testing.T) {
 func TestIdentityHeadersAndTokenStripping(t *testing.T) {
 	e := NewEngine(Options{
 		Sources:         []TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Cookie: "access_token"}},
-		IdentityHeaders: map[string]string{"x-user-id": "sub", "x-user-roles": "roles", "x-user-email": "email", "x-groups": "groups", "x-level": "profile.level", "x-evil": "evil"},
+		IdentityHeaders: attributes(t, map[string]string{"x-user-id": "sub", "x-user-roles": "roles", "x-user-email": "email", "x-groups": "groups", "x-level": "profile.level", "x-evil": "evil"}),
 		ForwardToken:    false,
 	})
 	id := &token.Identity{Subject: "u1", Roles: []string{"a", "b"}, Claims: map[string]any{

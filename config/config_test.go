@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/portcullis-authz/portcullis/rules"
+	"github.com/portcullis-authz/portcullis/token"
 )
 
 // TestLoadBadConfigs loads one fixture per validation rule and asserts the exact message.
@@ -25,6 +27,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"forward_auth_prefix", "forward_auth.path_prefix: \"authz/\" must start with \"/\" and not end with one, e.g. \"/authz\""},
 		{"forward_auth_unknown_convention", "forward_auth.trusted_headers[0]: \"x-real-uri\" is not a convention; use \"x-forwarded\" (Traefik, Caddy) or \"x-original\" (nginx)"},
 		{"grpc_addr_empty", "server.grpc_addr: must be set (Envoy's ext_authz talks to it), e.g. \":9191\""},
+		{"identity_header_bad_path", "identity_headers.x-user-tier: \"https://example.com/tier.\" is not a claim name or dotted path (write e.g. email_verified or realm_access.roles)"},
 		{"identity_header_no_claim", "identity_headers.x-user-id: name the claim to copy, e.g. sub (or roles for the merged role list)"},
 		{"identity_header_reserved", "identity_headers.authorization: \"authorization\" cannot carry identity (it is a request or token header); use a name such as x-user-id"},
 		{"identity_header_twice", "identity_headers.x-user-id: header given twice (header names are case-insensitive)"},
@@ -40,7 +43,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"no_issuers", "issuers: at least one issuer is needed"},
 		{"no_rules", "rules: no rules; every request would be denied with 403 (add at least one rule)"},
 		{"refresh_zero", "issuers[0].refresh_interval: must be positive, e.g. 15m"},
-		{"roles_claim_bad_path", "issuers[0].roles_claims[0]: \"realm_access..roles\" is not a claim path (write e.g. realm_access.roles)"},
+		{"roles_claim_bad_path", "issuers[0].roles_claims[0]: \"realm_access..roles\" is not a claim name or dotted path (write e.g. email_verified or realm_access.roles)"},
 		{"source_empty", "tokens.sources[0]: set header (with an optional prefix) or cookie"},
 		{"source_header_and_cookie", "tokens.sources[0]: set header or cookie, not both"},
 		{"tls_cert_without_key", "server.tls: cert_file and key_file must be set together"},
@@ -111,6 +114,12 @@ rules:
 	}
 	if len(l.IdentityHeaders) != 5 || l.IdentityHeaders["x-user-roles"] != "roles" {
 		t.Errorf("identity headers: %v", l.IdentityHeaders)
+	}
+	if len(l.Identity) != 5 || l.Identity["x-user-roles"].Field() != token.FieldRoles || l.Identity["x-user-name"].Path().String() != "preferred_username" {
+		t.Errorf("identity headers compiled: %v", l.Identity)
+	}
+	if len(l.RolesClaims) != 1 || fmt.Sprint(l.RolesClaims[0]) != "[realm_access.roles resource_access]" {
+		t.Errorf("roles_claims compiled: %v", l.RolesClaims)
 	}
 	if len(l.Warnings) != 0 {
 		t.Errorf("warnings: %v", l.Warnings)

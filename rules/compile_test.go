@@ -76,7 +76,7 @@ func TestCompileErrors(t *testing.T) {
 		"role_twice":           `rules[0].require.all_roles[1]: "admin" is already listed at all_roles[0]; remove one`,
 		"scope_with_space":     `rules[0].require.scopes[0]: "orders:read orders:write" is not one scope (a token's scopes are separated by spaces); list each scope on its own`,
 		"claims_empty":         `rules[0].require.claims: empty; omit claims, or list the claims and their values`,
-		"claim_bad_path":       `rules[0].require.claims.a..b: "a..b" is not a claim name or dotted path (write e.g. email_verified or address.country)`,
+		"claim_bad_path":       `rules[0].require.claims.a..b: "a..b" is not a claim name or dotted path (write e.g. email_verified or realm_access.roles)`,
 		"claim_list_value":     `rules[0].require.claims.groups: a list is not a claim value; write one string, number or boolean (an array claim matches when it contains it)`,
 		"claim_map_value":      `rules[0].require.claims.address: a mapping is not a claim value; for a nested claim write a dotted key such as "address.country"`,
 		"claim_null":           `rules[0].require.claims.email_verified: no value; write the value the claim must equal (a string, number or boolean)`,

@@ -114,7 +114,8 @@ func TestVerdictString(t *testing.T) {
 	}
 }
 
-func TestClaimNames(t *testing.T) {
+// TestClaimPaths: each claim requirement's path once, in rule order.
+func TestClaimPaths(t *testing.T) {
 	s, err := Compile([]Spec{
 		{Name: "a", Require: RequireSpec{Claims: map[string]any{"email_verified": true, "realm_access.roles": "admin"}}},
 		{Name: "b", Require: RequireSpec{Claims: map[string]any{"email_verified": true, "https://example.com/tenant": "acme"}}},
@@ -122,17 +123,24 @@ func TestClaimNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := strings.Join(s.ClaimNames(), " ")
-	if got != "email_verified https://example https://example.com/tenant realm_access realm_access.roles" {
-		t.Errorf("ClaimNames = %s", got)
+	var got []string
+	for _, p := range s.ClaimPaths() {
+		got = append(got, p.String())
+	}
+	if strings.Join(got, " ") != "email_verified realm_access.roles https://example.com/tenant" {
+		t.Errorf("ClaimPaths = %s", got)
+	}
+	var nilSet *Set
+	if nilSet.ClaimPaths() != nil {
+		t.Error("a nil set reads claims")
 	}
 }
 
-// TestClaimNamesKeepWhatCheckReads: claims filtered down to ClaimNames (what a verifier keeps)
-// meet the same requirements as the whole claims, for names with several dots too.
-func TestClaimNamesKeepWhatCheckReads(t *testing.T) {
+// TestClaimPathsKeepWhatCheckReads: claims reduced to the top-level claims of ClaimPaths (what a
+// verifier keeps) meet the same requirements as the whole claims, for names with several dots too.
+func TestClaimPathsKeepWhatCheckReads(t *testing.T) {
 	s, err := Compile([]Spec{{Name: "r", Require: RequireSpec{Claims: map[string]any{
-		"https://example.com/org.unit": "sales", "realm_access.tier.level": 2,
+		"https://example.com/org.unit": "sales", "realm_access.tier.level": 2, "kubernetes.io.namespace": "shop",
 	}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -140,12 +148,15 @@ func TestClaimNamesKeepWhatCheckReads(t *testing.T) {
 	all := map[string]any{
 		"https://example.com/org": map[string]any{"unit": "sales"},
 		"realm_access":            map[string]any{"tier": map[string]any{"level": 2.0}},
+		"kubernetes.io":           map[string]any{"namespace": "shop"},
 		"unrelated":               "x",
 	}
 	kept := map[string]any{}
-	for _, name := range s.ClaimNames() {
-		if v, ok := all[name]; ok {
-			kept[name] = v
+	for _, p := range s.ClaimPaths() {
+		for _, name := range p.TopLevel() {
+			if v, ok := all[name]; ok {
+				kept[name] = v
+			}
 		}
 	}
 	r := s.Lookup("r")

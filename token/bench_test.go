@@ -112,3 +112,20 @@ func BenchmarkVerifyPS256(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkClaimPathLookup: a rule's claim requirements and identity headers looking claims up
+// in a Keycloak-shaped payload: a plain name, a dotted path, an Auth0 namespaced name, a
+// Kubernetes path and a miss.
+func BenchmarkClaimPathLookup(b *testing.B) {
+	claims := lookupClaims()
+	paths := claimPaths(b, "sub", "realm_access.roles", "https://example.com/tier", "kubernetes.io.serviceaccount.name", "realm_access.missing")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, p := range paths {
+			if _, ok := p.Lookup(claims); !ok && p.String() != "realm_access.missing" {
+				b.Fatal(p)
+			}
+		}
+	}
+}

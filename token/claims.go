@@ -106,7 +106,7 @@ func (is *issuer) identity(c *claims, thumbprint string, keep map[string]bool) *
 		Claims:        kept,
 		ExpiresAt:     c.exp,
 		KeyThumbprint: thumbprint,
-		Roles:         rolesFrom(c.all, is.rolesClaims),
+		Roles:         rolesFrom(c.all, is.RolesClaims),
 		Scopes:        scopesFrom(c.all),
 	}
 	if c.hasNbf {
@@ -115,46 +115,13 @@ func (is *issuer) identity(c *claims, thumbprint string, keep map[string]bool) *
 	return id
 }
 
-// Lookup returns the claim at a dotted path (`realm_access.roles`).
-func Lookup(claims map[string]any, path string) (any, bool) {
-	var cur any = claims
-	for {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		name, rest, more := strings.Cut(path, ".")
-		if cur, ok = m[name]; !ok {
-			return nil, false
-		}
-		if !more {
-			return cur, true
-		}
-		path = rest
-	}
-}
-
-func lookupSegments(claims map[string]any, segs []string) (any, bool) {
-	var cur any = claims
-	for _, s := range segs {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = m[s]; !ok {
-			return nil, false
-		}
-	}
-	return cur, true
-}
-
-// rolesFrom merges the roles found at each path. A list of strings gives plain role names; an
-// object of clients each holding a `roles` list (Keycloak's resource_access) gives
-// "<client>:<role>". The result is sorted and free of duplicates.
-func rolesFrom(claims map[string]any, paths [][]string) []string {
+// rolesFrom merges the roles found at each path (looked up as ClaimPath documents). A list of
+// strings gives plain role names; an object of clients each holding a `roles` list (Keycloak's
+// resource_access) gives "<client>:<role>". The result is sorted and free of duplicates.
+func rolesFrom(claims map[string]any, paths []ClaimPath) []string {
 	var roles []string
 	for _, p := range paths {
-		v, ok := lookupSegments(claims, p)
+		v, ok := p.Lookup(claims)
 		if !ok {
 			continue
 		}

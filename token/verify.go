@@ -40,14 +40,13 @@ type IssuerConfig struct {
 	AuthorizedParties []string // allow-list for azp; empty = not checked
 	Algorithms        []string // allow-list
 	Leeway            time.Duration
-	RolesClaims       []string // claim paths whose roles are merged
-	TokenTypes        []string // accepted typ values (claim or header), compared case-insensitively
+	RolesClaims       []ClaimPath // the claims whose roles are merged (roles_claims)
+	TokenTypes        []string    // accepted typ values (claim or header), compared case-insensitively
 }
 
 type issuer struct {
 	IssuerConfig
-	algs        map[string]jwa.SignatureAlgorithm
-	rolesClaims [][]string
+	algs map[string]jwa.SignatureAlgorithm
 }
 
 // Verifier verifies tokens of a fixed set of issuers. It is safe for concurrent use.
@@ -63,10 +62,12 @@ type Options struct {
 	Issuers  []IssuerConfig
 	MaxBytes int              // tokens larger than this are refused unread
 	Now      func() time.Time // the clock; nil = time.Now
-	// KeepClaims, when not nil, names the top-level claims an Identity keeps in Claims (those
-	// rules and identity headers read); the others are dropped once roles and scopes are read,
-	// so that a cached identity stays small.
-	KeepClaims []string
+	// KeepClaims, when not nil, are the paths anything reads from Identity.Claims after
+	// verification (rules' claim requirements, identity headers). An Identity keeps just the
+	// top-level claims these paths may read (ClaimPath.TopLevel), so that a cached identity stays
+	// small and still answers every one of them; the others are dropped once roles and scopes are
+	// read. Non-nil and empty keeps no claim.
+	KeepClaims []ClaimPath
 }
 
 // verifiers are the stateless signature verifiers, one per algorithm, built once: jwx's, but
@@ -96,8 +97,10 @@ func NewVerifier(o Options) (*Verifier, error) {
 	v := &Verifier{issuers: make(map[string]*issuer, len(o.Issuers)), maxBytes: o.MaxBytes, now: now}
 	if o.KeepClaims != nil {
 		v.keep = make(map[string]bool, len(o.KeepClaims))
-		for _, c := range o.KeepClaims {
-			v.keep[c] = true
+		for _, p := range o.KeepClaims {
+			for _, name := range p.TopLevel() {
+				v.keep[name] = true
+			}
 		}
 	}
 	for _, ic := range o.Issuers {
@@ -108,9 +111,6 @@ func NewVerifier(o Options) (*Verifier, error) {
 				return nil, fmt.Errorf("token: issuer %s: algorithm %q is not supported", ic.Issuer, a)
 			}
 			is.algs[a] = alg
-		}
-		for _, rc := range ic.RolesClaims {
-			is.rolesClaims = append(is.rolesClaims, strings.Split(rc, "."))
 		}
 		if ic.Keys == nil {
 			return nil, fmt.Errorf("token: issuer %s has no key set", ic.Issuer)

@@ -131,7 +131,7 @@ func (f *fixture) verifier(t testing.TB, mutate func(*IssuerConfig)) *Verifier {
 	t.Helper()
 	a := IssuerConfig{
 		Issuer: issA, Keys: f.keysA, Audiences: []string{"orders-api"}, Algorithms: []string{"RS256", "ES256"},
-		Leeway: 30 * time.Second, RolesClaims: []string{"realm_access.roles", "resource_access"}, TokenTypes: []string{"Bearer", "at+jwt"},
+		Leeway: 30 * time.Second, RolesClaims: claimPaths(t, "realm_access.roles", "resource_access"), TokenTypes: []string{"Bearer", "at+jwt"},
 	}
 	if mutate != nil {
 		mutate(&a)
@@ -394,8 +394,8 @@ func TestFresh(t *testing.T) {
 func TestKeepClaims(t *testing.T) {
 	f := newFixture(t)
 	v, err := NewVerifier(Options{Issuers: []IssuerConfig{{Issuer: issA, Keys: f.keysA, Algorithms: []string{"RS256"},
-		RolesClaims: []string{"realm_access.roles"}, TokenTypes: []string{"Bearer"}}}, MaxBytes: 4096,
-		Now: func() time.Time { return f.now }, KeepClaims: []string{"email", "tenant"}})
+		RolesClaims: claimPaths(t, "realm_access.roles"), TokenTypes: []string{"Bearer"}}}, MaxBytes: 4096,
+		Now: func() time.Time { return f.now }, KeepClaims: claimPaths(t, "email", "tenant")})
 	if err != nil {
 		t.Fatal(err)
 	}
