@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -230,5 +231,29 @@ func TestExamplesLoad(t *testing.T) {
 		if _, err := Load(path); err != nil {
 			t.Errorf("%s: %v", path, err)
 		}
+	}
+}
+
+// TestValidateChangesNothing: validation only reads the configuration; defaults and
+// normalisation happened before it.
+func TestValidateChangesNothing(t *testing.T) {
+	var cfg Config
+	w, err := decode([]byte("issuers:\n  - issuer: https://a.example.com\n    algorithms: []\ntokens: { sources: [{header: X-Token}] }\nidentity_headers: { X-Sub: sub }\nrules:\n  - name: api\n"), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.applyDefaults(w)
+	if problems := cfg.normalise(t.TempDir()); len(problems) != 0 {
+		t.Fatal(problems)
+	}
+	before := fmt.Sprintf("%#v", cfg)
+	if errs, _ := cfg.validate(); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if after := fmt.Sprintf("%#v", cfg); after != before {
+		t.Errorf("validate changed the configuration\nbefore: %s\n after: %s", before, after)
+	}
+	if cfg.Tokens.Sources[0].Header != "x-token" || cfg.IdentityHeaders["x-sub"] != "sub" || len(cfg.Issuers[0].Algorithms) != 10 {
+		t.Errorf("defaults or normalisation missing: %+v", cfg)
 	}
 }
