@@ -12,6 +12,7 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/internal/devidp"
 	"github.com/portcullis-authz/portcullis/jwks"
 	"github.com/portcullis-authz/portcullis/rules"
@@ -35,7 +36,7 @@ func benchEngine(tb testing.TB, cacheSize int) (*Engine, *devidp.IdP) {
 		tb.Fatal(err)
 	}
 	e := NewEngine(Options{
-		Rules: set, Verifier: v, Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}},
+		Rules: set, Verifier: v, Sources: []config.TokenSource{{Header: "authorization", Prefix: "Bearer "}},
 		IdentityHeaders: attributes(tb, map[string]string{"x-user-id": "sub", "x-user-name": "preferred_username", "x-user-email": "email", "x-user-roles": "roles", "x-user-issuer": "iss"}),
 		ForwardToken:    true,
 		CacheSize:       cacheSize,

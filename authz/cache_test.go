@@ -11,6 +11,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
+	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/internal/devidp"
 	"github.com/portcullis-authz/portcullis/jwks"
 	"github.com/portcullis-authz/portcullis/rules"
@@ -97,7 +98,7 @@ func TestTokenCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	var hits, misses int
-	e := NewEngine(Options{Rules: set, Verifier: v, Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}},
+	e := NewEngine(Options{Rules: set, Verifier: v, Sources: []config.TokenSource{{Header: "authorization", Prefix: "Bearer "}},
 		IdentityHeaders: attributes(t, map[string]string{"x-user-id": "sub"}), ForwardToken: true, CacheSize: 10,
 		CacheLookups: func(hit bool) {
 			if hit {

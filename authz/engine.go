@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/rules"
 	"github.com/portcullis-authz/portcullis/token"
 )
@@ -78,7 +79,7 @@ type identityHeader struct {
 type Options struct {
 	Rules           *rules.Set
 	Verifier        *token.Verifier
-	Sources         []TokenSource
+	Sources         []config.TokenSource
 	IdentityHeaders map[string]token.Attribute // header name → what it carries (a claim, or the merged roles, scopes, ...)
 	ForwardToken    bool
 	// CacheSize is the number of verified tokens remembered (cache.tokens); 0 = no cache.
@@ -86,25 +87,10 @@ type Options struct {
 	// CacheLookups is called on every token cache lookup (the hit/miss metric); may be nil.
 	CacheLookups func(hit bool)
 	// ForwardAuth says how the HTTP front reconstructs the original request.
-	ForwardAuth ForwardAuth
+	ForwardAuth config.ForwardAuth
 	// Paths says how request paths are normalised (paths.matrix_parameters); the zero value
 	// is rules.NormalizePath's default.
 	Paths rules.PathOptions
-}
-
-// ForwardAuth says how the HTTP forward-auth front reconstructs the original request.
-type ForwardAuth struct {
-	// Conventions are the trusted header conventions, in order: "x-forwarded", "x-original".
-	Conventions []string
-	// PathPrefix is stripped from the request line (Envoy http_service's path_prefix).
-	PathPrefix string
-}
-
-// TokenSource is one place the bearer token may be carried.
-type TokenSource struct {
-	Header string // lower-case header name
-	Prefix string // scheme prefix such as "Bearer ", matched case-insensitively
-	Cookie string
 }
 
 // Engine decides. It is immutable once built and safe for concurrent use; a configuration
@@ -112,13 +98,13 @@ type TokenSource struct {
 type Engine struct {
 	rules        *rules.Set
 	verifier     *token.Verifier
-	sources      []TokenSource
+	sources      []config.TokenSource
 	identity     []identityHeader
 	forwardToken bool
 	// removeAll is every identity header name, for anonymous allows (shared, never mutated).
 	removeAll   []string
 	cache       *tokenCache
-	forwardAuth ForwardAuth
+	forwardAuth config.ForwardAuth
 	paths       rules.PathOptions
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/rules"
 )
 
@@ -30,9 +31,9 @@ func pathsEngines(t *testing.T) (map[rules.PathOptions]*Engine, string) {
 	}
 	engines := map[rules.PathOptions]*Engine{}
 	for _, o := range []rules.PathOptions{{}, {StripMatrixParameters: true}} {
-		engines[o] = NewEngine(Options{Rules: set, Verifier: v, Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}},
+		engines[o] = NewEngine(Options{Rules: set, Verifier: v, Sources: []config.TokenSource{{Header: "authorization", Prefix: "Bearer "}},
 			IdentityHeaders: attributes(t, map[string]string{"x-user-id": "sub"}), ForwardToken: true, Paths: o,
-			ForwardAuth: ForwardAuth{Conventions: []string{"x-forwarded"}}})
+			ForwardAuth: config.ForwardAuth{TrustedHeaders: []string{"x-forwarded"}}})
 	}
 	return engines, keycloakLike(t, idp, jwa.RS256)
 }

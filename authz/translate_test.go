@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/code"
 
+	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/token"
 )
 
@@ -104,7 +105,7 @@ func TestEveryReasonHasAnAnswer(t *testing.T) {
 }
 
 func TestFindToken(t *testing.T) {
-	e := NewEngine(Options{Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Cookie: "access_token"}}})
+	e := NewEngine(Options{Sources: []config.TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Cookie: "access_token"}}})
 	cases := []struct {
 		headers map[string]string
 		want    string
@@ -129,7 +130,7 @@ func TestFindToken(t *testing.T) {
 
 func TestIdentityHeadersAndTokenStripping(t *testing.T) {
 	e := NewEngine(Options{
-		Sources:         []TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Cookie: "access_token"}},
+		Sources:         []config.TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Cookie: "access_token"}},
 		IdentityHeaders: attributes(t, map[string]string{"x-user-id": "sub", "x-user-roles": "roles", "x-user-email": "email", "x-groups": "groups", "x-level": "profile.level", "x-evil": "evil"}),
 		ForwardToken:    false,
 	})
@@ -153,10 +154,10 @@ func TestIdentityHeadersAndTokenStripping(t *testing.T) {
 }
 
 func TestRequestFromHTTP(t *testing.T) {
-	both := ForwardAuth{Conventions: []string{"x-forwarded", "x-original"}}
+	both := config.ForwardAuth{TrustedHeaders: []string{"x-forwarded", "x-original"}}
 	cases := []struct {
 		name    string
-		fa      ForwardAuth
+		fa      config.ForwardAuth
 		target  string
 		headers map[string]string
 		method  string
@@ -167,11 +168,11 @@ func TestRequestFromHTTP(t *testing.T) {
 		{"nginx without a method header: the subrequest's own", both, "/auth", map[string]string{"X-Original-URI": "/api/a"}, "GET", "GET portcullis.local /api/a"},
 		{"both conventions agreeing", both, "/auth", map[string]string{"X-Original-URI": "/api/a", "X-Forwarded-Uri": "/api/a"}, "GET", "GET portcullis.local /api/a"},
 		{"a smuggled X-Forwarded-Uri disagrees with nginx's X-Original-URI", both, "/auth", map[string]string{"X-Original-URI": "/api/admin", "X-Forwarded-Uri": "/docs/x"}, "GET", "invalid: the trusted forward-auth headers disagree about the original request (x-original says GET /api/admin)"},
-		{"an untrusted convention is ignored", ForwardAuth{Conventions: []string{"x-original"}}, "/auth", map[string]string{"X-Original-URI": "/api/admin", "X-Forwarded-Uri": "/docs/x"}, "GET", "GET portcullis.local /api/admin"},
+		{"an untrusted convention is ignored", config.ForwardAuth{TrustedHeaders: []string{"x-original"}}, "/auth", map[string]string{"X-Original-URI": "/api/admin", "X-Forwarded-Uri": "/docs/x"}, "GET", "GET portcullis.local /api/admin"},
 		{"envoy http_service: the request line", both, "/api/orders/1?q", nil, "PUT", "PUT portcullis.local /api/orders/1?q"},
-		{"envoy http_service with path_prefix", ForwardAuth{PathPrefix: "/authz"}, "/authz/api/orders/1?q", nil, "GET", "GET portcullis.local /api/orders/1?q"},
-		{"path_prefix alone is the root", ForwardAuth{PathPrefix: "/authz"}, "/authz?x", nil, "GET", "GET portcullis.local /?x"},
-		{"path_prefix missing", ForwardAuth{PathPrefix: "/authz"}, "/authzx/api", nil, "GET", "invalid: the request path does not start with forward_auth.path_prefix /authz"},
+		{"envoy http_service with path_prefix", config.ForwardAuth{PathPrefix: "/authz"}, "/authz/api/orders/1?q", nil, "GET", "GET portcullis.local /api/orders/1?q"},
+		{"path_prefix alone is the root", config.ForwardAuth{PathPrefix: "/authz"}, "/authz?x", nil, "GET", "GET portcullis.local /?x"},
+		{"path_prefix missing", config.ForwardAuth{PathPrefix: "/authz"}, "/authzx/api", nil, "GET", "invalid: the request path does not start with forward_auth.path_prefix /authz"},
 		{"proxy chain: the first host", both, "/", map[string]string{"X-Forwarded-Host": "a.example.com, b.example.com", "X-Forwarded-Uri": "/"}, "GET", "GET a.example.com /"},
 	}
 	for _, c := range cases {

@@ -20,6 +20,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"alg_hmac", "issuers[0].algorithms[0]: \"HS256\" is a shared-secret algorithm; Portcullis verifies only with the issuer's public keys (use RS256, ES256, ...)"},
 		{"alg_none", "issuers[0].algorithms[1]: \"none\" means unsigned tokens and is never accepted"},
 		{"alg_unknown", "issuers[0].algorithms[0]: unknown algorithm \"RS257\"; choose from RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"},
+		{"ca_file_no_certificate", `issuers[0].ca_file: "testdata/files/no_certificate.pem" holds no PEM certificate; write the CA certificates as PEM ("-----BEGIN CERTIFICATE-----" blocks)`},
 		{"bool_not_bool", "forward_token: expected true or false, got \"no\""},
 		{"cache_negative", "cache.tokens: -1 is negative; use 0 to turn the token cache off"},
 		{"cookie_with_prefix", "tokens.sources[0].prefix: only a header source has a prefix"},
@@ -33,6 +34,8 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"identity_header_twice", "identity_headers.x-user-id: header given twice (header names are case-insensitive)"},
 		{"issuer_not_url", "issuers[0].issuer: \"sso.example.com/realms/demo\" is not an absolute http(s) URL"},
 		{"issuer_twice", "issuers[1].issuer: \"https://sso.example.com/realms/demo\" is already configured as issuers[0]"},
+		{"jwks_file_not_a_jwk_set", `issuers[0].jwks_file: "testdata/files/not_a_jwks.json": not a JWK Set: no "keys" array; write the JWK Set the issuer publishes at its jwks_uri ({"keys": [...]}, RFC 7517 §5)`},
+		{"jwks_file_no_usable_key", `issuers[0].jwks_file: "testdata/files/keys.json": no usable keys among 1 published (allowed algorithms RS256): keys[0] (kid "config-test"): EC P-256 alg ES256 key fits none of the allowed algorithms; put the issuer's public signing keys in it, or allow their algorithm in issuers[0].algorithms`},
 		{"jwks_uri_and_file", "issuers[0]: set jwks_uri or jwks_file, not both"},
 		{"key_twice", "jwks_cache_dir: key given twice (line 6)"},
 		{"leeway_too_large", "issuers[0].leeway: 1h0m0s is more than 5m; fix the clocks instead (NTP)"},
@@ -106,8 +109,8 @@ rules:
 	if strings.Join(l.ForwardAuth.TrustedHeaders, " ") != "x-forwarded x-original" || l.ForwardAuth.PathPrefix != "" {
 		t.Errorf("forward_auth: %+v", l.ForwardAuth)
 	}
-	if l.Tokens.MaxBytes != 16384 || l.Cache.TokenCacheSize() != 10000 || !l.ForwardsToken() {
-		t.Errorf("max_bytes %d cache %d forward %v", l.Tokens.MaxBytes, l.Cache.TokenCacheSize(), l.ForwardsToken())
+	if l.Tokens.MaxBytes != 16384 || l.Cache.Tokens != 10000 || !l.ForwardToken {
+		t.Errorf("max_bytes %d cache %d forward %v", l.Tokens.MaxBytes, l.Cache.Tokens, l.ForwardToken)
 	}
 	if l.Paths.MatrixParameters != "reject" || l.Paths.Options() != (rules.PathOptions{}) {
 		t.Errorf("paths: %+v", l.Paths)
@@ -150,7 +153,7 @@ rules:
 	if l.Issuers[0].Leeway != 0 {
 		t.Errorf("explicit leeway 0s replaced by %v", l.Issuers[0].Leeway)
 	}
-	if l.ForwardsToken() || l.Cache.TokenCacheSize() != 0 {
+	if l.ForwardToken || l.Cache.Tokens != 0 {
 		t.Errorf("forward_token / cache.tokens not kept")
 	}
 	if l.Paths.Options() != (rules.PathOptions{StripMatrixParameters: true}) {
@@ -185,7 +188,11 @@ rules:
 
 func TestRelativePathsResolveAgainstTheFile(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "keys.json"), []byte(`{"keys":[]}`), 0o600); err != nil {
+	keys, err := os.ReadFile(filepath.Join("testdata", "files", "keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "keys.json"), keys, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := []byte("issuers:\n  - issuer: https://a.example.com\n    audiences: [x]\n    jwks_file: keys.json\nrules:\n  - name: api\n")
@@ -232,5 +239,29 @@ func TestExamplesLoad(t *testing.T) {
 		if _, err := Load(path); err != nil {
 			t.Errorf("%s: %v", path, err)
 		}
+	}
+}
+
+// TestValidateChangesNothing: validation only reads the configuration; defaults and
+// normalisation happened before it.
+func TestValidateChangesNothing(t *testing.T) {
+	var cfg Config
+	w, err := decode([]byte("issuers:\n  - issuer: https://a.example.com\n    algorithms: []\ntokens: { sources: [{header: X-Token}] }\nidentity_headers: { X-Sub: sub }\nrules:\n  - name: api\n"), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.applyDefaults(w)
+	if problems := cfg.normalise(t.TempDir()); len(problems) != 0 {
+		t.Fatal(problems)
+	}
+	before := fmt.Sprintf("%#v", cfg)
+	if errs, _ := cfg.validate(); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if after := fmt.Sprintf("%#v", cfg); after != before {
+		t.Errorf("validate changed the configuration\nbefore: %s\n after: %s", before, after)
+	}
+	if cfg.Tokens.Sources[0].Header != "x-token" || cfg.IdentityHeaders["x-sub"] != "sub" || len(cfg.Issuers[0].Algorithms) != 10 {
+		t.Errorf("defaults or normalisation missing: %+v", cfg)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,9 +17,13 @@ import (
 	"time"
 )
 
+// DefaultHTTPTimeout bounds one discovery or key-set request when no other bound is given (the
+// client built when Options.HTTPClient is nil, and NewHTTPClient with timeout ≤ 0).
+const DefaultHTTPTimeout = 10 * time.Second
+
 // Defaults of the HTTP client built when Options.HTTPClient is nil.
 const (
-	defaultHTTPTimeout = 10 * time.Second
+	defaultHTTPTimeout = DefaultHTTPTimeout
 	maxConnectTimeout  = 5 * time.Second
 	maxRedirects       = 5
 	userAgent          = "portcullis"
@@ -28,33 +33,56 @@ const (
 )
 
 // NewHTTPClient builds the client used for discovery and key sets: every request is bounded by
-// timeout (≤ 0 means 10s), connecting and the TLS handshake by at most 5s; TLS 1.2 or later;
-// certificates checked against the system pool plus, when caFile is set, the PEM certificates
-// in caFile (for a private identity provider); at most 5 redirects, never from https to http.
-// Proxies are taken from the environment (HTTPS_PROXY, NO_PROXY).
+// timeout (≤ 0 means DefaultHTTPTimeout), connecting and the TLS handshake by at most 5s; TLS 1.2
+// or later; certificates checked against the system pool plus, when caFile is set, the PEM
+// certificates in caFile (for a private identity provider); at most 5 redirects, never from
+// https to http. Proxies are taken from the environment (HTTPS_PROXY, NO_PROXY).
 func NewHTTPClient(caFile string, timeout time.Duration) (*http.Client, error) {
-	if timeout <= 0 {
-		timeout = defaultHTTPTimeout
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
+	var roots *x509.CertPool
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
 			return nil, fmt.Errorf("jwks: CA bundle: %w", err)
 		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("jwks: CA bundle %s holds no PEM certificate", caFile)
+		if roots, err = Roots(pem); err != nil {
+			return nil, fmt.Errorf("jwks: CA bundle %s %w", caFile, err)
 		}
+	}
+	return NewHTTPClientWithRoots(roots, timeout), nil
+}
+
+// Roots is the system certificate pool plus the PEM certificates of a CA bundle (the
+// issuers[].ca_file setting). A bundle without any PEM certificate is an error.
+func Roots(pem []byte) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("holds no PEM certificate")
+	}
+	return pool, nil
+}
+
+// NewHTTPClientWithRoots is NewHTTPClient with the trusted certificates given (nil = the system
+// pool), for a CA bundle read once by the caller (see Roots).
+func NewHTTPClientWithRoots(roots *x509.CertPool, timeout time.Duration) *http.Client {
+	if timeout <= 0 {
+		timeout = DefaultHTTPTimeout
+	}
+	if roots == nil {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		roots = pool
 	}
 	connect := min(timeout, maxConnectTimeout)
 	dialer := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           dialer.DialContext,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool},
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
 		TLSHandshakeTimeout:   connect,
 		ResponseHeaderTimeout: timeout,
 		ExpectContinueTimeout: time.Second,
@@ -62,7 +90,7 @@ func NewHTTPClient(caFile string, timeout time.Duration) (*http.Client, error) {
 		MaxIdleConnsPerHost:   2,
 		ForceAttemptHTTP2:     true,
 	}
-	return &http.Client{Transport: transport, Timeout: timeout, CheckRedirect: checkRedirect}, nil
+	return &http.Client{Transport: transport, Timeout: timeout, CheckRedirect: checkRedirect}
 }
 
 func checkRedirect(req *http.Request, via []*http.Request) error {

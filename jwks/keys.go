@@ -135,8 +135,9 @@ func (s skippedKey) String() string {
 	return name + ": " + s.reason
 }
 
-// errNoUsableKeys is wrapped by parseSet when a document holds no key the cache can use.
-var errNoUsableKeys = errors.New("no usable keys")
+// ErrNoUsableKeys is wrapped by CheckSet (and a Cache) when a JWK Set holds no key the cache can
+// use: it is empty, or every key was skipped.
+var ErrNoUsableKeys = errors.New("no usable keys")
 
 // parseSet parses a JWK Set document (RFC 7517 §5) and keeps the keys that fit at least one of
 // algs. A key that cannot be used is skipped, not an error: one odd key must not take the
@@ -153,7 +154,7 @@ func parseSet(doc []byte, algs []jwa.SignatureAlgorithm) ([]parsedKey, []skipped
 		return nil, nil, errors.New(`not a JWK Set: no "keys" array`)
 	}
 	if len(*set.Keys) == 0 {
-		return nil, nil, fmt.Errorf("%w: the key set is empty", errNoUsableKeys)
+		return nil, nil, fmt.Errorf("%w: the key set is empty", ErrNoUsableKeys)
 	}
 	var (
 		kept    []parsedKey
@@ -188,9 +189,17 @@ func parseSet(doc []byte, algs []jwa.SignatureAlgorithm) ([]parsedKey, []skipped
 			reasons[i] = s.String()
 		}
 		return nil, skipped, fmt.Errorf("%w among %d published (allowed algorithms %s): %s",
-			errNoUsableKeys, len(*set.Keys), algList(algs), strings.Join(reasons, "; "))
+			ErrNoUsableKeys, len(*set.Keys), algList(algs), strings.Join(reasons, "; "))
 	}
 	return kept, skipped, nil
+}
+
+// CheckSet parses a JWK Set document as a Cache does (RFC 7517 §5; keys that fit none of algs
+// skipped) and returns the number of usable keys. It is an error when the document is not a
+// JWK Set or no key in it is usable, the errors a Cache's New gives for such a JWKS file.
+func CheckSet(doc []byte, algs []jwa.SignatureAlgorithm) (int, error) {
+	kept, _, err := parseSet(doc, algs)
+	return len(kept), err
 }
 
 // parseOne turns one member of "keys" into a usable key, or says why it is skipped.

@@ -37,19 +37,15 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics) (*aut
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	sources := make([]authz.TokenSource, len(cfg.Tokens.Sources))
-	for i, s := range cfg.Tokens.Sources {
-		sources[i] = authz.TokenSource{Header: s.Header, Prefix: s.Prefix, Cookie: s.Cookie}
-	}
 	return authz.NewEngine(authz.Options{
-		Rules:           cfg.Rules,
+		Rules:           cfg.RuleSet,
 		Verifier:        v,
-		Sources:         sources,
+		Sources:         cfg.Tokens.Sources,
 		IdentityHeaders: cfg.Identity,
-		ForwardToken:    cfg.ForwardsToken(),
-		CacheSize:       cfg.Cache.TokenCacheSize(),
+		ForwardToken:    cfg.ForwardToken,
+		CacheSize:       cfg.Cache.Tokens,
 		CacheLookups:    lookups,
-		ForwardAuth:     authz.ForwardAuth{Conventions: cfg.ForwardAuth.TrustedHeaders, PathPrefix: cfg.ForwardAuth.PathPrefix},
+		ForwardAuth:     cfg.ForwardAuth,
 		Paths:           cfg.Paths.Options(),
 	}), nil
 }
@@ -59,7 +55,7 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics) (*aut
 // claims these paths may read, so cached ones stay small. The list is never nil: to the
 // verifier, nil means keep every claim.
 func keptClaims(cfg *config.Loaded) []token.ClaimPath {
-	keep := append([]token.ClaimPath{}, cfg.Rules.ClaimPaths()...)
+	keep := append([]token.ClaimPath{}, cfg.RuleSet.ClaimPaths()...)
 	for _, a := range cfg.Identity {
 		if a.Field() == token.FieldClaim {
 			keep = append(keep, a.Path())

@@ -164,7 +164,7 @@ func (s *Server) Reload() error {
 	}
 	s.reloads.WithLabelValues("success").Inc()
 	s.reloadOK.Set(1)
-	s.log.Info("configuration reloaded", "rules", s.cfg.Rules.Len(), "issuers", len(s.cfg.Issuers))
+	s.log.Info("configuration reloaded", "rules", s.cfg.RuleSet.Len(), "issuers", len(s.cfg.Issuers))
 	return nil
 }
 

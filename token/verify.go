@@ -70,20 +70,56 @@ type Options struct {
 	KeepClaims []ClaimPath
 }
 
-// verifiers are the stateless signature verifiers, one per algorithm, built once: jwx's, but
-// for RSASSA-PSS, whose salt length jwx does not check (see pssVerifier).
-var verifiers = func() map[jwa.SignatureAlgorithm]jws.Verifier {
-	m := map[jwa.SignatureAlgorithm]jws.Verifier{
-		jwa.PS256: pssVerifier{crypto.SHA256},
-		jwa.PS384: pssVerifier{crypto.SHA384},
-		jwa.PS512: pssVerifier{crypto.SHA512},
+// supportedAlgorithms are the JWS algorithms (RFC 7518 §3.1, RFC 8037 §3.1) Portcullis verifies,
+// in the order docs and messages list them. HMAC and "none" are absent on purpose: Portcullis
+// verifies only with an issuer's published public keys, never with a shared secret.
+var supportedAlgorithms = [...]jwa.SignatureAlgorithm{
+	jwa.RS256, jwa.RS384, jwa.RS512, jwa.PS256, jwa.PS384, jwa.PS512,
+	jwa.ES256, jwa.ES384, jwa.ES512, jwa.EdDSA,
+}
+
+// SupportedAlgorithms lists the JWS algorithms a Verifier accepts in IssuerConfig.Algorithms.
+// It is also the default allow-list of an issuer that names none (DefaultAlgorithms).
+func SupportedAlgorithms() []string {
+	names := make([]string, len(supportedAlgorithms))
+	for i, a := range supportedAlgorithms {
+		names[i] = a.String()
 	}
-	for _, a := range []jwa.SignatureAlgorithm{jwa.RS256, jwa.RS384, jwa.RS512, jwa.ES256, jwa.ES384, jwa.ES512, jwa.EdDSA} {
-		v, err := jws.NewVerifier(a)
-		if err != nil {
-			panic(fmt.Sprintf("token: jwx has no verifier for %s: %v", a, err))
+	return names
+}
+
+// DefaultAlgorithms is the allow-list of an issuer whose configuration names none: every
+// supported algorithm.
+func DefaultAlgorithms() []string { return SupportedAlgorithms() }
+
+// KeyAlgorithms converts algorithm names to the jwa values a key set is asked for (jwks.Options.Algorithms).
+func KeyAlgorithms(names []string) []jwa.SignatureAlgorithm {
+	algs := make([]jwa.SignatureAlgorithm, len(names))
+	for i, a := range names {
+		algs[i] = jwa.SignatureAlgorithm(a)
+	}
+	return algs
+}
+
+// verifiers are the stateless signature verifiers, one per supported algorithm, built once:
+// jwx's, but for RSASSA-PSS, whose salt length jwx does not check (see pssVerifier).
+var verifiers = func() map[jwa.SignatureAlgorithm]jws.Verifier {
+	m := make(map[jwa.SignatureAlgorithm]jws.Verifier, len(supportedAlgorithms))
+	for _, a := range supportedAlgorithms {
+		switch a {
+		case jwa.PS256:
+			m[a] = pssVerifier{crypto.SHA256}
+		case jwa.PS384:
+			m[a] = pssVerifier{crypto.SHA384}
+		case jwa.PS512:
+			m[a] = pssVerifier{crypto.SHA512}
+		default:
+			v, err := jws.NewVerifier(a)
+			if err != nil {
+				panic(fmt.Sprintf("token: jwx has no verifier for %s: %v", a, err))
+			}
+			m[a] = v
 		}
-		m[a] = v
 	}
 	return m
 }()
