@@ -586,9 +586,9 @@ func TestFailClosedChecksResumeAfterRestart(t *testing.T) {
 func TestFailClosedPortcullisTooSlow(t *testing.T) {
 	fc := failClosed(t)
 	fc.idp.waitFloor()
-	tokenB := fc.idp.token(t, "b")
-	slow := probe{"stall-issuer token, kid not yet published", http.MethodGet, "/api/orders/3", tokenB, http.StatusOK}
-	st := fc.idp.armStall("b", 5*time.Second)
+	kid := fc.idp.newKey(t)
+	slow := probe{"stall-issuer token, kid not yet published", http.MethodGet, "/api/orders/3", fc.idp.token(t, kid), http.StatusOK}
+	st := fc.idp.armStall(kid, 5*time.Second)
 	defer st.release()
 
 	hits := fc.upstream.hits.Load()
@@ -630,7 +630,7 @@ func TestFailClosedPortcullisTooSlow(t *testing.T) {
 		t.Errorf("cluster.upstream.ext_authz error+denied grew by %d, ok by %d; want %d and 0", got, grew("cluster.upstream.ext_authz.ok"), n)
 	}
 
-	// Released, the fetch brings kid b: the same token is allowed now, so the 503s above were
+	// Released, the fetch brings the kid: the same token is allowed now, so the 503s above were
 	// the stall and nothing else.
 	st.release()
 	deadline := time.Now().Add(3 * time.Second)
@@ -721,10 +721,10 @@ func TestFailClosedSIGTERMUnderLoad(t *testing.T) {
 	fc := failClosed(t)
 	probes := append(fc.probes(t), healthz)
 	fc.idp.waitFloor()
-	tokenC := fc.idp.token(t, "c")
-	slow := probe{"in flight at SIGTERM (stall-issuer kid c)", http.MethodGet, "/api/orders/4", tokenC, http.StatusOK}
+	kid := fc.idp.newKey(t)
+	slow := probe{"in flight at SIGTERM (stall-issuer kid not yet published)", http.MethodGet, "/api/orders/4", fc.idp.token(t, kid), http.StatusOK}
 	// The stall ends when the test says so, or on its own well within Envoy's timeout.
-	st := fc.idp.armStall("c", 350*time.Millisecond)
+	st := fc.idp.armStall(kid, 350*time.Millisecond)
 	defer st.release()
 	fc.restore(t)
 	p := fc.portcullis()
@@ -837,14 +837,14 @@ func waitRefused(addr string, timeout time.Duration) error {
 
 // stallIssuer is a token issuer served from this process on loopback. Its key-set endpoint
 // answers with the keys published so far (kid "a" from the start); with a stall armed, the
-// next fetch is held until released (or the stall's limit), then one more kid is published and
-// the answer includes it.
+// next fetch is held until released (or the stall's limit), then one more kid (made by newKey)
+// is published and the answer includes it.
 type stallIssuer struct {
 	srv    *httptest.Server
 	issuer string
-	keys   map[string]*rsa.PrivateKey // every kid that may be published
 
 	mu        sync.Mutex
+	keys      map[string]*rsa.PrivateKey // every kid made, published or not
 	published []string
 	armed     *stall
 	lastFetch time.Time
@@ -863,14 +863,11 @@ type stall struct {
 func (s *stall) release() { s.once.Do(func() { close(s.done) }) }
 
 func newStallIssuer() (*stallIssuer, error) {
-	si := &stallIssuer{keys: map[string]*rsa.PrivateKey{}, published: []string{"a"}}
-	for _, kid := range []string{"a", "b", "c"} {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			return nil, err
-		}
-		si.keys[kid] = k
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
 	}
+	si := &stallIssuer{keys: map[string]*rsa.PrivateKey{"a": k}, published: []string{"a"}}
 	si.srv = httptest.NewServer(http.HandlerFunc(si.serveJWKS))
 	si.issuer = si.srv.URL + "/stall"
 	return si, nil
@@ -908,8 +905,7 @@ func (si *stallIssuer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 		si.mu.Unlock()
 	}
 	si.mu.Lock()
-	kids := append([]string(nil), si.published...)
-	si.mu.Unlock()
+	defer si.mu.Unlock()
 	type jwk struct {
 		Kty string `json:"kty"`
 		Kid string `json:"kid"`
@@ -921,7 +917,7 @@ func (si *stallIssuer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	var set struct {
 		Keys []jwk `json:"keys"`
 	}
-	for _, kid := range kids {
+	for _, kid := range si.published {
 		pub := si.keys[kid].PublicKey
 		set.Keys = append(set.Keys, jwk{"RSA", kid, "sig", "RS256",
 			base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
@@ -929,6 +925,20 @@ func (si *stallIssuer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(set)
+}
+
+// newKey makes a signing key that is not published yet and returns its kid.
+func (si *stallIssuer) newKey(t *testing.T) string {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	si.mu.Lock()
+	defer si.mu.Unlock()
+	kid := fmt.Sprintf("k%d", len(si.keys))
+	si.keys[kid] = k
+	return kid
 }
 
 // armStall holds the next key set fetch, up to limit, then publishes kid.
@@ -967,7 +977,10 @@ func (si *stallIssuer) token(t *testing.T, kid string) string {
 		"preferred_username": "stall", "iat": now, "exp": now + 600,
 	})
 	sum := sha256.Sum256([]byte(input))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, si.keys[kid], crypto.SHA256, sum[:])
+	si.mu.Lock()
+	key := si.keys[kid]
+	si.mu.Unlock()
+	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
 	if err != nil {
 		t.Fatal(err)
 	}
