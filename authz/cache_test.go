@@ -14,6 +14,7 @@ import (
 	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/internal/devidp"
 	"github.com/portcullis-authz/portcullis/jwks"
+	"github.com/portcullis-authz/portcullis/reason"
 	"github.com/portcullis-authz/portcullis/rules"
 	"github.com/portcullis-authz/portcullis/token"
 )
@@ -122,13 +123,13 @@ func TestTokenCache(t *testing.T) {
 	if hits != 2 || misses != 1 || keys.lookups != 1 {
 		t.Errorf("hits %d misses %d key lookups %d; want 2 1 1", hits, misses, keys.lookups)
 	}
-	if d := decide("/admin", tok); d.Allow || d.Reason != ReasonForbidden {
+	if d := decide("/admin", tok); d.Allow || d.Reason != reason.Forbidden {
 		t.Errorf("rules must run on a cached identity: %s", d.Reason)
 	}
 	mu.Lock()
 	now = now.Add(62 * time.Second)
 	mu.Unlock()
-	if d := decide("/api/x", tok); d.Reason != ReasonExpired {
+	if d := decide("/api/x", tok); d.Reason != reason.Expired {
 		t.Errorf("after expiry: %s", d.Reason)
 	}
 	mu.Lock()
@@ -138,7 +139,7 @@ func TestTokenCache(t *testing.T) {
 		t.Fatalf("re-verified: %s", d.Reason)
 	}
 	keys.withdraw()
-	if d := decide("/api/x", tok); d.Reason != ReasonUnknownKey {
+	if d := decide("/api/x", tok); d.Reason != reason.UnknownKey {
 		t.Errorf("after the key left the set: %s", d.Reason)
 	}
 	before := misses

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/portcullis-authz/portcullis/config"
+	"github.com/portcullis-authz/portcullis/reason"
 	"github.com/portcullis-authz/portcullis/rules"
 )
 
@@ -56,23 +57,23 @@ func TestDecideAmbiguousPaths(t *testing.T) {
 		path   string
 		token  bool
 		status int
-		reason Reason
+		reason reason.Code
 		rule   string
 		detail string
 	}{
-		{"parameter hides the admin segment", rules.PathOptions{}, "/api/admin;x/users", true, 400, ReasonBadRequest, "", paramDetail},
-		{"parameter on the last segment", rules.PathOptions{}, "/api/orders;jsessionid=1", true, 400, ReasonBadRequest, "", `path: path parameter (";") in a segment, which servlet containers and Spring strip before routing and other servers keep (to match without it, set paths.matrix_parameters: strip) at byte 11`},
-		{"overlong dots on a public rule", rules.PathOptions{}, "/public/%c0%ae%c0%ae/api/admin/users", false, 400, ReasonBadRequest, "", notUTF8Detail},
-		{"overlong dots with a token", rules.PathOptions{}, "/public/%c0%ae%c0%ae/api/admin/users", true, 400, ReasonBadRequest, "", notUTF8Detail},
-		{"surrogate", rules.PathOptions{}, "/public/%ed%a0%80", false, 400, ReasonBadRequest, "", `path: bytes that are not valid UTF-8 once decoded (overlong form, surrogate, code point above U+10FFFF, stray or missing continuation byte), which some servers decode anyway ("%C0%AE" as ".") at byte 8`},
-		{"encoded semicolon is a name", rules.PathOptions{}, "/api/admin%3Bx/users", true, 200, ReasonOK, "api", ""},
-		{"admin without parameter", rules.PathOptions{}, "/api/admin/users", true, 403, ReasonForbidden, "admin", `missing role "admin"`},
-		{"valid UTF-8 on a public rule", rules.PathOptions{}, "/public/caf%C3%A9", false, 200, ReasonPublic, "public", ""},
-		{"strip: the admin rule applies", strip, "/api/admin;x/users", true, 403, ReasonForbidden, "admin", `missing role "admin"`},
-		{"strip: several parameters", strip, "/api/admin;a=1;b=2/users;jsessionid=1", true, 403, ReasonForbidden, "admin", `missing role "admin"`},
-		{"strip: parameters elsewhere", strip, "/api;v=2/orders", true, 200, ReasonOK, "api", ""},
-		{"strip: dot segment with parameters", strip, "/public/..;x/api/admin/users", false, 400, ReasonBadRequest, "", `path: dot segment with path parameters (".;" or "..;") is read as a dot segment by some servers at byte 8`},
-		{"strip: overlong dots", strip, "/public/%c0%ae%c0%ae/api/admin/users", false, 400, ReasonBadRequest, "", notUTF8Detail},
+		{"parameter hides the admin segment", rules.PathOptions{}, "/api/admin;x/users", true, 400, reason.BadRequest, "", paramDetail},
+		{"parameter on the last segment", rules.PathOptions{}, "/api/orders;jsessionid=1", true, 400, reason.BadRequest, "", `path: path parameter (";") in a segment, which servlet containers and Spring strip before routing and other servers keep (to match without it, set paths.matrix_parameters: strip) at byte 11`},
+		{"overlong dots on a public rule", rules.PathOptions{}, "/public/%c0%ae%c0%ae/api/admin/users", false, 400, reason.BadRequest, "", notUTF8Detail},
+		{"overlong dots with a token", rules.PathOptions{}, "/public/%c0%ae%c0%ae/api/admin/users", true, 400, reason.BadRequest, "", notUTF8Detail},
+		{"surrogate", rules.PathOptions{}, "/public/%ed%a0%80", false, 400, reason.BadRequest, "", `path: bytes that are not valid UTF-8 once decoded (overlong form, surrogate, code point above U+10FFFF, stray or missing continuation byte), which some servers decode anyway ("%C0%AE" as ".") at byte 8`},
+		{"encoded semicolon is a name", rules.PathOptions{}, "/api/admin%3Bx/users", true, 200, reason.OK, "api", ""},
+		{"admin without parameter", rules.PathOptions{}, "/api/admin/users", true, 403, reason.Forbidden, "admin", `missing role "admin"`},
+		{"valid UTF-8 on a public rule", rules.PathOptions{}, "/public/caf%C3%A9", false, 200, reason.Public, "public", ""},
+		{"strip: the admin rule applies", strip, "/api/admin;x/users", true, 403, reason.Forbidden, "admin", `missing role "admin"`},
+		{"strip: several parameters", strip, "/api/admin;a=1;b=2/users;jsessionid=1", true, 403, reason.Forbidden, "admin", `missing role "admin"`},
+		{"strip: parameters elsewhere", strip, "/api;v=2/orders", true, 200, reason.OK, "api", ""},
+		{"strip: dot segment with parameters", strip, "/public/..;x/api/admin/users", false, 400, reason.BadRequest, "", `path: dot segment with path parameters (".;" or "..;") is read as a dot segment by some servers at byte 8`},
+		{"strip: overlong dots", strip, "/public/%c0%ae%c0%ae/api/admin/users", false, 400, reason.BadRequest, "", notUTF8Detail},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := engines[c.opts]
@@ -102,10 +103,10 @@ func TestFrontsReadPathsAlike(t *testing.T) {
 		name   string
 		opts   rules.PathOptions
 		status int
-		reason Reason
+		reason reason.Code
 	}{
-		{"reject", rules.PathOptions{}, 400, ReasonBadRequest},
-		{"strip", rules.PathOptions{StripMatrixParameters: true}, 403, ReasonForbidden},
+		{"reject", rules.PathOptions{}, 400, reason.BadRequest},
+		{"strip", rules.PathOptions{StripMatrixParameters: true}, 403, reason.Forbidden},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := engines[c.opts]

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/code"
 
 	"github.com/portcullis-authz/portcullis/config"
+	"github.com/portcullis-authz/portcullis/reason"
 	"github.com/portcullis-authz/portcullis/token"
 )
 
@@ -59,18 +60,18 @@ func TestRequestFromCheck(t *testing.T) {
 func TestCheckResponseDeny(t *testing.T) {
 	e := NewEngine(Options{})
 	for _, c := range []struct {
-		reason Reason
+		reason reason.Code
 		status int
 		code   code.Code
 	}{
-		{ReasonNoToken, 401, code.Code_UNAUTHENTICATED},
-		{ReasonExpired, 401, code.Code_UNAUTHENTICATED},
-		{ReasonForbidden, 403, code.Code_PERMISSION_DENIED},
-		{ReasonNoRule, 403, code.Code_PERMISSION_DENIED},
-		{ReasonBadRequest, 400, code.Code_INVALID_ARGUMENT},
-		{ReasonUnavailable, 503, code.Code_UNAVAILABLE},
+		{reason.NoToken, 401, code.Code_UNAUTHENTICATED},
+		{reason.Expired, 401, code.Code_UNAUTHENTICATED},
+		{reason.Forbidden, 403, code.Code_PERMISSION_DENIED},
+		{reason.NoRule, 403, code.Code_PERMISSION_DENIED},
+		{reason.BadRequest, 400, code.Code_INVALID_ARGUMENT},
+		{reason.Unavailable, 503, code.Code_UNAVAILABLE},
 	} {
-		resp := CheckResponse(e.deny(c.reason, ""))
+		resp := CheckResponse(e.deny(c.reason, nil))
 		den := resp.GetDeniedResponse()
 		if code.Code(resp.GetStatus().GetCode()) != c.code || int(den.GetStatus().GetCode()) != c.status {
 			t.Errorf("%s: code %v status %d", c.reason, resp.GetStatus().GetCode(), den.GetStatus().GetCode())
@@ -84,23 +85,8 @@ func TestCheckResponseDeny(t *testing.T) {
 			}
 		}
 	}
-	if got := string(e.deny(ReasonUnavailable, "").Body); got != `{"error":"temporarily_unavailable","error_description":"the identity provider's keys are not available yet"}` {
+	if got := string(e.deny(reason.Unavailable, nil).Body); got != `{"error":"temporarily_unavailable","error_description":"the identity provider's keys are not available yet"}` {
 		t.Errorf("503 body = %s", got)
-	}
-}
-
-func TestEveryReasonHasAnAnswer(t *testing.T) {
-	for _, r := range Reasons() {
-		a, ok := answers[r]
-		if !ok {
-			t.Errorf("%s has no answer", r)
-		}
-		if (a.status == 200) != (r == ReasonOK || r == ReasonPublic) {
-			t.Errorf("%s answers %d", r, a.status)
-		}
-	}
-	if len(answers) != len(Reasons()) {
-		t.Errorf("answers has %d entries, Reasons %d", len(answers), len(Reasons()))
 	}
 }
 
@@ -137,14 +123,14 @@ func TestIdentityHeadersAndTokenStripping(t *testing.T) {
 	id := &token.Identity{Subject: "u1", Roles: []string{"a", "b"}, Claims: map[string]any{
 		"groups": []any{"g1", "g2"}, "profile": map[string]any{"level": 3.0}, "evil": "x\r\nx-admin: 1",
 	}}
-	d := e.allow(ReasonOK, e.render(id), &Request{Headers: map[string]string{"authorization": "Bearer t", "cookie": "a=1; access_token=t"}})
+	d := e.allow(reason.OK, e.render(id), &Request{Headers: map[string]string{"authorization": "Bearer t", "cookie": "a=1; access_token=t"}})
 	if got := fmt.Sprint(d.Set); got != "[{x-groups g1,g2} {x-level 3} {x-user-id u1} {x-user-roles a,b} {cookie a=1}]" {
 		t.Errorf("set = %s", got)
 	}
 	if got := fmt.Sprint(d.Remove); got != "[x-evil x-user-email authorization]" {
 		t.Errorf("remove = %s", got)
 	}
-	anon := e.allow(ReasonPublic, nil, &Request{Headers: map[string]string{"cookie": "access_token=t"}})
+	anon := e.allow(reason.Public, nil, &Request{Headers: map[string]string{"cookie": "access_token=t"}})
 	if got := fmt.Sprint(anon.Remove); got != "[x-evil x-groups x-level x-user-email x-user-id x-user-roles cookie]" {
 		t.Errorf("anonymous remove = %s", got)
 	}
@@ -297,7 +283,7 @@ func TestDecisionSeriesExistAtStart(t *testing.T) {
 			n++
 		}
 	}
-	if n != 2*len(Reasons()) {
-		t.Errorf("%d decision series, want %d", n, 2*len(Reasons()))
+	if want := 2 * len(reason.All()); n != want {
+		t.Errorf("%d decision series, want %d", n, want)
 	}
 }

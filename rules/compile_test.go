@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/portcullis-authz/portcullis/reason"
 )
 
 // decodeSpecs decodes a YAML list of rules strictly, as the config package does.
@@ -236,7 +238,7 @@ func TestSetAccessors(t *testing.T) {
 	if s.Rules()[0] == nil || s.Match("api.example.com", "GET", "/admin/x") != s.Lookup("admin") {
 		t.Error("compiled set changed")
 	}
-	if out := s.Lookup("admin").Check(&Principal{Roles: []string{"admin"}, Claims: map[string]any{"tier": "gold"}}); out.Verdict != VerdictOK {
+	if out := s.Lookup("admin").Check(&Principal{Roles: []string{"admin"}, Claims: map[string]any{"tier": "gold"}}); out.Reason != reason.OK {
 		t.Errorf("Check = %+v", out)
 	}
 }

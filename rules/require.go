@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/portcullis-authz/portcullis/reason"
 	"github.com/portcullis-authz/portcullis/token"
 )
 
@@ -21,36 +22,13 @@ type Principal struct {
 	Claims map[string]any
 }
 
-// Verdict is the result of Rule.Check.
-type Verdict int
-
-// The verdicts of Rule.Check.
-const (
-	// VerdictOK: every requirement is met.
-	VerdictOK Verdict = iota
-	// VerdictForbidden: a role or claim requirement is unmet (403).
-	VerdictForbidden
-	// VerdictInsufficientScope: roles and claims are met, a scope is missing (403 with
-	// error="insufficient_scope", RFC 6750 §3.1).
-	VerdictInsufficientScope
-)
-
-// String returns the verdict's snake_case name, as in logs.
-func (v Verdict) String() string {
-	switch v {
-	case VerdictOK:
-		return "ok"
-	case VerdictForbidden:
-		return "forbidden"
-	case VerdictInsufficientScope:
-		return "insufficient_scope"
-	}
-	return "verdict(" + strconv.Itoa(int(v)) + ")"
-}
-
-// Outcome is a verdict with what was missing.
+// Outcome is what Rule.Check found, with what was missing.
 type Outcome struct {
-	Verdict Verdict
+	// Reason is the decision reason: reason.OK when every requirement is met;
+	// reason.Forbidden when a role or claim requirement is unmet (403);
+	// reason.InsufficientScope when roles and claims are met and a scope is missing (403 with
+	// error="insufficient_scope", RFC 6750 §3.1). Its answer is its row of the reason table.
+	Reason reason.Code
 	// Missing describes every unmet requirement, in the order of the rule's require block
 	// (any_roles, all_roles, scopes, claims by key): `role "admin"`, `one of roles "a", "b"`,
 	// `scope "orders:write"`, `claim email_verified = true`. For logs and `portcullis check`.
@@ -60,15 +38,15 @@ type Outcome struct {
 }
 
 // Check applies the rule's requirements to an authenticated principal. Unmet roles or claims
-// give VerdictForbidden; otherwise unmet scopes give VerdictInsufficientScope (a token with the
+// give reason.Forbidden; otherwise unmet scopes give reason.InsufficientScope (a token with the
 // right scopes would pass, so the client may ask for them). A rule without requirements accepts
 // any principal; a nil principal is refused. Missing lists every unmet requirement either way.
 // Check allocates only when a requirement is unmet.
 func (r *Rule) Check(p *Principal) Outcome {
 	if p == nil {
-		return Outcome{Verdict: VerdictForbidden, Missing: []string{"an authenticated principal"}}
+		return Outcome{Reason: reason.Forbidden, Missing: []string{"an authenticated principal"}}
 	}
-	var out Outcome
+	out := Outcome{Reason: reason.OK}
 	forbidden := false
 	if len(r.anyRoles) > 0 && !containsAny(p.Roles, r.anyRoles) {
 		out.Missing = append(out.Missing, r.anyMissing)
@@ -94,9 +72,9 @@ func (r *Rule) Check(p *Principal) Outcome {
 	}
 	switch {
 	case forbidden:
-		out.Verdict = VerdictForbidden
+		out.Reason = reason.Forbidden
 	case len(out.MissingScopes) > 0:
-		out.Verdict = VerdictInsufficientScope
+		out.Reason = reason.InsufficientScope
 	}
 	return out
 }

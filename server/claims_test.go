@@ -13,6 +13,7 @@ import (
 	"github.com/portcullis-authz/portcullis/authz"
 	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/internal/devidp"
+	"github.com/portcullis-authz/portcullis/reason"
 )
 
 // claimNamesConfig has an Auth0-style issuer, whose claims are namespaced by a URL, and a
@@ -111,7 +112,7 @@ func TestDottedClaimNames(t *testing.T) {
 			for _, attempt := range []string{"first request", "second request"} {
 				d := engine.Decide(context.Background(), req)
 				where := fmt.Sprintf("cache %d, %s, %s", cacheSize, c.name, attempt)
-				if !d.Allow || d.Reason != authz.ReasonOK {
+				if !d.Allow || d.Reason != reason.OK {
 					t.Errorf("%s: %d %s %s %v", where, d.Status, d.Reason, d.Detail, d.Missing)
 					continue
 				}

@@ -4,6 +4,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/portcullis-authz/portcullis/reason"
 )
 
 // Identity is what a verified token proves.
@@ -39,7 +41,7 @@ func (c *claims) readRegistered() *Error {
 		}
 		s, ok := v.(string)
 		if !ok {
-			return refuse(ReasonInvalid, "the %s claim is not a string", name)
+			return refuse(reason.InvalidToken, "the %s claim is not a string", name)
 		}
 		*dst = s
 		return nil
@@ -54,7 +56,7 @@ func (c *claims) readRegistered() *Error {
 	}
 	_, c.hasTyp = c.all["typ"]
 	if c.iss == "" {
-		return refuse(ReasonInvalid, "the iss claim is missing")
+		return refuse(reason.InvalidToken, "the iss claim is missing")
 	}
 	switch a := c.all["aud"].(type) {
 	case nil:
@@ -64,12 +66,12 @@ func (c *claims) readRegistered() *Error {
 		for _, x := range a {
 			s, ok := x.(string)
 			if !ok {
-				return refuse(ReasonInvalid, "the aud claim holds a non-string value")
+				return refuse(reason.InvalidToken, "the aud claim holds a non-string value")
 			}
 			c.aud = append(c.aud, s)
 		}
 	default:
-		return refuse(ReasonInvalid, "the aud claim is neither a string nor an array of strings")
+		return refuse(reason.InvalidToken, "the aud claim is neither a string nor an array of strings")
 	}
 	for _, f := range []struct {
 		name string
@@ -82,7 +84,7 @@ func (c *claims) readRegistered() *Error {
 		}
 		t, ok := numericDate(v)
 		if !ok {
-			return refuse(ReasonInvalid, "the %s claim is not a valid NumericDate", f.name)
+			return refuse(reason.InvalidToken, "the %s claim is not a valid NumericDate", f.name)
 		}
 		*f.dst, *f.has = t, true
 	}

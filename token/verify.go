@@ -19,6 +19,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/portcullis-authz/portcullis/jwks"
+	"github.com/portcullis-authz/portcullis/reason"
 )
 
 // KeySet gives the verification keys an issuer publishes for a key id and algorithm, and says
@@ -160,7 +161,7 @@ func NewVerifier(o Options) (*Verifier, error) {
 // *Error with a Reason; nothing but a fully verified token yields an Identity.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if len(raw) > v.maxBytes {
-		return nil, refuse(ReasonInvalid, "token is %d bytes, more than tokens.max_bytes (%d)", len(raw), v.maxBytes)
+		return nil, refuse(reason.InvalidToken, "token is %d bytes, more than tokens.max_bytes (%d)", len(raw), v.maxBytes)
 	}
 	return v.verify(ctx, raw)
 }
@@ -190,16 +191,16 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 	}
 	alg := c.header.Alg
 	if alg == "" || strings.EqualFold(alg, "none") {
-		return nil, refuse(ReasonInvalid, "unsigned token (alg %q)", alg)
+		return nil, refuse(reason.InvalidToken, "unsigned token (alg %q)", alg)
 	}
 	// The payload is read before the signature is checked only to choose the issuer; nothing in
 	// it is trusted until the signature verifies with that issuer's key.
 	if err := checkJSONObject(c.payload); err != nil {
-		return nil, refuse(ReasonInvalid, "claims: %v", err)
+		return nil, refuse(reason.InvalidToken, "claims: %v", err)
 	}
 	var cl claims
 	if err := json.Unmarshal(c.payload, &cl.all); err != nil {
-		return nil, refuse(ReasonInvalid, "claims are not valid JSON")
+		return nil, refuse(reason.InvalidToken, "claims are not valid JSON")
 	}
 	if terr := cl.readRegistered(); terr != nil {
 		return nil, terr
@@ -210,18 +211,18 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 	}
 	jalg, ok := is.algs[alg]
 	if !ok {
-		return nil, refuse(ReasonInvalid, "algorithm %q is not allowed for this issuer (allowed: %s)", alg, strings.Join(is.Algorithms, " "))
+		return nil, refuse(reason.InvalidToken, "algorithm %q is not allowed for this issuer (allowed: %s)", alg, strings.Join(is.Algorithms, " "))
 	}
 	keys, err := is.Keys.Lookup(ctx, c.header.Kid, jalg)
 	switch {
 	case errors.Is(err, jwks.ErrNotLoaded):
-		return nil, &Error{Reason: ReasonUnavailable, Detail: "the keys of issuer " + is.Issuer + " have never been loaded", Err: err}
+		return nil, &Error{Reason: reason.Unavailable, Detail: "the keys of issuer " + is.Issuer + " have never been loaded", Err: err}
 	case errors.Is(err, jwks.ErrUnknownKey):
-		return nil, &Error{Reason: ReasonUnknownKey, Detail: fmt.Sprintf("kid %q is not in the key set of %s", c.header.Kid, is.Issuer), Err: err}
+		return nil, &Error{Reason: reason.UnknownKey, Detail: fmt.Sprintf("kid %q is not in the key set of %s", c.header.Kid, is.Issuer), Err: err}
 	case err != nil:
-		return nil, &Error{Reason: ReasonUnavailable, Detail: "key lookup failed: " + err.Error(), Err: err}
+		return nil, &Error{Reason: reason.Unavailable, Detail: "key lookup failed: " + err.Error(), Err: err}
 	case len(keys) == 0:
-		return nil, refuse(ReasonUnknownKey, "no key of %s fits algorithm %s", is.Issuer, alg)
+		return nil, refuse(reason.UnknownKey, "no key of %s fits algorithm %s", is.Issuer, alg)
 	}
 	verifier := verifiers[jalg]
 	var used *jwks.Key
@@ -233,7 +234,7 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 		}
 	}
 	if used == nil {
-		return nil, refuse(ReasonBadSignature, "signature does not verify with the %s key of %s", alg, is.Issuer)
+		return nil, refuse(reason.BadSignature, "signature does not verify with the %s key of %s", alg, is.Issuer)
 	}
 	if terr := is.checkClaims(&cl, &c.header, v.now()); terr != nil {
 		return nil, terr
@@ -242,7 +243,7 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 }
 
 func (v *Verifier) unknownIssuer(iss string) *Error {
-	e := refuse(ReasonUnknownIssuer, "issuer %q is not configured", iss)
+	e := refuse(reason.UnknownIssuer, "issuer %q is not configured", iss)
 	for name := range v.issuers {
 		switch {
 		case strings.TrimSuffix(iss, "/") == strings.TrimSuffix(name, "/"):
@@ -257,37 +258,37 @@ func (v *Verifier) unknownIssuer(iss string) *Error {
 // checkClaims validates time, audience, authorized party and token type.
 func (is *issuer) checkClaims(cl *claims, h *header, now time.Time) *Error {
 	if !cl.hasExp {
-		return refuse(ReasonInvalid, "the exp claim is missing; access tokens must expire")
+		return refuse(reason.InvalidToken, "the exp claim is missing; access tokens must expire")
 	}
 	if exp := cl.exp; now.After(exp.Add(is.Leeway)) {
-		return refuse(ReasonExpired, "expired %s ago", now.Sub(exp).Truncate(time.Second))
+		return refuse(reason.Expired, "expired %s ago", now.Sub(exp).Truncate(time.Second))
 	}
 	const skewHint = "the identity provider's clock is ahead of this machine's: check NTP on both (leeway covers small skews)"
 	if cl.hasNbf && cl.nbf.After(now.Add(is.Leeway)) {
-		e := refuse(ReasonInvalid, "not valid before %s (%s from now; leeway %s)", cl.nbf.UTC().Format(time.RFC3339), cl.nbf.Sub(now).Truncate(time.Second), is.Leeway)
+		e := refuse(reason.InvalidToken, "not valid before %s (%s from now; leeway %s)", cl.nbf.UTC().Format(time.RFC3339), cl.nbf.Sub(now).Truncate(time.Second), is.Leeway)
 		e.Hint = skewHint
 		return e
 	}
 	if cl.hasIat && cl.iat.After(now.Add(is.Leeway)) {
-		e := refuse(ReasonInvalid, "issued in the future (iat %s from now)", cl.iat.Sub(now).Truncate(time.Second))
+		e := refuse(reason.InvalidToken, "issued in the future (iat %s from now)", cl.iat.Sub(now).Truncate(time.Second))
 		e.Hint = skewHint
 		return e
 	}
 	if len(is.Audiences) > 0 && !anyIn(cl.aud, is.Audiences) {
-		e := refuse(ReasonWrongAudience, "aud is %q; expected one of %q", cl.aud, is.Audiences)
+		e := refuse(reason.WrongAudience, "aud is %q; expected one of %q", cl.aud, is.Audiences)
 		if slices.Equal(cl.aud, []string{"account"}) || len(cl.aud) == 0 {
 			e.Hint = fmt.Sprintf("add an audience mapper for %s in Keycloak so its access tokens carry it in aud", is.Audiences[0])
 		}
 		return e
 	}
 	if len(is.AuthorizedParties) > 0 && !slices.Contains(is.AuthorizedParties, cl.azp) {
-		return refuse(ReasonInvalid, "azp %q is not an authorized party (%q)", cl.azp, is.AuthorizedParties)
+		return refuse(reason.InvalidToken, "azp %q is not an authorized party (%q)", cl.azp, is.AuthorizedParties)
 	}
 	if h.Typ != "" && !strings.EqualFold(h.Typ, "JWT") && !is.typeAccepted(strings.TrimPrefix(strings.ToLower(h.Typ), "application/")) {
-		return refuse(ReasonInvalid, "token type %q (header typ) is not accepted as an access token", h.Typ)
+		return refuse(reason.InvalidToken, "token type %q (header typ) is not accepted as an access token", h.Typ)
 	}
 	if cl.hasTyp && !is.typeAccepted(cl.typ) {
-		return refuse(ReasonInvalid, "token type %q (typ claim) is not accepted as an access token", cl.typ)
+		return refuse(reason.InvalidToken, "token type %q (typ claim) is not accepted as an access token", cl.typ)
 	}
 	return nil
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/portcullis-authz/portcullis/jwks"
+	"github.com/portcullis-authz/portcullis/reason"
 )
 
 // fakeKeys is a KeySet holding fixed keys; it can be emptied (never loaded) or have keys removed.
@@ -224,7 +225,7 @@ func TestVerify(t *testing.T) {
 		name   string
 		token  string
 		mutate func(*IssuerConfig)
-		want   Reason // "" = accepted
+		want   reason.Code // "" = accepted
 	}{
 		{name: "RS256 accepted", token: good},
 		{name: "ES256 accepted", token: sign(t, map[string]any{"alg": "ES256", "kid": "ec-1"}, f.claims(nil), "ES256", f.ecKey)},
@@ -236,47 +237,60 @@ func TestVerify(t *testing.T) {
 		{name: "audience not checked when none configured", token: rs(map[string]any{"aud": "x"}), mutate: func(c *IssuerConfig) { c.Audiences = nil }},
 		{name: "azp allowed", token: rs(map[string]any{"azp": "web"}), mutate: func(c *IssuerConfig) { c.AuthorizedParties = []string{"web"} }},
 
-		{name: "expired", token: rs(map[string]any{"exp": f.now.Add(-31 * time.Second).Unix()}), want: ReasonExpired},
-		{name: "exp missing", token: rs(map[string]any{"exp": nil}), want: ReasonInvalid},
-		{name: "exp not a number", token: rs(map[string]any{"exp": "tomorrow"}), want: ReasonInvalid},
-		{name: "exp huge number", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`","aud":"orders-api","exp":1e400}`, "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "nbf in the future", token: rs(map[string]any{"nbf": f.now.Add(time.Minute).Unix()}), want: ReasonInvalid},
-		{name: "iat in the future", token: rs(map[string]any{"iat": f.now.Add(time.Hour).Unix()}), want: ReasonInvalid},
-		{name: "wrong audience", token: rs(map[string]any{"aud": "account"}), want: ReasonWrongAudience},
-		{name: "no audience", token: rs(map[string]any{"aud": nil}), want: ReasonWrongAudience},
-		{name: "aud of the wrong type", token: rs(map[string]any{"aud": 7}), want: ReasonInvalid},
-		{name: "azp not allowed", token: rs(map[string]any{"azp": "evil"}), mutate: func(c *IssuerConfig) { c.AuthorizedParties = []string{"web"} }, want: ReasonInvalid},
-		{name: "Keycloak ID token", token: rs(map[string]any{"typ": "ID"}), want: ReasonInvalid},
-		{name: "Keycloak refresh token", token: rs(map[string]any{"typ": "Refresh"}), want: ReasonInvalid},
-		{name: "header typ of an ID token", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "typ": "id+jwt"}, f.claims(nil), "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "issuer with a trailing slash", token: rs(map[string]any{"iss": issA + "/"}), want: ReasonUnknownIssuer},
-		{name: "issuer missing", token: rs(map[string]any{"iss": nil}), want: ReasonInvalid},
-		{name: "unknown kid", token: sign(t, rsHeader("rsa-9"), f.claims(nil), "RS256", f.rsaKey), want: ReasonUnknownKey},
-		{name: "kid of another issuer", token: sign(t, map[string]any{"alg": "ES256", "kid": "b-only"}, f.claims(nil), "ES256", f.ecKey), want: ReasonUnknownKey},
-		{name: "kid as a path", token: sign(t, rsHeader("../../etc/passwd"), f.claims(nil), "RS256", f.rsaKey), want: ReasonUnknownKey},
-		{name: "bad signature", token: parts[0] + "." + parts[1] + "." + enc(strings.Repeat("x", 256)), want: ReasonBadSignature},
-		{name: "payload swapped under a valid signature", token: parts[0] + "." + enc(f.claims(map[string]any{"sub": "admin"})) + "." + parts[2], want: ReasonBadSignature},
-		{name: "signed by a key the token carries (jwk header ignored)", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "jwk": map[string]any{"kty": "RSA"}, "jku": "https://evil.example.com/jwks"}, f.claims(nil), "RS256", f.attacker), want: ReasonBadSignature},
-		{name: "alg none", token: enc(`{"alg":"none"}`) + "." + enc(f.claims(nil)) + ".", want: ReasonInvalid},
-		{name: "alg NoNe with a signature", token: sign(t, map[string]any{"alg": "NoNe", "kid": "rsa-1"}, f.claims(nil), "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "alg HS256 with the RSA public key as secret (key confusion)", token: sign(t, map[string]any{"alg": "HS256", "kid": "rsa-1"}, f.claims(nil), "HS256", pubDER), want: ReasonInvalid},
-		{name: "alg allowed elsewhere but not for this issuer", token: sign(t, rsHeader("rsa-1"), f.claims(nil), "RS256", f.rsaKey), mutate: func(c *IssuerConfig) { c.Algorithms = []string{"ES256"} }, want: ReasonInvalid},
-		{name: "ES256 header on an RSA kid", token: sign(t, map[string]any{"alg": "ES256", "kid": "rsa-1"}, f.claims(nil), "ES256", f.ecKey), want: ReasonUnknownKey},
-		{name: "unknown crit header", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "crit": []string{"exp"}, "exp": 1}, f.claims(nil), "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "b64 false", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "b64": false}, f.claims(nil), "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "JWE (five parts)", token: "eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d", want: ReasonInvalid},
-		{name: "JWS JSON serialisation", token: `{"payload":"x","signatures":[]}`, want: ReasonInvalid},
-		{name: "two parts", token: parts[0] + "." + parts[1], want: ReasonInvalid},
-		{name: "empty signature (unsigned)", token: parts[0] + "." + parts[1] + ".", want: ReasonInvalid},
-		{name: "padded base64", token: parts[0] + "." + parts[1] + "." + parts[2] + "==", want: ReasonInvalid},
-		{name: "standard base64 alphabet", token: parts[0] + "." + parts[1] + "+/." + parts[2], want: ReasonInvalid},
-		{name: "payload not an object", token: sign(t, rsHeader("rsa-1"), `["iss"]`, "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "header not an object", token: sign(t, `"RS256"`, f.claims(nil), "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "duplicate claim", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`","sub":"a","sub":"admin","aud":"orders-api","exp":1900000000}`, "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "duplicate header member (escaped spelling)", token: sign(t, `{"alg":"RS256","\u0061lg":"none","kid":"rsa-1"}`, f.claims(nil), "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "deep nesting", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`","x":`+strings.Repeat("[", 40)+strings.Repeat("]", 40)+`}`, "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "trailing data after the claims", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`"} {}`, "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "too large", token: rs(map[string]any{"pad": strings.Repeat("a", 5000)}), want: ReasonInvalid},
+		{name: "expired", token: rs(map[string]any{"exp": f.now.Add(-31 * time.Second).Unix()}), want: reason.Expired},
+		{name: "exp missing", token: rs(map[string]any{"exp": nil}), want: reason.InvalidToken},
+		{name: "exp not a number", token: rs(map[string]any{"exp": "tomorrow"}), want: reason.InvalidToken},
+		{name: "exp huge number", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`","aud":"orders-api","exp":1e400}`, "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "nbf in the future", token: rs(map[string]any{"nbf": f.now.Add(time.Minute).Unix()}), want: reason.InvalidToken},
+		{name: "iat in the future", token: rs(map[string]any{"iat": f.now.Add(time.Hour).Unix()}), want: reason.InvalidToken},
+		{name: "wrong audience", token: rs(map[string]any{"aud": "account"}), want: reason.WrongAudience},
+		{name: "no audience", token: rs(map[string]any{"aud": nil}), want: reason.WrongAudience},
+		{name: "aud of the wrong type", token: rs(map[string]any{"aud": 7}), want: reason.InvalidToken},
+		{name: "azp not allowed", token: rs(map[string]any{"azp": "evil"}), mutate: func(c *IssuerConfig) { c.AuthorizedParties = []string{"web"} }, want: reason.InvalidToken},
+		{name: "Keycloak ID token", token: rs(map[string]any{"typ": "ID"}), want: reason.InvalidToken},
+		{name: "Keycloak refresh token", token: rs(map[string]any{"typ": "Refresh"}), want: reason.InvalidToken},
+		{name: "header typ of an ID token", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "typ": "id+jwt"}, f.claims(nil), "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "issuer with a trailing slash", token: rs(map[string]any{"iss": issA + "/"}), want: reason.UnknownIssuer},
+		{name: "issuer missing", token: rs(map[string]any{"iss": nil}), want: reason.InvalidToken},
+		{name: "unknown kid", token: sign(t, rsHeader("rsa-9"), f.claims(nil), "RS256", f.rsaKey), want: reason.UnknownKey},
+		{name: "kid of another issuer", token: sign(t, map[string]any{"alg": "ES256", "kid": "b-only"}, f.claims(nil), "ES256", f.ecKey), want: reason.UnknownKey},
+		{name: "kid as a path", token: sign(t, rsHeader("../../etc/passwd"), f.claims(nil), "RS256", f.rsaKey), want: reason.UnknownKey},
+		{name: "bad signature", token: parts[0] + "." + parts[1] + "." + enc(strings.Repeat("x", 256)), want: reason.BadSignature},
+		{name: "payload swapped under a valid signature", token: parts[0] + "." + enc(f.claims(map[string]any{"sub": "admin"})) + "." + parts[2], want: reason.BadSignature},
+		{name: "signed by a key the token carries (jwk header ignored)", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "jwk": map[string]any{"kty": "RSA"}, "jku": "https://evil.example.com/jwks"}, f.claims(nil), "RS256", f.attacker), want: reason.BadSignature},
+		{name: "alg none", token: enc(`{"alg":"none"}`) + "." + enc(f.claims(nil)) + ".", want: reason.InvalidToken},
+		{name: "alg NoNe with a signature", token: sign(t, map[string]any{"alg": "NoNe", "kid": "rsa-1"}, f.claims(nil), "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "alg HS256 with the RSA public key as secret (key confusion)", token: sign(t, map[string]any{"alg": "HS256", "kid": "rsa-1"}, f.claims(nil), "HS256", pubDER), want: reason.InvalidToken},
+		{name: "alg allowed elsewhere but not for this issuer", token: sign(t, rsHeader("rsa-1"), f.claims(nil), "RS256", f.rsaKey), mutate: func(c *IssuerConfig) { c.Algorithms = []string{"ES256"} }, want: reason.InvalidToken},
+		{name: "ES256 header on an RSA kid", token: sign(t, map[string]any{"alg": "ES256", "kid": "rsa-1"}, f.claims(nil), "ES256", f.ecKey), want: reason.UnknownKey},
+		{name: "unknown crit header", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "crit": []string{"exp"}, "exp": 1}, f.claims(nil), "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "b64 false", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "b64": false}, f.claims(nil), "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "JWE (five parts)", token: "eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d", want: reason.InvalidToken},
+		{name: "JWS JSON serialisation", token: `{"payload":"x","signatures":[]}`, want: reason.InvalidToken},
+		{name: "two parts", token: parts[0] + "." + parts[1], want: reason.InvalidToken},
+		{name: "empty signature (unsigned)", token: parts[0] + "." + parts[1] + ".", want: reason.InvalidToken},
+		{name: "padded base64", token: parts[0] + "." + parts[1] + "." + parts[2] + "==", want: reason.InvalidToken},
+		{name: "standard base64 alphabet", token: parts[0] + "." + parts[1] + "+/." + parts[2], want: reason.InvalidToken},
+		{name: "payload not an object", token: sign(t, rsHeader("rsa-1"), `["iss"]`, "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "header not an object", token: sign(t, `"RS256"`, f.claims(nil), "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "duplicate claim", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`","sub":"a","sub":"admin","aud":"orders-api","exp":1900000000}`, "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "duplicate header member (escaped spelling)", token: sign(t, `{"alg":"RS256","\u0061lg":"none","kid":"rsa-1"}`, f.claims(nil), "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "deep nesting", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`","x":`+strings.Repeat("[", 40)+strings.Repeat("]", 40)+`}`, "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "trailing data after the claims", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`"} {}`, "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "too large", token: rs(map[string]any{"pad": strings.Repeat("a", 5000)}), want: reason.InvalidToken},
+	}
+	// Every token refusal of the reason table is shown here (unavailable by
+	// TestVerifyNeverLoaded), and nothing else is.
+	shown := map[reason.Code]bool{reason.Unavailable: true}
+	for _, c := range cases {
+		if c.want != "" {
+			shown[c.want] = true
+		}
+	}
+	for _, a := range reason.All() {
+		if a.TokenRefusal != shown[a.Code] {
+			t.Errorf("%s: token refusal %v in the reason table, shown by a case %v", a.Code, a.TokenRefusal, shown[a.Code])
+		}
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -294,7 +308,7 @@ func TestVerify(t *testing.T) {
 			if err == nil {
 				t.Fatalf("accepted, want %s", c.want)
 			}
-			if got := ReasonOf(err); got != c.want {
+			if got := refusal(t, err); got != c.want {
 				t.Errorf("reason = %s (%v), want %s", got, err, c.want)
 			}
 			if strings.Contains(err.Error(), c.token) && len(c.token) > 20 {
@@ -304,11 +318,49 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// refusal returns the reason a refusal carries, failing the test unless err is a *Error whose
+// reason is a token refusal of the reason table (what ReasonOf would otherwise hide).
+func refusal(t testing.TB, err error) reason.Code {
+	t.Helper()
+	var te *Error
+	if !errors.As(err, &te) {
+		t.Fatalf("refusal %v (%T) is not a *token.Error", err, err)
+	}
+	if a, ok := reason.Of(te.Reason); !ok || !a.TokenRefusal {
+		t.Fatalf("refusal %v carries %q, which is not a token refusal of the reason table", err, te.Reason)
+	}
+	if got := ReasonOf(err); got != te.Reason {
+		t.Fatalf("ReasonOf = %s, want the carried %s", got, te.Reason)
+	}
+	return te.Reason
+}
+
+// TestReasonOf: a foreign error, and a *Error whose reason is not a token refusal (a
+// programming mistake), both come out as invalid_token, so the engine still answers 401.
+func TestReasonOf(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want reason.Code
+	}{
+		{errors.New("boom"), reason.InvalidToken},
+		{&Error{Reason: reason.Expired}, reason.Expired},
+		{fmt.Errorf("wrapped: %w", &Error{Reason: reason.UnknownKey}), reason.UnknownKey},
+		{&Error{Reason: reason.OK}, reason.InvalidToken},
+		{&Error{Reason: reason.Forbidden}, reason.InvalidToken},
+		{&Error{Reason: ""}, reason.InvalidToken},
+		{&Error{Reason: "teapot"}, reason.InvalidToken},
+	} {
+		if got := ReasonOf(c.err); got != c.want {
+			t.Errorf("ReasonOf(%#v) = %s, want %s", c.err, got, c.want)
+		}
+	}
+}
+
 func TestVerifyNeverLoaded(t *testing.T) {
 	f := newFixture(t)
 	f.keysA.notLoaded = true
 	_, err := f.verifier(t, nil).Verify(context.Background(), sign(t, rsHeader("rsa-1"), f.claims(nil), "RS256", f.rsaKey))
-	if ReasonOf(err) != ReasonUnavailable || !errors.Is(err, jwks.ErrNotLoaded) {
+	if refusal(t, err) != reason.Unavailable || !errors.Is(err, jwks.ErrNotLoaded) {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -444,21 +496,21 @@ func TestVerifyPSSSaltLength(t *testing.T) {
 	cases := []struct {
 		alg  string
 		salt int
-		want Reason // "" = accepted
+		want reason.Code // "" = accepted
 	}{
 		{"PS256", 32, ""},
-		{"PS256", 0, ReasonBadSignature},
-		{"PS256", 31, ReasonBadSignature},
-		{"PS256", 33, ReasonBadSignature},
-		{"PS256", maxSalt(32), ReasonBadSignature},
+		{"PS256", 0, reason.BadSignature},
+		{"PS256", 31, reason.BadSignature},
+		{"PS256", 33, reason.BadSignature},
+		{"PS256", maxSalt(32), reason.BadSignature},
 		{"PS384", 48, ""},
-		{"PS384", 0, ReasonBadSignature},
-		{"PS384", 32, ReasonBadSignature},
-		{"PS384", maxSalt(48), ReasonBadSignature},
+		{"PS384", 0, reason.BadSignature},
+		{"PS384", 32, reason.BadSignature},
+		{"PS384", maxSalt(48), reason.BadSignature},
 		{"PS512", 64, ""},
-		{"PS512", 0, ReasonBadSignature},
-		{"PS512", 32, ReasonBadSignature},
-		{"PS512", maxSalt(64), ReasonBadSignature},
+		{"PS512", 0, reason.BadSignature},
+		{"PS512", 32, reason.BadSignature},
+		{"PS512", maxSalt(64), reason.BadSignature},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s salt %d", c.alg, c.salt), func(t *testing.T) {
@@ -478,7 +530,7 @@ func TestVerifyPSSSaltLength(t *testing.T) {
 				t.Fatalf("accepted, want %s", c.want)
 			}
 			want := "bad_signature: signature does not verify with the " + c.alg + " key of " + issA
-			if ReasonOf(err) != c.want || err.Error() != want {
+			if refusal(t, err) != c.want || err.Error() != want {
 				t.Errorf("err = %v\nwant %s", err, want)
 			}
 		})
