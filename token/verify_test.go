@@ -225,6 +225,7 @@ func TestVerify(t *testing.T) {
 		token  string
 		mutate func(*IssuerConfig)
 		want   Reason // "" = accepted
+		detail string // when set, the exact Detail of the refusal
 	}{
 		{name: "RS256 accepted", token: good},
 		{name: "ES256 accepted", token: sign(t, map[string]any{"alg": "ES256", "kid": "ec-1"}, f.claims(nil), "ES256", f.ecKey)},
@@ -239,7 +240,14 @@ func TestVerify(t *testing.T) {
 		{name: "expired", token: rs(map[string]any{"exp": f.now.Add(-31 * time.Second).Unix()}), want: ReasonExpired},
 		{name: "exp missing", token: rs(map[string]any{"exp": nil}), want: ReasonInvalid},
 		{name: "exp not a number", token: rs(map[string]any{"exp": "tomorrow"}), want: ReasonInvalid},
-		{name: "exp huge number", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`","aud":"orders-api","exp":1e400}`, "RS256", f.rsaKey), want: ReasonInvalid},
+		// numericDate's bound is 1e11 s (year 5138): the largest value passes, the next one is
+		// refused as a NumericDate, though it decodes as a JSON number without trouble.
+		{name: "exp at the NumericDate bound", token: rs(map[string]any{"exp": 1e11})},
+		{name: "exp beyond the NumericDate bound", token: rs(map[string]any{"exp": 1e11 + 1}), want: ReasonInvalid, detail: "the exp claim is not a valid NumericDate"},
+		{name: "nbf beyond the NumericDate bound", token: rs(map[string]any{"nbf": 1e12}), want: ReasonInvalid, detail: "the nbf claim is not a valid NumericDate"},
+		{name: "exp negative", token: rs(map[string]any{"exp": -1}), want: ReasonInvalid, detail: "the exp claim is not a valid NumericDate"},
+		// 1e400 overflows float64, so it is encoding/json that refuses it, before any bound.
+		{name: "exp overflowing float64 (JSON decoding fails)", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`","aud":"orders-api","exp":1e400}`, "RS256", f.rsaKey), want: ReasonInvalid, detail: "claims are not valid JSON"},
 		{name: "nbf in the future", token: rs(map[string]any{"nbf": f.now.Add(time.Minute).Unix()}), want: ReasonInvalid},
 		{name: "iat in the future", token: rs(map[string]any{"iat": f.now.Add(time.Hour).Unix()}), want: ReasonInvalid},
 		{name: "wrong audience", token: rs(map[string]any{"aud": "account"}), want: ReasonWrongAudience},
@@ -296,6 +304,12 @@ func TestVerify(t *testing.T) {
 			}
 			if got := ReasonOf(err); got != c.want {
 				t.Errorf("reason = %s (%v), want %s", got, err, c.want)
+			}
+			if c.detail != "" {
+				var te *Error
+				if !errors.As(err, &te) || te.Detail != c.detail {
+					t.Errorf("detail of %v, want %q", err, c.detail)
+				}
 			}
 			if strings.Contains(err.Error(), c.token) && len(c.token) > 20 {
 				t.Error("the error echoes the token")
