@@ -49,6 +49,8 @@ func TestCompileErrors(t *testing.T) {
 		"host_ipv6_port":       `rules[0].match.hosts[0]: "[::1]:8080" has a port; hosts are compared without the port: write "[::1]"`,
 		"host_wildcard_middle": `rules[0].match.hosts[0]: "api.*.com": a wildcard is allowed only as the whole leftmost label, as in "*.example.com"`,
 		"host_not_ascii":       `rules[0].match.hosts[0]: "bücher.example": not ASCII; write the IDNA form ("xn--...")`,
+		// U+212A, the Kelvin sign, which strings.ToLower folds to "k".
+		"host_kelvin":          `rules[0].match.hosts[0]: "Kube.example.com": not ASCII; write the IDNA form ("xn--...")`,
 		"host_bad_char":        `rules[0].match.hosts[0]: "api/example.com": "/" is not allowed in a host name`,
 		"host_twice":           `rules[0].match.hosts[1]: "API.example.com." is the same host as hosts[0]; remove one`,
 		"methods_empty_list":   `rules[0].match.methods: empty list; omit methods to match every method`,

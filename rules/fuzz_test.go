@@ -96,7 +96,7 @@ func FuzzMatch(f *testing.F) {
 - name: deep
   match: { paths: ["/**/a/**/b", "/files/caf%C3%A9/*"] }
 - name: ip
-  match: { hosts: ["10.0.0.1", "[::1]"], paths: ["/ip/**"] }
+  match: { hosts: ["10.0.0.1", "[::1]", "10.0.0.2.", "[::ffff:10.0.0.3]"], paths: ["/ip/**"] }
 - name: api
   match: { paths: ["/api/**"] }
 - name: root
@@ -111,7 +111,7 @@ func FuzzMatch(f *testing.F) {
 		}
 		r := s.Match(host, method, p)
 		if strings.Count(p, "/") <= 16 {
-			if want := refMatch(s, host, method, p); r != want {
+			if want, ok := refMatch(s, host, method, p); ok && r != want {
 				t.Fatalf("Match(%q, %q, %q) = %v, reference %v", host, method, p, name(r), name(want))
 			}
 		}

@@ -59,7 +59,9 @@ func compileHost(h string) (hostPattern, string) {
 		}
 		return hostPattern{kind: hostIP, ip: ip.Unmap()}, ""
 	}
-	if ip, err := netip.ParseAddr(h); err == nil && ip.Zone() == "" {
+	// A final dot is ignored on an address as on a name, as parseRequestHost does: without this,
+	// "10.0.0.1." would compile to a name that no request can match.
+	if ip, err := netip.ParseAddr(strings.TrimSuffix(h, ".")); err == nil && ip.Zone() == "" {
 		return hostPattern{kind: hostIP, ip: ip.Unmap()}, ""
 	}
 	if i := strings.LastIndexByte(h, ':'); i >= 0 {
@@ -68,7 +70,7 @@ func compileHost(h string) (hostPattern, string) {
 		}
 		return hostPattern{}, fmt.Sprintf("%q is not a host name or IP address", h)
 	}
-	name := strings.TrimSuffix(strings.ToLower(h), ".")
+	name := strings.TrimSuffix(lowerASCIIString(h), ".")
 	kind := hostExact
 	if strings.HasPrefix(name, "*.") {
 		kind, name = hostWildcard, name[1:]
@@ -184,6 +186,16 @@ func equalFoldASCII(a, b string) bool {
 		}
 	}
 	return true
+}
+
+// lowerASCIIString lower-cases ASCII letters only. strings.ToLower would fold the Kelvin sign
+// to "k" and let a name that is not ASCII pass checkDNSName.
+func lowerASCIIString(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		b[i] = lowerASCII(c)
+	}
+	return string(b)
 }
 
 func lowerASCII(c byte) byte {

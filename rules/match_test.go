@@ -258,3 +258,67 @@ func TestMatchManyLiveNodes(t *testing.T) {
 		{"h", "GET", "/y/end", "last"},
 	})
 }
+
+// TestHostAndMethodReference: on the documented forms of hosts and methods, the real matcher
+// and the plain reference (refHosts, refMethods) both give the expected rule, so that the
+// property and fuzz tests compare the matcher with a reference known to be right.
+func TestHostAndMethodReference(t *testing.T) {
+	s := mustCompile(t, `
+- name: head-apart
+  match: { hosts: ["[::1]"], methods: [HEAD] }
+- name: exact
+  match: { hosts: ["API.Example.com."], methods: [GET] }
+- name: wildcard
+  match: { hosts: ["*.example.com"], methods: [POST, PURGE] }
+- name: ipv4-final-dot
+  match: { hosts: ["10.0.0.1."] }
+- name: mapped
+  match: { hosts: ["[::ffff:10.0.0.2]", "2001:db8::1"], methods: [GET] }
+- name: loopback
+  match: { hosts: ["[::1]"], methods: [GET] }
+- name: rest
+  match: { methods: [DELETE] }
+`)
+	cases := []matchCase{
+		{"api.example.com", "GET", "/", "exact"},
+		{"api.example.com", "HEAD", "/", "exact"}, // GET also matches HEAD
+		{"api.example.com", "hEaD", "/", "exact"},
+		{"API.EXAMPLE.COM.:8443", "get", "/", "exact"},
+		{"api.example.com", "POST", "/", "wildcard"}, // at any depth, and one more label
+		{"a.api.example.com", "post", "/", "wildcard"},
+		{"a.b.c.example.com:1", "Purge", "/", "wildcard"},
+		{"example.com", "POST", "/", ""},
+		{".example.com", "POST", "/", ""},
+		{"api.example.com", "PUT", "/", ""},
+		{"api.example.co\u212a", "GET", "/", ""}, // the Kelvin sign is not "k"
+		{"api.example.com", "G\u0130T", "/", ""}, // nor is U+0130 an "E"
+		{"10.0.0.1", "PATCH", "/", "ipv4-final-dot"},
+		{"10.0.0.1.:80", "BREW", "/", "ipv4-final-dot"},
+		{"[::ffff:10.0.0.1]:80", "", "/", "ipv4-final-dot"}, // absent methods match every method
+		{"10.0.0.2", "GET", "/", "mapped"},
+		{"[2001:DB8:0::1]:443", "GET", "/", "mapped"},
+		{"2001:db8::1", "HEAD", "/", "mapped"},
+		{"[::1]:8080", "HEAD", "/", "head-apart"},
+		{"[::1]", "GET", "/", "loopback"},
+		{"::1", "get", "/", "loopback"},
+		{"[::1]", "DELETE", "/", "rest"},
+		{"1.example.com", "delete", "/", "rest"},
+	}
+	checkMatches(t, s, cases)
+	for _, c := range cases {
+		got := ""
+		r, ok := refMatch(s, c.host, c.method, c.path)
+		if r != nil {
+			got = r.Name()
+		}
+		if !ok || got != c.want {
+			t.Errorf("refMatch(%q, %q, %q) = %q, %v; want %q", c.host, c.method, c.path, got, ok, c.want)
+		}
+	}
+	// Shapes the documentation does not name are left to Match; the reference says so.
+	for _, h := range []string{"[::1]x", "[::1]:80:90", "[api.example.com]", "[fe80::1%eth0]", "::1%eth0", "[::1"} {
+		if _, ok := refMatch(s, h, "GET", "/"); ok {
+			t.Errorf("refMatch reads the host %q", h)
+		}
+	}
+}

@@ -3,17 +3,24 @@ package rules
 import (
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 )
 
 // This file holds slow, plainly written references that the tests hold the real code to.
 
-// refMatch is the reference for Set.Match: every rule in file order, every pattern matched by
-// plain recursion over the path's segments. Exponential at worst: keep paths short.
-func refMatch(s *Set, host, method, path string) *Rule {
-	h := parseRequestHost(host)
-	bit := requestBit(method)
+// refMatch is the reference for Set.Match: every rule in file order, its hosts and methods
+// compared as configured (refHosts, refMethods: the documented semantics, written apart from
+// host.go and method.go), every pattern matched by plain recursion over the path's segments.
+// Exponential at worst: keep paths short. ok is false when the host is in none of the forms
+// the documentation names (see refRequestHost); Match's answer is then not specified.
+func refMatch(s *Set, host, method, path string) (r *Rule, ok bool) {
+	name, ip, ok := refRequestHost(host)
+	if !ok {
+		return nil, false
+	}
 	var segs []string
 	for _, seg := range strings.Split(path, "/") {
 		if seg != "" {
@@ -21,16 +28,117 @@ func refMatch(s *Set, host, method, path string) *Rule {
 		}
 	}
 	for _, r := range s.rules {
-		if !r.methods.match(bit, method) || !r.matchHost(&h) {
+		if !refMethods(r.spec.Match.Methods, method) || !refHosts(r.spec.Match.Hosts, name, ip) {
 			continue
 		}
 		for _, p := range r.pats {
 			if refGlob(p, segs) {
-				return r
+				return r, true
 			}
 		}
 	}
-	return nil
+	return nil, true
+}
+
+// refRequestHost reads a Host / :authority value in one of the documented forms: a name, an
+// IPv4 address, either with a final dot and either with ":port"; "[v6]" or "[v6]:port"; a bare
+// IPv6 address. A name is returned in lower case (ASCII letters only: no Unicode folding); an
+// address without its IPv4-in-IPv6 mapping. ok is false for any other shape: text after "]"
+// that is not ":port", brackets around something that is not an address, a zone.
+func refRequestHost(h string) (name string, ip netip.Addr, ok bool) {
+	if strings.HasPrefix(h, "[") {
+		inside, _, err := net.SplitHostPort(h)
+		if err != nil {
+			if !strings.HasSuffix(h, "]") {
+				return "", netip.Addr{}, false
+			}
+			inside = h[1 : len(h)-1]
+		}
+		a, err := netip.ParseAddr(inside)
+		if err != nil || a.Zone() != "" {
+			return "", netip.Addr{}, false
+		}
+		return "", a.Unmap(), true
+	}
+	if strings.Count(h, ":") > 1 {
+		a, err := netip.ParseAddr(h)
+		if err != nil || a.Zone() != "" {
+			return "", netip.Addr{}, false
+		}
+		return "", a.Unmap(), true
+	}
+	h, _, _ = strings.Cut(h, ":")
+	h = strings.TrimSuffix(h, ".")
+	if a, err := netip.ParseAddr(h); err == nil {
+		return "", a.Unmap(), true
+	}
+	return refLower(h), netip.Addr{}, true
+}
+
+// refHosts reports whether a request host (from refRequestHost) matches match.hosts as
+// configured: none listed matches every host; an address matches the same address; a name
+// matches the same name, or "*.suffix" when it ends in ".suffix" with at least one byte
+// before, at any depth. Configured hosts ignore letter case and a final dot too.
+func refHosts(hosts []string, name string, ip netip.Addr) bool {
+	if len(hosts) == 0 {
+		return true
+	}
+	for _, h := range hosts {
+		h = refLower(strings.TrimSuffix(h, "."))
+		if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")); err == nil {
+			if ip.IsValid() && ip == a.Unmap() {
+				return true
+			}
+			continue
+		}
+		if ip.IsValid() {
+			continue
+		}
+		if suffix, wild := strings.CutPrefix(h, "*."); wild {
+			if len(name) > len(suffix)+1 && strings.HasSuffix(name, "."+suffix) {
+				return true
+			}
+		} else if name == h {
+			return true
+		}
+	}
+	return false
+}
+
+// refMethods reports whether a request method matches match.methods as configured (upper
+// case): none listed matches every method; the method is compared ignoring ASCII letter case;
+// GET also matches HEAD.
+func refMethods(methods []string, method string) bool {
+	if len(methods) == 0 {
+		return true
+	}
+	m := refUpper(method)
+	for _, l := range methods {
+		if l == m || l == "GET" && m == "HEAD" {
+			return true
+		}
+	}
+	return false
+}
+
+func refLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	return string(b)
+}
+
+func refUpper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - 32
+		}
+	}
+	return string(b)
 }
 
 func refGlob(p []segment, s []string) bool {
@@ -133,11 +241,13 @@ func refDecode(raw string) []byte {
 	return out
 }
 
-// Vocabulary of the random rule sets and requests.
+// Vocabulary of the random rule sets and requests. Hosts are written in several spellings of
+// the same pattern (letter case, a final dot, brackets, an IPv4-mapped address); randomSpecs
+// keeps one spelling per pattern and rule.
 var (
 	testWords   = []string{"api", "admin", "orders", "v1", "users", "edit", "a-b", "x_y", "~t", "a%20b", "caf%C3%A9", "%2A"}
-	testHosts   = []string{"api.example.com", "*.example.com", "a.b.example.com", "other.org", "10.0.0.1", "[::1]"}
-	testMethods = []string{"GET", "HEAD", "POST", "DELETE", "PROPFIND"}
+	testHosts   = []string{"api.example.com", "API.Example.com.", "*.example.com", "*.b.example.com", "a.b.example.com", "example.com", "other.org", "Other.ORG.", "10.0.0.1", "10.0.0.1.", "[::ffff:10.0.0.1]", "[::1]", "::1", "[2001:db8::1]"}
+	testMethods = []string{"GET", "HEAD", "POST", "DELETE", "PATCH", "PROPFIND", "PURGE", "BREW"}
 )
 
 // randomSpecs returns n random rules, each valid on its own; names are unique.
@@ -167,9 +277,10 @@ func randomSpecs(rng *rand.Rand, n int) []Spec {
 			}
 		}
 		seen = map[string]bool{}
-		for k := rng.IntN(3) - 1; k > 0; k-- {
-			if h := testHosts[rng.IntN(len(testHosts))]; !seen[h] {
-				seen[h] = true
+		for k := rng.IntN(4) - 1; k > 0; k-- {
+			h := testHosts[rng.IntN(len(testHosts))]
+			if hp, problem := compileHost(h); problem == "" && !seen[hp.key()] {
+				seen[hp.key()] = true
 				sp.Match.Hosts = append(sp.Match.Hosts, h)
 			}
 		}
@@ -194,12 +305,33 @@ func randomPath(rng *rand.Rand) string {
 	return "/" + strings.Join(segs, "/")
 }
 
-// randomHost returns a request host: one of the vocabulary's, in any case, with or without a
-// port.
+// randomHost returns a request host in one of the documented forms: a name or an address from
+// the vocabulary, in mixed letter case, with or without a final dot and a port.
 func randomHost(rng *rand.Rand) string {
-	h := []string{"api.example.com", "x.example.com", "a.b.example.com", "example.com", "other.org", "10.0.0.1", "[::1]", "none"}[rng.IntN(8)]
-	if rng.IntN(3) == 0 {
-		h = strings.ToUpper(h)
+	hosts := []string{
+		"api.example.com", "x.example.com", "a.b.example.com", "c.a.b.example.com", "b.example.com",
+		"example.com", ".example.com", "xexample.com", "other.org", "xother.org", "none", "",
+		"10.0.0.1", "10.0.0.10", "::1", "::ffff:10.0.0.1", "2001:db8::1", "2001:0db8:0:0::1",
+	}
+	h := hosts[rng.IntN(len(hosts))]
+	b := []byte(h)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' && rng.IntN(3) == 0 {
+			b[i] = c - 32
+		}
+	}
+	h = string(b)
+	if strings.Contains(h, ":") { // IPv6: bracketed with or without a port, or bare
+		switch rng.IntN(3) {
+		case 0:
+			return "[" + h + "]"
+		case 1:
+			return "[" + h + "]:8443"
+		}
+		return h
+	}
+	if h != "" && rng.IntN(4) == 0 {
+		h += "."
 	}
 	if rng.IntN(3) == 0 {
 		h += ":8443"
@@ -208,9 +340,12 @@ func randomHost(rng *rand.Rand) string {
 }
 
 func randomMethod(rng *rand.Rand) string {
-	m := []string{"GET", "HEAD", "POST", "DELETE", "PROPFIND", "PATCH", "BREW"}[rng.IntN(7)]
-	if rng.IntN(4) == 0 {
+	m := []string{"GET", "HEAD", "POST", "DELETE", "PROPFIND", "PATCH", "PURGE", "BREW", "OPTIONS", ""}[rng.IntN(10)]
+	switch rng.IntN(4) {
+	case 0:
 		m = strings.ToLower(m)
+	case 1:
+		m = swapASCIICase(m[:len(m)/2]) + m[len(m)/2:]
 	}
 	return m
 }

@@ -1,0 +1,118 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+
+	"github.com/portcullis-authz/portcullis/authz"
+	"github.com/portcullis-authz/portcullis/config"
+	"github.com/portcullis-authz/portcullis/internal/devidp"
+	"github.com/portcullis-authz/portcullis/reason"
+)
+
+// oneShotConfig is a configuration with one issuer at %q, its keys fetched (discovery).
+const oneShotConfig = `
+server:
+  grpc_addr: "127.0.0.1:0"
+issuers:
+  - issuer: %q
+    audiences: [orders-api]
+%s
+rules:
+  - name: api
+    match: { paths: ["/api/**"] }
+`
+
+func loadConfig(t *testing.T, dir, content string) *config.Loaded {
+	t.Helper()
+	path := filepath.Join(dir, "portcullis.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func decideAPI(e *authz.Engine, tok string) *authz.Decision {
+	return e.Decide(context.Background(), &authz.Request{Method: "GET", Host: "h", Path: "/api/x",
+		Headers: map[string]string{"authorization": "Bearer " + tok}})
+}
+
+func mintFor(t *testing.T, idp *devidp.IdP) string {
+	t.Helper()
+	tok, err := idp.Mint(jwa.RS256, devidp.Claims{"sub": "u1", "aud": "orders-api", "typ": "Bearer"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// TestOneShot: `portcullis check`'s engine waits for the issuers' keys (fetched for real or read
+// from a file) and decides with them; when ctx ends first, an issuer without keys answers 503,
+// as serve would.
+func TestOneShot(t *testing.T) {
+	t.Run("keys fetched", func(t *testing.T) {
+		idp, err := devidp.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(idp)
+		defer ts.Close()
+		idp.SetIssuer(ts.URL + "/realms/demo")
+		cfg := loadConfig(t, t.TempDir(), fmt.Sprintf(oneShotConfig, idp.Issuer(), ""))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		e, stop, err := OneShot(ctx, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+		if d := decideAPI(e, mintFor(t, idp)); !d.Allow || d.Reason != reason.OK || d.Rule != "api" {
+			t.Errorf("decision %v %s %s: %s", d.Allow, d.Reason, d.Rule, d.Detail)
+		}
+	})
+	t.Run("keys from a file", func(t *testing.T) {
+		dir := t.TempDir()
+		path, idp := writeFileConfig(t, dir, "  grpc_addr: \"127.0.0.1:0\"", "")
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, stop, err := OneShot(context.Background(), cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+		if d := decideAPI(e, mintFor(t, idp)); !d.Allow || d.Reason != reason.OK {
+			t.Errorf("decision %v %s: %s", d.Allow, d.Reason, d.Detail)
+		}
+	})
+	t.Run("context ends before the keys", func(t *testing.T) {
+		stalled := newStalledIdP(t)
+		cfg := loadConfig(t, t.TempDir(), fmt.Sprintf(oneShotConfig, stalled.issuer, ""))
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		e, stop, err := OneShot(ctx, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+		other, _ := devidp.New()
+		other.SetIssuer(stalled.issuer)
+		d := decideAPI(e, mintFor(t, other))
+		if d.Allow || d.Status != 503 || d.Reason != reason.Unavailable || d.Detail != "the keys of issuer "+stalled.issuer+" have never been loaded" {
+			t.Errorf("decision %v %d %s: %s", d.Allow, d.Status, d.Reason, d.Detail)
+		}
+	})
+}
+
