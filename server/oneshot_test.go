@@ -115,4 +115,3 @@ func TestOneShot(t *testing.T) {
 		}
 	})
 }
-

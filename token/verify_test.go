@@ -226,7 +226,7 @@ func TestVerify(t *testing.T) {
 		token  string
 		mutate func(*IssuerConfig)
 		want   reason.Code // "" = accepted
-		detail string // when set, the exact Detail of the refusal
+		detail string      // when set, the exact Detail of the refusal
 	}{
 		{name: "RS256 accepted", token: good},
 		{name: "ES256 accepted", token: sign(t, map[string]any{"alg": "ES256", "kid": "ec-1"}, f.claims(nil), "ES256", f.ecKey)},
