@@ -161,8 +161,9 @@ func BenchmarkCheckResponseAllowProto(b *testing.B) {
 }
 
 // BenchmarkParseCheckRequest: reading an Envoy-shaped CheckRequest (peers, TLS, metadata, 12
-// headers, a Keycloak-sized token) as the server does, against decoding it into the generated
-// message and translating that (BenchmarkParseCheckRequestProto).
+// headers, a Keycloak-sized token) as the server does, against only decoding it into the
+// generated message (BenchmarkParseCheckRequestProto), the least a server working on the
+// generated messages spends before translating.
 func BenchmarkParseCheckRequest(b *testing.B) {
 	wire := benchCheckRequest(b)
 	b.ReportAllocs()
@@ -184,7 +185,6 @@ func BenchmarkParseCheckRequestProto(b *testing.B) {
 		if err := proto.Unmarshal(wire, &m); err != nil {
 			b.Fatal(err)
 		}
-		_ = RequestFromCheck(&m)
 	}
 }
 
