@@ -116,6 +116,22 @@ func BenchmarkAuthorizeCached(b *testing.B) {
 	benchAuthorize(b, a, benchRequest(keycloakLike(b, idp, jwa.RS256)))
 }
 
+// BenchmarkAuthorizeCachedObserved: the same with an Observer that returns its context and a
+// done func; BenchmarkAuthorizeCached is the cost of none (the default).
+func BenchmarkAuthorizeCachedObserved(b *testing.B) {
+	e, idp := benchEngine(b, 10000)
+	a := NewAuthorizer(e, NewMetrics(prometheus.NewRegistry()), nil, WithObserver(nopObserver{}))
+	benchAuthorize(b, a, benchRequest(keycloakLike(b, idp, jwa.RS256)))
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Start(ctx context.Context, _ string, _ *Request) (context.Context, func(*Decision)) {
+	return ctx, nopDone
+}
+
+func nopDone(*Decision) {}
+
 func benchAuthorize(b *testing.B, a *Authorizer, req *Request) {
 	ctx := context.Background()
 	if d := a.Authorize(ctx, FrontGRPC, req); !d.Allow {

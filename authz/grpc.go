@@ -29,7 +29,7 @@ const ContextExtensionRule = "portcullis-rule"
 // messages, are the req and the response a grpc.UnaryServerInterceptor of Check sees, and
 // the Payload of the stats.InPayload and stats.OutPayload a stats handler sees. A stats handler
 // (otelgrpc.NewServerHandler, for one) needs neither: it works on the method name, the
-// metadata and the payload sizes.
+// metadata and the payload sizes. To see each decision, give the Authorizer an Observer.
 func NewGRPCServer(a *Authorizer, opts ...grpc.ServerOption) *grpc.Server {
 	opts = append(opts, grpc.ForceServerCodecV2(wireCodec{fallback: encoding.GetCodecV2(grpcproto.Name)}))
 	srv := grpc.NewServer(opts...)
