@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -130,11 +132,22 @@ func TestParseCheckRequestRejects(t *testing.T) {
 		Http: &authv3.AttributeContext_HttpRequest{Method: "GET"}}}})
 	notUTF8 = append([]byte{}, notUTF8...)
 	notUTF8[len(notUTF8)-1] = 0xff // the last byte of "GET"
+	// http wraps the fields of an HttpRequest in a CheckRequest.
+	http := func(fields []byte) []byte {
+		return wireMsg(1, wireMsg(4, wireMsg(2, fields)))
+	}
 	for name, b := range map[string][]byte{
-		"truncated":  valid[:len(valid)-3],
-		"bad tag":    {0x80},
-		"not utf-8":  notUTF8,
-		"bad length": {0x0a, 0x7f, 0x01},
+		"truncated":                   valid[:len(valid)-3],
+		"bad tag":                     {0x80},
+		"not utf-8":                   notUTF8,
+		"bad length":                  {0x0a, 0x7f, 0x01},
+		"headers key not utf-8":       http(wireMsg(3, wireMsg(1, []byte{0xff}))),
+		"headers value not utf-8":     http(wireMsg(3, append(wireMsg(1, []byte("a")), wireMsg(2, []byte{0xc3})...))),
+		"headers entry truncated":     http(wireMsg(3, []byte{0x0a, 0x05, 'a'})),
+		"context extension truncated": wireMsg(1, wireMsg(10, []byte{0x12, 0x09})),
+		"header_map key not utf-8":    http(wireMsg(13, wireMsg(1, wireMsg(1, []byte{0xfe})))),
+		"header_map value not utf-8":  http(wireMsg(13, wireMsg(1, wireMsg(2, []byte{0xfe})))),
+		"header_map entry truncated":  http(wireMsg(13, wireMsg(1, []byte{0x1a, 0x03, 'x'}))),
 	} {
 		var r Request
 		if err := ParseCheckRequest(b, &r); !errors.Is(err, errWire) {
@@ -143,6 +156,32 @@ func TestParseCheckRequestRejects(t *testing.T) {
 		if proto.Unmarshal(b, &authv3.CheckRequest{}) == nil {
 			t.Errorf("%s: protobuf accepts it", name)
 		}
+	}
+}
+
+// wireMsg is a length-delimited field num holding b.
+func wireMsg(num protowire.Number, b []byte) []byte {
+	return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), b)
+}
+
+// TestWireCodecSplitBuffers: a CheckRequest the transport hands over in several buffers reads
+// as one.
+func TestWireCodecSplitBuffers(t *testing.T) {
+	b, err := proto.Marshal(wireCases()["headers map"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got WireRequest
+	parts := mem.BufferSlice{mem.SliceBuffer(b[:len(b)/3]), mem.SliceBuffer(b[len(b)/3 : len(b)/2]), mem.SliceBuffer(b[len(b)/2:])}
+	if err := (wireCodec{}).Unmarshal(parts, &got); err != nil {
+		t.Fatal(err)
+	}
+	var m authv3.CheckRequest
+	if err := proto.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if want := RequestFromCheck(&m); !reflect.DeepEqual(got.Request, want) {
+		t.Errorf("\n got %+v\nwant %+v", got.Request, want)
 	}
 }
 
