@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/portcullis-authz/portcullis/config"
 )
 
 const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -180,7 +182,7 @@ func TestObserverGRPC(t *testing.T) {
 // original request as reconstructed (trace headers included) and the decision answered.
 func TestObserverHTTP(t *testing.T) {
 	e, idp := benchEngine(t, 10)
-	e.forwardAuth = ForwardAuth{Conventions: []string{"x-forwarded"}}
+	e.forwardAuth = config.ForwardAuth{TrustedHeaders: []string{"x-forwarded"}}
 	obs := &recordingObserver{}
 	logs := &contextLog{}
 	h := NewHTTPHandler(NewAuthorizer(e, nil, slog.New(logs), WithObserver(obs)))

@@ -13,6 +13,7 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/internal/devidp"
 	"github.com/portcullis-authz/portcullis/jwks"
 	"github.com/portcullis-authz/portcullis/rules"
@@ -22,8 +23,31 @@ import (
 const benchIssuer = "https://sso.example.com/realms/bench"
 
 // benchEngine is an engine with one issuer whose keys come from a static JWKS file (no
-// network), the DESIGN.md example rules, and the default identity headers.
+// network), rules like those of examples/portcullis.yaml, and the default identity headers.
 func benchEngine(tb testing.TB, cacheSize int) (*Engine, *devidp.IdP) {
+	tb.Helper()
+	v, idp := benchVerifier(tb)
+	set, err := rules.Compile([]rules.Spec{
+		{Name: "health", Match: rules.MatchSpec{Paths: []string{"/healthz"}, Methods: []string{"GET"}}, Public: true},
+		{Name: "admin", Match: rules.MatchSpec{Hosts: []string{"api.example.com"}, Paths: []string{"/api/admin/**"}}, Require: rules.RequireSpec{AnyRoles: []string{"admin"}}},
+		{Name: "orders-write", Match: rules.MatchSpec{Paths: []string{"/api/orders/*"}, Methods: []string{"POST", "PUT", "DELETE"}}, Require: rules.RequireSpec{AllRoles: []string{"orders-api:writer"}}},
+		{Name: "api", Match: rules.MatchSpec{Paths: []string{"/api/**"}}, Require: rules.RequireSpec{AnyRoles: []string{"user"}}},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e := NewEngine(Options{
+		Rules: set, Verifier: v, Sources: []config.TokenSource{{Header: "authorization", Prefix: "Bearer "}},
+		IdentityHeaders: attributes(tb, map[string]string{"x-user-id": "sub", "x-user-name": "preferred_username", "x-user-email": "email", "x-user-roles": "roles", "x-user-issuer": "iss"}),
+		ForwardToken:    true,
+		CacheSize:       cacheSize,
+	})
+	return e, idp
+}
+
+// benchVerifier is a verifier for one issuer whose keys come from a static JWKS file, and the
+// issuer that mints its tokens.
+func benchVerifier(tb testing.TB) (*token.Verifier, *devidp.IdP) {
 	tb.Helper()
 	idp, err := devidp.New()
 	if err != nil {
@@ -40,28 +64,13 @@ func benchEngine(tb testing.TB, cacheSize int) (*Engine, *devidp.IdP) {
 	}
 	v, err := token.NewVerifier(token.Options{
 		Issuers: []token.IssuerConfig{{Issuer: benchIssuer, Keys: keys, Audiences: []string{"orders-api"}, Algorithms: []string{"RS256", "ES256"},
-			Leeway: 30 * time.Second, RolesClaims: []string{"realm_access.roles", "resource_access"}, TokenTypes: []string{"Bearer", "at+jwt"}}},
-		MaxBytes: 16384, KeepClaims: []string{"preferred_username", "email"},
+			Leeway: 30 * time.Second, RolesClaims: claimPaths(tb, "realm_access.roles", "resource_access"), TokenTypes: []string{"Bearer", "at+jwt"}}},
+		MaxBytes: 16384, KeepClaims: claimPaths(tb, "preferred_username", "email"),
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	set, err := rules.Compile([]rules.Spec{
-		{Name: "health", Match: rules.MatchSpec{Paths: []string{"/healthz"}, Methods: []string{"GET"}}, Public: true},
-		{Name: "admin", Match: rules.MatchSpec{Hosts: []string{"api.example.com"}, Paths: []string{"/api/admin/**"}}, Require: rules.RequireSpec{AnyRoles: []string{"admin"}}},
-		{Name: "orders-write", Match: rules.MatchSpec{Paths: []string{"/api/orders/*"}, Methods: []string{"POST", "PUT", "DELETE"}}, Require: rules.RequireSpec{AllRoles: []string{"orders-api:writer"}}},
-		{Name: "api", Match: rules.MatchSpec{Paths: []string{"/api/**"}}, Require: rules.RequireSpec{AnyRoles: []string{"user"}}},
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	e := NewEngine(Options{
-		Rules: set, Verifier: v, Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}},
-		IdentityHeaders: map[string]string{"x-user-id": "sub", "x-user-name": "preferred_username", "x-user-email": "email", "x-user-roles": "roles", "x-user-issuer": "iss"},
-		ForwardToken:    true,
-		CacheSize:       cacheSize,
-	})
-	return e, idp
+	return v, idp
 }
 
 // keycloakLike mints a token shaped like a Keycloak access token (about 1.2 KB with RS256).

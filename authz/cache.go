@@ -59,7 +59,7 @@ func (e *Engine) render(id *token.Identity) *identity {
 		roles: strings.Join(id.Roles, ",")}
 	ci.set = make([]Header, 0, len(e.identity))
 	for _, h := range e.identity {
-		if v, ok := identityValue(id, h.claim, ci.roles); ok {
+		if v, ok := identityValue(id, h.value, ci.roles); ok {
 			ci.set = append(ci.set, Header{h.name, v})
 		} else {
 			ci.remove = append(ci.remove, h.name)

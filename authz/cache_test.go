@@ -11,8 +11,10 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
+	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/internal/devidp"
 	"github.com/portcullis-authz/portcullis/jwks"
+	"github.com/portcullis-authz/portcullis/reason"
 	"github.com/portcullis-authz/portcullis/rules"
 	"github.com/portcullis-authz/portcullis/token"
 )
@@ -85,7 +87,7 @@ func TestTokenCache(t *testing.T) {
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	v, err := token.NewVerifier(token.Options{Issuers: []token.IssuerConfig{{Issuer: benchIssuer, Keys: keys, Algorithms: []string{"RS256"},
-		Leeway: time.Second, RolesClaims: []string{"realm_access.roles"}, TokenTypes: []string{"Bearer"}}}, MaxBytes: 8192, Now: clock})
+		Leeway: time.Second, RolesClaims: claimPaths(t, "realm_access.roles"), TokenTypes: []string{"Bearer"}}}, MaxBytes: 8192, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +99,8 @@ func TestTokenCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	var hits, misses int
-	e := NewEngine(Options{Rules: set, Verifier: v, Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}},
-		IdentityHeaders: map[string]string{"x-user-id": "sub"}, ForwardToken: true, CacheSize: 10,
+	e := NewEngine(Options{Rules: set, Verifier: v, Sources: []config.TokenSource{{Header: "authorization", Prefix: "Bearer "}},
+		IdentityHeaders: attributes(t, map[string]string{"x-user-id": "sub"}), ForwardToken: true, CacheSize: 10,
 		CacheLookups: func(hit bool) {
 			if hit {
 				hits++
@@ -121,13 +123,13 @@ func TestTokenCache(t *testing.T) {
 	if hits != 2 || misses != 1 || keys.lookups != 1 {
 		t.Errorf("hits %d misses %d key lookups %d; want 2 1 1", hits, misses, keys.lookups)
 	}
-	if d := decide("/admin", tok); d.Allow || d.Reason != ReasonForbidden {
+	if d := decide("/admin", tok); d.Allow || d.Reason != reason.Forbidden {
 		t.Errorf("rules must run on a cached identity: %s", d.Reason)
 	}
 	mu.Lock()
 	now = now.Add(62 * time.Second)
 	mu.Unlock()
-	if d := decide("/api/x", tok); d.Reason != ReasonExpired {
+	if d := decide("/api/x", tok); d.Reason != reason.Expired {
 		t.Errorf("after expiry: %s", d.Reason)
 	}
 	mu.Lock()
@@ -137,7 +139,7 @@ func TestTokenCache(t *testing.T) {
 		t.Fatalf("re-verified: %s", d.Reason)
 	}
 	keys.withdraw()
-	if d := decide("/api/x", tok); d.Reason != ReasonUnknownKey {
+	if d := decide("/api/x", tok); d.Reason != reason.UnknownKey {
 		t.Errorf("after the key left the set: %s", d.Reason)
 	}
 	before := misses

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/portcullis-authz/portcullis/config"
+	"github.com/portcullis-authz/portcullis/reason"
 	"github.com/portcullis-authz/portcullis/rules"
 	"github.com/portcullis-authz/portcullis/token"
 )
@@ -44,7 +46,9 @@ type Header struct {
 type Decision struct {
 	Allow  bool
 	Status int
-	Reason Reason
+	// Reason is the decision's reason; a deny's status, body and headers are its row of the
+	// reason table.
+	Reason reason.Code
 	// Rule is the name of the matched rule ("" when none matched).
 	Rule string
 	// DryRun is set when the matched rule is in dry-run mode; Allow is then true whatever
@@ -68,40 +72,28 @@ type Decision struct {
 	Missing []string
 }
 
-// identityHeader maps an upstream header to the claim it carries.
+// identityHeader maps an upstream header to what it carries.
 type identityHeader struct {
 	name  string
-	claim string
+	value token.Attribute
 }
 
 // Options build an Engine.
 type Options struct {
 	Rules           *rules.Set
 	Verifier        *token.Verifier
-	Sources         []TokenSource
-	IdentityHeaders map[string]string // header name → claim path; "roles" and "scopes" are the merged lists
+	Sources         []config.TokenSource
+	IdentityHeaders map[string]token.Attribute // header name → what it carries (a claim, or the merged roles, scopes, ...)
 	ForwardToken    bool
 	// CacheSize is the number of verified tokens remembered (cache.tokens); 0 = no cache.
 	CacheSize int
 	// CacheLookups is called on every token cache lookup (the hit/miss metric); may be nil.
 	CacheLookups func(hit bool)
 	// ForwardAuth says how the HTTP front reconstructs the original request.
-	ForwardAuth ForwardAuth
-}
-
-// ForwardAuth says how the HTTP forward-auth front reconstructs the original request.
-type ForwardAuth struct {
-	// Conventions are the trusted header conventions, in order: "x-forwarded", "x-original".
-	Conventions []string
-	// PathPrefix is stripped from the request line (Envoy http_service's path_prefix).
-	PathPrefix string
-}
-
-// TokenSource is one place the bearer token may be carried.
-type TokenSource struct {
-	Header string // lower-case header name
-	Prefix string // scheme prefix such as "Bearer ", matched case-insensitively
-	Cookie string
+	ForwardAuth config.ForwardAuth
+	// Paths says how request paths are normalised (paths.matrix_parameters); the zero value
+	// is rules.NormalizePath's default.
+	Paths rules.PathOptions
 }
 
 // Engine decides. It is immutable once built and safe for concurrent use; a configuration
@@ -109,21 +101,22 @@ type TokenSource struct {
 type Engine struct {
 	rules        *rules.Set
 	verifier     *token.Verifier
-	sources      []TokenSource
+	sources      []config.TokenSource
 	identity     []identityHeader
 	forwardToken bool
 	// removeAll is every identity header name, for anonymous allows (shared, never mutated).
 	removeAll   []string
 	cache       *tokenCache
-	forwardAuth ForwardAuth
+	forwardAuth config.ForwardAuth
+	paths       rules.PathOptions
 }
 
 // NewEngine builds an engine from its parts.
 func NewEngine(o Options) *Engine {
 	e := &Engine{rules: o.Rules, verifier: o.Verifier, sources: o.Sources, forwardToken: o.ForwardToken,
-		cache: newTokenCache(o.CacheSize, o.CacheLookups), forwardAuth: o.ForwardAuth}
-	for name, claim := range o.IdentityHeaders {
-		e.identity = append(e.identity, identityHeader{name: strings.ToLower(name), claim: claim})
+		cache: newTokenCache(o.CacheSize, o.CacheLookups), forwardAuth: o.ForwardAuth, paths: o.Paths}
+	for name, value := range o.IdentityHeaders {
+		e.identity = append(e.identity, identityHeader{name: strings.ToLower(name), value: value})
 	}
 	sort.Slice(e.identity, func(i, j int) bool { return e.identity[i].name < e.identity[j].name })
 	for _, h := range e.identity {
@@ -132,17 +125,18 @@ func NewEngine(o Options) *Engine {
 	return e
 }
 
-// Decide applies DESIGN.md's decision order to one request.
+// Decide applies the decision order of docs/decisions.md to one request.
 func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 	if r.Invalid != "" {
-		d := e.deny(ReasonBadRequest, "")
+		d := e.deny(reason.BadRequest, nil)
 		d.Detail = r.Invalid
 		return d
 	}
-	// 1. Normalise the path; ambiguity is a 400.
-	path, err := rules.NormalizePath(r.Path)
+	// 1. Normalise the path; ambiguity is a 400. Both fronts come here: this is the one place
+	// a request path is read.
+	path, err := e.paths.Normalize(r.Path)
 	if err != nil {
-		d := e.deny(ReasonBadRequest, "")
+		d := e.deny(reason.BadRequest, nil)
 		d.Detail = err.Error()
 		return d
 	}
@@ -150,12 +144,12 @@ func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 	var rule *rules.Rule
 	if r.RuleName != "" {
 		if rule = e.rules.Lookup(r.RuleName); rule == nil {
-			d := e.deny(ReasonNoRule, "")
+			d := e.deny(reason.NoRule, nil)
 			d.Detail = fmt.Sprintf("the route names rule %q (context extension portcullis-rule), which is not configured", r.RuleName)
 			return d
 		}
 	} else if rule = e.rules.Match(r.Host, r.Method, path); rule == nil {
-		d := e.deny(ReasonNoRule, "")
+		d := e.deny(reason.NoRule, nil)
 		d.Detail = fmt.Sprintf("no rule matches %s %s%s", r.Method, r.Host, path)
 		return d
 	}
@@ -165,12 +159,12 @@ func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 		d.DryRun, d.WouldAllow = true, d.Allow
 		if !d.Allow {
 			// Serve an allow, with the identity the token proved if any.
-			reason, detail, hint, missing, id := d.Reason, d.Detail, d.Hint, d.Missing, d.Identity
+			code, detail, hint, missing, id := d.Reason, d.Detail, d.Hint, d.Missing, d.Identity
 			var ci *identity
 			if id != nil {
 				ci = e.render(id)
 			}
-			*d = *e.allow(reason, ci, r)
+			*d = *e.allow(code, ci, r)
 			d.Rule, d.DryRun, d.WouldAllow, d.Detail, d.Hint, d.Missing = rule.Name(), true, false, detail, hint, missing
 		}
 	}
@@ -182,19 +176,19 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule) *
 	raw, found := e.findToken(r.Headers)
 	if rule.Public() {
 		if !found {
-			return e.allow(ReasonPublic, nil, r)
+			return e.allow(reason.Public, nil, r)
 		}
 		ci, err := e.identify(ctx, raw)
 		if err != nil {
-			d := e.allow(ReasonPublic, nil, r)
+			d := e.allow(reason.Public, nil, r)
 			d.Detail = "anonymous: " + err.Error()
 			return d
 		}
-		return e.allow(ReasonPublic, ci, r)
+		return e.allow(reason.Public, ci, r)
 	}
 	// 4. No token on a protected rule.
 	if !found {
-		d := e.deny(ReasonNoToken, "")
+		d := e.deny(reason.NoToken, nil)
 		d.Detail = "no token in " + e.describeSources()
 		return d
 	}
@@ -202,30 +196,22 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule) *
 	ci, err := e.identify(ctx, raw)
 	if err != nil {
 		var te *token.Error
-		reason := fromToken(token.ReasonOf(err))
-		d := e.deny(reason, "")
+		d := e.deny(token.ReasonOf(err), nil)
 		d.Detail = err.Error()
 		if errors.As(err, &te) {
 			d.Detail, d.Hint = te.Detail, te.Hint
 		}
 		return d
 	}
-	// 6. Requirements.
+	// 6. Requirements: the rule answers with the reason (ok, forbidden, insufficient_scope).
 	out := rule.Check(&ci.principal)
-	switch out.Verdict {
-	case rules.VerdictOK:
-		return e.allow(ReasonOK, ci, r)
-	case rules.VerdictInsufficientScope:
-		d := e.deny(ReasonInsufficientScope, strings.Join(out.MissingScopes, " "))
-		d.Identity, d.Missing = ci.id, out.Missing
-		d.Detail = "missing " + strings.Join(out.Missing, ", ")
-		return d
-	default:
-		d := e.deny(ReasonForbidden, "")
-		d.Identity, d.Missing = ci.id, out.Missing
-		d.Detail = "missing " + strings.Join(out.Missing, ", ")
-		return d
+	if out.Reason == reason.OK {
+		return e.allow(reason.OK, ci, r)
 	}
+	d := e.deny(out.Reason, out.MissingScopes)
+	d.Identity, d.Missing = ci.id, out.Missing
+	d.Detail = "missing " + strings.Join(out.Missing, ", ")
+	return d
 }
 
 // identify verifies a token, or finds it in the token cache still fresh.
@@ -313,36 +299,10 @@ func cookieValue(header, name string) (string, bool) {
 	return "", false
 }
 
-func (e *Engine) deny(reason Reason, scope string) *Decision {
-	a := answers[reason]
-	d := &Decision{Status: a.status, Reason: reason}
-	d.Body = denyBody(a.code, a.description)
-	d.Set = append(d.Set, Header{"content-type", "application/json"})
-	switch {
-	case reason == ReasonNoToken:
-		d.Set = append(d.Set, Header{"www-authenticate", `Bearer realm="portcullis"`})
-	case a.status == 401:
-		d.Set = append(d.Set, Header{"www-authenticate", `Bearer realm="portcullis", error="invalid_token", error_description="` + a.description + `"`})
-	case reason == ReasonInsufficientScope:
-		v := `Bearer realm="portcullis", error="insufficient_scope", error_description="` + a.description + `"`
-		if scope != "" {
-			v += `, scope="` + scope + `"`
-		}
-		d.Set = append(d.Set, Header{"www-authenticate", v})
-	}
-	return d
-}
-
-// denyBody renders {"error": ..., "error_description": ...}; both are fixed strings of the
-// answers table, so no escaping of user data is ever needed.
-func denyBody(code, description string) []byte {
-	return []byte(`{"error":` + strconv.Quote(code) + `,"error_description":` + strconv.Quote(description) + `}`)
-}
-
 // allow builds an allow with the identity headers set and every other identity header removed.
 // The header lists of a cached identity are shared: they are copied before anything is added.
-func (e *Engine) allow(reason Reason, ci *identity, r *Request) *Decision {
-	d := &Decision{Allow: true, Status: 200, Reason: reason}
+func (e *Engine) allow(code reason.Code, ci *identity, r *Request) *Decision {
+	d := &Decision{Allow: true, Status: 200, Reason: code}
 	if ci == nil {
 		d.Remove = e.removeAll
 	} else {
@@ -394,25 +354,25 @@ const maxHeaderValue = 4096
 
 // identityValue renders a claim as a header value. Lists become comma-separated; objects and
 // values with control characters are left out (and so removed upstream).
-func identityValue(id *token.Identity, claim, roles string) (string, bool) {
+func identityValue(id *token.Identity, a token.Attribute, roles string) (string, bool) {
 	var v string
-	switch claim {
-	case "roles":
+	switch a.Field() {
+	case token.FieldRoles:
 		if len(id.Roles) == 0 {
 			return "", false
 		}
 		v = roles
-	case "scopes":
+	case token.FieldScopes:
 		if len(id.Scopes) == 0 {
 			return "", false
 		}
 		v = strings.Join(id.Scopes, ",")
-	case "sub":
+	case token.FieldSubject:
 		v = id.Subject
-	case "iss":
+	case token.FieldIssuer:
 		v = id.Issuer
 	default:
-		c, ok := token.Lookup(id.Claims, claim)
+		c, ok := a.Path().Lookup(id.Claims)
 		if !ok {
 			return "", false
 		}

@@ -3,6 +3,8 @@ package authz
 import (
 	"net/http"
 	"strings"
+
+	"github.com/portcullis-authz/portcullis/config"
 )
 
 // HTTPHandler is the forward-auth front (Envoy http_service, nginx auth_request, Traefik
@@ -42,9 +44,10 @@ type convention struct {
 	method, host, uri string
 }
 
+// conventions are the headers of each forward_auth.trusted_headers convention.
 var conventions = map[string]convention{
-	"x-forwarded": {method: "x-forwarded-method", host: "x-forwarded-host", uri: "x-forwarded-uri"},
-	"x-original":  {method: "x-original-method", host: "", uri: "x-original-uri"},
+	config.ConventionXForwarded: {method: "x-forwarded-method", host: "x-forwarded-host", uri: "x-forwarded-uri"},
+	config.ConventionXOriginal:  {method: "x-original-method", host: "", uri: "x-original-uri"},
 }
 
 // RequestFromHTTP reconstructs the original request from the trusted header conventions, in
@@ -53,14 +56,14 @@ var conventions = map[string]convention{
 // (Envoy's http_service sends the original method and path behind its path_prefix). Two
 // trusted conventions that disagree about the method or path make the request ambiguous: a
 // client may have smuggled one of them through a proxy that sets only the other.
-func RequestFromHTTP(r *http.Request, fa ForwardAuth) Request {
+func RequestFromHTTP(r *http.Request, fa config.ForwardAuth) Request {
 	headers := make(map[string]string, len(r.Header)+1)
 	for k, vs := range r.Header {
 		headers[strings.ToLower(k)] = strings.Join(vs, ",")
 	}
 	req := Request{Method: r.Method, Host: r.Host, Headers: headers}
 	found := false
-	for _, name := range fa.Conventions {
+	for _, name := range fa.TrustedHeaders {
 		c, ok := conventions[name]
 		if !ok {
 			continue

@@ -2,6 +2,8 @@ package authz
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portcullis-authz/portcullis/reason"
 )
 
 // Fronts, the `front` label values.
@@ -10,7 +12,7 @@ const (
 	FrontHTTP = "http"
 )
 
-// Metrics are the decision series of DESIGN.md, registered on a caller-given registry.
+// Metrics are the decision series of docs/metrics.md, registered on a caller-given registry.
 type Metrics struct {
 	duration   *prometheus.HistogramVec
 	decisions  *prometheus.CounterVec
@@ -50,12 +52,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		for _, dec := range []string{"allow", "deny"} {
 			m.duration.WithLabelValues(front, dec)
 		}
-		for _, r := range Reasons() {
+		for _, a := range reason.All() {
 			dec := "deny"
-			if answers[r].status == 200 {
+			if a.Allow() {
 				dec = "allow"
 			}
-			m.decisions.WithLabelValues(front, dec, string(r))
+			m.decisions.WithLabelValues(front, dec, a.Code.String())
 		}
 	}
 	return m

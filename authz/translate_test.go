@@ -17,6 +17,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/portcullis-authz/portcullis/config"
+	"github.com/portcullis-authz/portcullis/reason"
 	"github.com/portcullis-authz/portcullis/token"
 )
 
@@ -97,18 +99,18 @@ func servedResponse(t *testing.T, d *Decision) *authv3.CheckResponse {
 func TestCheckResponseDeny(t *testing.T) {
 	e := NewEngine(Options{})
 	for _, c := range []struct {
-		reason Reason
+		reason reason.Code
 		status int
 		code   code.Code
 	}{
-		{ReasonNoToken, 401, code.Code_UNAUTHENTICATED},
-		{ReasonExpired, 401, code.Code_UNAUTHENTICATED},
-		{ReasonForbidden, 403, code.Code_PERMISSION_DENIED},
-		{ReasonNoRule, 403, code.Code_PERMISSION_DENIED},
-		{ReasonBadRequest, 400, code.Code_INVALID_ARGUMENT},
-		{ReasonUnavailable, 503, code.Code_UNAVAILABLE},
+		{reason.NoToken, 401, code.Code_UNAUTHENTICATED},
+		{reason.Expired, 401, code.Code_UNAUTHENTICATED},
+		{reason.Forbidden, 403, code.Code_PERMISSION_DENIED},
+		{reason.NoRule, 403, code.Code_PERMISSION_DENIED},
+		{reason.BadRequest, 400, code.Code_INVALID_ARGUMENT},
+		{reason.Unavailable, 503, code.Code_UNAVAILABLE},
 	} {
-		resp := servedResponse(t, e.deny(c.reason, ""))
+		resp := servedResponse(t, e.deny(c.reason, nil))
 		den := resp.GetDeniedResponse()
 		if code.Code(resp.GetStatus().GetCode()) != c.code || int(den.GetStatus().GetCode()) != c.status {
 			t.Errorf("%s: code %v status %d", c.reason, resp.GetStatus().GetCode(), den.GetStatus().GetCode())
@@ -122,28 +124,13 @@ func TestCheckResponseDeny(t *testing.T) {
 			}
 		}
 	}
-	if got := string(e.deny(ReasonUnavailable, "").Body); got != `{"error":"temporarily_unavailable","error_description":"the identity provider's keys are not available yet"}` {
+	if got := string(e.deny(reason.Unavailable, nil).Body); got != `{"error":"temporarily_unavailable","error_description":"the identity provider's keys are not available yet"}` {
 		t.Errorf("503 body = %s", got)
 	}
 }
 
-func TestEveryReasonHasAnAnswer(t *testing.T) {
-	for _, r := range Reasons() {
-		a, ok := answers[r]
-		if !ok {
-			t.Errorf("%s has no answer", r)
-		}
-		if (a.status == 200) != (r == ReasonOK || r == ReasonPublic) {
-			t.Errorf("%s answers %d", r, a.status)
-		}
-	}
-	if len(answers) != len(Reasons()) {
-		t.Errorf("answers has %d entries, Reasons %d", len(answers), len(Reasons()))
-	}
-}
-
 func TestFindToken(t *testing.T) {
-	e := NewEngine(Options{Sources: []TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Cookie: "access_token"}}})
+	e := NewEngine(Options{Sources: []config.TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Cookie: "access_token"}}})
 	cases := []struct {
 		headers map[string]string
 		want    string
@@ -168,21 +155,21 @@ func TestFindToken(t *testing.T) {
 
 func TestIdentityHeadersAndTokenStripping(t *testing.T) {
 	e := NewEngine(Options{
-		Sources:         []TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Cookie: "access_token"}},
-		IdentityHeaders: map[string]string{"x-user-id": "sub", "x-user-roles": "roles", "x-user-email": "email", "x-groups": "groups", "x-level": "profile.level", "x-evil": "evil"},
+		Sources:         []config.TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Cookie: "access_token"}},
+		IdentityHeaders: attributes(t, map[string]string{"x-user-id": "sub", "x-user-roles": "roles", "x-user-email": "email", "x-groups": "groups", "x-level": "profile.level", "x-evil": "evil"}),
 		ForwardToken:    false,
 	})
 	id := &token.Identity{Subject: "u1", Roles: []string{"a", "b"}, Claims: map[string]any{
 		"groups": []any{"g1", "g2"}, "profile": map[string]any{"level": 3.0}, "evil": "x\r\nx-admin: 1",
 	}}
-	d := e.allow(ReasonOK, e.render(id), &Request{Headers: map[string]string{"authorization": "Bearer t", "cookie": "a=1; access_token=t"}})
+	d := e.allow(reason.OK, e.render(id), &Request{Headers: map[string]string{"authorization": "Bearer t", "cookie": "a=1; access_token=t"}})
 	if got := fmt.Sprint(d.Set); got != "[{x-groups g1,g2} {x-level 3} {x-user-id u1} {x-user-roles a,b} {cookie a=1}]" {
 		t.Errorf("set = %s", got)
 	}
 	if got := fmt.Sprint(d.Remove); got != "[x-evil x-user-email authorization]" {
 		t.Errorf("remove = %s", got)
 	}
-	anon := e.allow(ReasonPublic, nil, &Request{Headers: map[string]string{"cookie": "access_token=t"}})
+	anon := e.allow(reason.Public, nil, &Request{Headers: map[string]string{"cookie": "access_token=t"}})
 	if got := fmt.Sprint(anon.Remove); got != "[x-evil x-groups x-level x-user-email x-user-id x-user-roles cookie]" {
 		t.Errorf("anonymous remove = %s", got)
 	}
@@ -192,10 +179,10 @@ func TestIdentityHeadersAndTokenStripping(t *testing.T) {
 }
 
 func TestRequestFromHTTP(t *testing.T) {
-	both := ForwardAuth{Conventions: []string{"x-forwarded", "x-original"}}
+	both := config.ForwardAuth{TrustedHeaders: []string{"x-forwarded", "x-original"}}
 	cases := []struct {
 		name    string
-		fa      ForwardAuth
+		fa      config.ForwardAuth
 		target  string
 		headers map[string]string
 		method  string
@@ -206,11 +193,11 @@ func TestRequestFromHTTP(t *testing.T) {
 		{"nginx without a method header: the subrequest's own", both, "/auth", map[string]string{"X-Original-URI": "/api/a"}, "GET", "GET portcullis.local /api/a"},
 		{"both conventions agreeing", both, "/auth", map[string]string{"X-Original-URI": "/api/a", "X-Forwarded-Uri": "/api/a"}, "GET", "GET portcullis.local /api/a"},
 		{"a smuggled X-Forwarded-Uri disagrees with nginx's X-Original-URI", both, "/auth", map[string]string{"X-Original-URI": "/api/admin", "X-Forwarded-Uri": "/docs/x"}, "GET", "invalid: the trusted forward-auth headers disagree about the original request (x-original says GET /api/admin)"},
-		{"an untrusted convention is ignored", ForwardAuth{Conventions: []string{"x-original"}}, "/auth", map[string]string{"X-Original-URI": "/api/admin", "X-Forwarded-Uri": "/docs/x"}, "GET", "GET portcullis.local /api/admin"},
+		{"an untrusted convention is ignored", config.ForwardAuth{TrustedHeaders: []string{"x-original"}}, "/auth", map[string]string{"X-Original-URI": "/api/admin", "X-Forwarded-Uri": "/docs/x"}, "GET", "GET portcullis.local /api/admin"},
 		{"envoy http_service: the request line", both, "/api/orders/1?q", nil, "PUT", "PUT portcullis.local /api/orders/1?q"},
-		{"envoy http_service with path_prefix", ForwardAuth{PathPrefix: "/authz"}, "/authz/api/orders/1?q", nil, "GET", "GET portcullis.local /api/orders/1?q"},
-		{"path_prefix alone is the root", ForwardAuth{PathPrefix: "/authz"}, "/authz?x", nil, "GET", "GET portcullis.local /?x"},
-		{"path_prefix missing", ForwardAuth{PathPrefix: "/authz"}, "/authzx/api", nil, "GET", "invalid: the request path does not start with forward_auth.path_prefix /authz"},
+		{"envoy http_service with path_prefix", config.ForwardAuth{PathPrefix: "/authz"}, "/authz/api/orders/1?q", nil, "GET", "GET portcullis.local /api/orders/1?q"},
+		{"path_prefix alone is the root", config.ForwardAuth{PathPrefix: "/authz"}, "/authz?x", nil, "GET", "GET portcullis.local /?x"},
+		{"path_prefix missing", config.ForwardAuth{PathPrefix: "/authz"}, "/authzx/api", nil, "GET", "invalid: the request path does not start with forward_auth.path_prefix /authz"},
 		{"proxy chain: the first host", both, "/", map[string]string{"X-Forwarded-Host": "a.example.com, b.example.com", "X-Forwarded-Uri": "/"}, "GET", "GET a.example.com /"},
 	}
 	for _, c := range cases {
@@ -335,7 +322,7 @@ func TestDecisionSeriesExistAtStart(t *testing.T) {
 			n++
 		}
 	}
-	if n != 2*len(Reasons()) {
-		t.Errorf("%d decision series, want %d", n, 2*len(Reasons()))
+	if want := 2 * len(reason.All()); n != want {
+		t.Errorf("%d decision series, want %d", n, want)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/portcullis-authz/portcullis/reason"
 	"github.com/portcullis-authz/portcullis/token"
 )
 
@@ -197,14 +198,14 @@ func TestAppendCheckResponse(t *testing.T) {
 		"public, token":  e.Decide(ctx, &Request{Method: "GET", Host: "h", Path: "/healthz", Headers: map[string]string{"authorization": "Bearer " + tok}}),
 		"403":            e.Decide(ctx, &Request{Method: "GET", Host: "api.example.com", Path: "/api/admin/x", Headers: map[string]string{"authorization": "Bearer " + tok}}),
 		"no rule":        e.Decide(ctx, &Request{Method: "GET", Host: "h", Path: "/elsewhere", Headers: map[string]string{}}),
-		"empty identity": {Allow: true, Status: 200, Reason: ReasonOK, Identity: &token.Identity{}},
-		"long header": {Allow: true, Status: 200, Reason: ReasonOK, Rule: strings.Repeat("r", 200),
+		"empty identity": {Allow: true, Status: 200, Reason: reason.OK, Identity: &token.Identity{}},
+		"long header": {Allow: true, Status: 200, Reason: reason.OK, Rule: strings.Repeat("r", 200),
 			Set: []Header{{"x-user-roles", strings.Repeat("role,", 4000)}}, Remove: []string{"x-user-email"}},
 		"unknown status": {Status: 418, Reason: "teapot", Body: []byte("{}")},
 	}
-	for _, r := range Reasons() {
-		if answers[r].status != 200 {
-			decisions["deny "+string(r)] = e.deny(r, "")
+	for _, a := range reason.All() {
+		if !a.Allow() {
+			decisions["deny "+string(a.Code)] = e.deny(a.Code, []string{"orders:write"})
 		}
 	}
 	e.forwardToken = false
@@ -285,7 +286,7 @@ func TestGRPCServer(t *testing.T) {
 			}
 		})
 	}
-	if n := testutil.ToFloat64(a.metrics.decisions.WithLabelValues(FrontGRPC, "deny", string(ReasonForbidden))); n != 1 {
+	if n := testutil.ToFloat64(a.metrics.decisions.WithLabelValues(FrontGRPC, "deny", string(reason.Forbidden))); n != 1 {
 		t.Errorf("grpc forbidden decisions = %v, want 1", n)
 	}
 	check := authv3.Authorization_Check_FullMethodName + " *authz.WireRequest *authz.Decision GET /api/orders/7 "

@@ -1,6 +1,12 @@
-// Package config reads, defaults, strictly decodes and validates the Portcullis configuration file
-// (the YAML schema of DESIGN.md). One entry point, Load (or Parse), is used by `serve`, `validate`,
-// `check` and hot reload, so every path sees the same errors.
+// Package config reads the Portcullis configuration file (every key is described in
+// docs/configuration.md) in four phases, each run once: strict decode (with normalisation:
+// relative paths, header-name case), defaults for the keys left out, validation (pure: it
+// changes nothing) and compilation (rules compiled, jwks_file and ca_file read and parsed) into
+// a Loaded. One entry point, Load (or Parse), is used by `serve`, `validate`, `check`, `dev` and
+// hot reload, so every path sees the same errors; none of them touches the network.
+//
+// The types here are the configuration's one vocabulary: the engine takes TokenSource and
+// ForwardAuth as they are, and the key sets and the verifier are built from Issuer.
 package config
 
 import (
@@ -15,14 +21,36 @@ type Config struct {
 	Issuers         []Issuer          `yaml:"issuers"`
 	Tokens          Tokens            `yaml:"tokens"`
 	IdentityHeaders map[string]string `yaml:"identity_headers"`
-	ForwardToken    *bool             `yaml:"forward_token"`
+	ForwardToken    bool              `yaml:"forward_token"`
 	Cache           Cache             `yaml:"cache"`
 	JWKSCacheDir    string            `yaml:"jwks_cache_dir"`
 	ForwardAuth     ForwardAuth       `yaml:"forward_auth"`
+	Paths           Paths             `yaml:"paths"`
 	Rules           []rules.Spec      `yaml:"rules"`
 }
 
-// ForwardAuth says how the HTTP forward-auth front reconstructs the original request.
+// Paths says how request paths are read before rules are matched.
+type Paths struct {
+	// MatrixParameters is what a path parameter (";..." in a segment, RFC 3986 §3.3) does:
+	// "reject" (the default) answers 400, as the path is ambiguous; "strip" removes it from each
+	// segment before matching, the way Java servlet containers (Tomcat, Jetty) and Spring read
+	// the path. Choose strip only when the upstreams read the path that way.
+	MatrixParameters string `yaml:"matrix_parameters"`
+}
+
+// Values of paths.matrix_parameters.
+const (
+	MatrixParametersReject = "reject"
+	MatrixParametersStrip  = "strip"
+)
+
+// Options are the path options the engine normalises request paths with.
+func (p Paths) Options() rules.PathOptions {
+	return rules.PathOptions{StripMatrixParameters: p.MatrixParameters == MatrixParametersStrip}
+}
+
+// ForwardAuth says how the HTTP forward-auth front reconstructs the original request
+// (authz.RequestFromHTTP reads it).
 type ForwardAuth struct {
 	// TrustedHeaders are the header conventions read, in order: "x-forwarded"
 	// (X-Forwarded-Method/-Host/-Uri: Traefik, Caddy) and "x-original" (X-Original-Method/-URI:
@@ -34,7 +62,8 @@ type ForwardAuth struct {
 	PathPrefix string `yaml:"path_prefix"`
 }
 
-// Forward-auth header conventions.
+// Forward-auth header conventions: the names trusted_headers may list. Which headers each one
+// reads is the HTTP front's business (authz.RequestFromHTTP).
 const (
 	ConventionXForwarded = "x-forwarded"
 	ConventionXOriginal  = "x-original"
@@ -59,6 +88,9 @@ type TLS struct {
 func (t TLS) Enabled() bool { return t.CertFile != "" }
 
 // Issuer is one trusted token issuer. A token is routed to its issuer by its exact `iss` claim.
+// It is the one description of an issuer: the key-set cache (jwks.Options) and the verifier
+// (token.IssuerConfig) are built from it, the files it names are read once into
+// Loaded.IssuerFiles.
 type Issuer struct {
 	Issuer             string        `yaml:"issuer"`
 	JWKSURI            string        `yaml:"jwks_uri"`
@@ -81,25 +113,16 @@ type Tokens struct {
 }
 
 // TokenSource is one place a token may be carried: a header (with an optional scheme prefix,
-// matched case-insensitively) or a cookie. Exactly one of Header and Cookie is set.
+// matched case-insensitively) or a cookie. Exactly one of Header and Cookie is set. The engine
+// takes it as it is (authz.Options.Sources).
 type TokenSource struct {
-	Header string `yaml:"header"`
-	Prefix string `yaml:"prefix"`
+	Header string `yaml:"header"` // lower-case once loaded
+	Prefix string `yaml:"prefix"` // scheme prefix such as "Bearer ", matched case-insensitively
 	Cookie string `yaml:"cookie"`
 }
 
 // Cache sizes the verified-token cache.
 type Cache struct {
-	Tokens *int `yaml:"tokens"`
+	// Tokens is the number of verified-token cache entries; 0 turns the cache off.
+	Tokens int `yaml:"tokens"`
 }
-
-// TokenCacheSize is the number of verified-token cache entries; 0 turns the cache off.
-func (c Cache) TokenCacheSize() int {
-	if c.Tokens == nil {
-		return DefaultTokenCacheSize
-	}
-	return *c.Tokens
-}
-
-// ForwardsToken reports whether the token's header or cookie reaches the upstream.
-func (c *Config) ForwardsToken() bool { return c.ForwardToken == nil || *c.ForwardToken }

@@ -1,11 +1,15 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-authz/portcullis/rules"
+	"github.com/portcullis-authz/portcullis/token"
 )
 
 // TestLoadBadConfigs loads one fixture per validation rule and asserts the exact message.
@@ -16,6 +20,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"alg_hmac", "issuers[0].algorithms[0]: \"HS256\" is a shared-secret algorithm; Portcullis verifies only with the issuer's public keys (use RS256, ES256, ...)"},
 		{"alg_none", "issuers[0].algorithms[1]: \"none\" means unsigned tokens and is never accepted"},
 		{"alg_unknown", "issuers[0].algorithms[0]: unknown algorithm \"RS257\"; choose from RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"},
+		{"ca_file_no_certificate", `issuers[0].ca_file: "testdata/files/no_certificate.pem" holds no PEM certificate; write the CA certificates as PEM ("-----BEGIN CERTIFICATE-----" blocks)`},
 		{"bool_not_bool", "forward_token: expected true or false, got \"no\""},
 		{"cache_negative", "cache.tokens: -1 is negative; use 0 to turn the token cache off"},
 		{"cookie_with_prefix", "tokens.sources[0].prefix: only a header source has a prefix"},
@@ -23,21 +28,25 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"forward_auth_prefix", "forward_auth.path_prefix: \"authz/\" must start with \"/\" and not end with one, e.g. \"/authz\""},
 		{"forward_auth_unknown_convention", "forward_auth.trusted_headers[0]: \"x-real-uri\" is not a convention; use \"x-forwarded\" (Traefik, Caddy) or \"x-original\" (nginx)"},
 		{"grpc_addr_empty", "server.grpc_addr: must be set (Envoy's ext_authz talks to it), e.g. \":9191\""},
+		{"identity_header_bad_path", "identity_headers.x-user-tier: \"https://example.com/tier.\" is not a claim name or dotted path (write e.g. email_verified or realm_access.roles)"},
 		{"identity_header_no_claim", "identity_headers.x-user-id: name the claim to copy, e.g. sub (or roles for the merged role list)"},
 		{"identity_header_reserved", "identity_headers.authorization: \"authorization\" cannot carry identity (it is a request or token header); use a name such as x-user-id"},
 		{"identity_header_twice", "identity_headers.x-user-id: header given twice (header names are case-insensitive)"},
 		{"issuer_not_url", "issuers[0].issuer: \"sso.example.com/realms/demo\" is not an absolute http(s) URL"},
 		{"issuer_twice", "issuers[1].issuer: \"https://sso.example.com/realms/demo\" is already configured as issuers[0]"},
+		{"jwks_file_not_a_jwk_set", `issuers[0].jwks_file: "testdata/files/not_a_jwks.json": not a JWK Set: no "keys" array; write the JWK Set the issuer publishes at its jwks_uri ({"keys": [...]}, RFC 7517 §5)`},
+		{"jwks_file_no_usable_key", `issuers[0].jwks_file: "testdata/files/keys.json": no usable keys among 1 published (allowed algorithms RS256): keys[0] (kid "config-test"): EC P-256 alg ES256 key fits none of the allowed algorithms; put the issuer's public signing keys in it, or allow their algorithm in issuers[0].algorithms`},
 		{"jwks_uri_and_file", "issuers[0]: set jwks_uri or jwks_file, not both"},
 		{"key_twice", "jwks_cache_dir: key given twice (line 6)"},
 		{"leeway_too_large", "issuers[0].leeway: 1h0m0s is more than 5m; fix the clocks instead (NTP)"},
 		{"list_expected", "issuers[0].audiences: expected a list (line 4)"},
+		{"matrix_parameters_unknown", `paths.matrix_parameters: "allow" is not a choice; use "reject" (the default: a ";" in a path segment is answered 400) or "strip" (";..." is removed from each segment before matching, as Tomcat, Jetty and Spring do)`},
 		{"max_bytes_out_of_range", "tokens.max_bytes: 10 is out of range; use 512 to 1048576 (default 16384)"},
 		{"min_refresh_above_refresh", "issuers[0].min_refresh_interval: 5m0s is longer than refresh_interval 1m0s"},
 		{"no_issuers", "issuers: at least one issuer is needed"},
 		{"no_rules", "rules: no rules; every request would be denied with 403 (add at least one rule)"},
 		{"refresh_zero", "issuers[0].refresh_interval: must be positive, e.g. 15m"},
-		{"roles_claim_bad_path", "issuers[0].roles_claims[0]: \"realm_access..roles\" is not a claim path (write e.g. realm_access.roles)"},
+		{"roles_claim_bad_path", "issuers[0].roles_claims[0]: \"realm_access..roles\" is not a claim name or dotted path (write e.g. email_verified or realm_access.roles)"},
 		{"source_empty", "tokens.sources[0]: set header (with an optional prefix) or cookie"},
 		{"source_header_and_cookie", "tokens.sources[0]: set header or cookie, not both"},
 		{"tls_cert_without_key", "server.tls: cert_file and key_file must be set together"},
@@ -100,11 +109,20 @@ rules:
 	if strings.Join(l.ForwardAuth.TrustedHeaders, " ") != "x-forwarded x-original" || l.ForwardAuth.PathPrefix != "" {
 		t.Errorf("forward_auth: %+v", l.ForwardAuth)
 	}
-	if l.Tokens.MaxBytes != 16384 || l.Cache.TokenCacheSize() != 10000 || !l.ForwardsToken() {
-		t.Errorf("max_bytes %d cache %d forward %v", l.Tokens.MaxBytes, l.Cache.TokenCacheSize(), l.ForwardsToken())
+	if l.Tokens.MaxBytes != 16384 || l.Cache.Tokens != 10000 || !l.ForwardToken {
+		t.Errorf("max_bytes %d cache %d forward %v", l.Tokens.MaxBytes, l.Cache.Tokens, l.ForwardToken)
+	}
+	if l.Paths.MatrixParameters != "reject" || l.Paths.Options() != (rules.PathOptions{}) {
+		t.Errorf("paths: %+v", l.Paths)
 	}
 	if len(l.IdentityHeaders) != 5 || l.IdentityHeaders["x-user-roles"] != "roles" {
 		t.Errorf("identity headers: %v", l.IdentityHeaders)
+	}
+	if len(l.Identity) != 5 || l.Identity["x-user-roles"].Field() != token.FieldRoles || l.Identity["x-user-name"].Path().String() != "preferred_username" {
+		t.Errorf("identity headers compiled: %v", l.Identity)
+	}
+	if len(l.RolesClaims) != 1 || fmt.Sprint(l.RolesClaims[0]) != "[realm_access.roles resource_access]" {
+		t.Errorf("roles_claims compiled: %v", l.RolesClaims)
 	}
 	if len(l.Warnings) != 0 {
 		t.Errorf("warnings: %v", l.Warnings)
@@ -121,6 +139,7 @@ issuers:
 forward_token: false
 cache: { tokens: 0 }
 identity_headers: { X-Subject: sub }
+paths: { matrix_parameters: strip }
 rules:
   - name: api
     match: { paths: ["/api/**"] }
@@ -134,8 +153,11 @@ rules:
 	if l.Issuers[0].Leeway != 0 {
 		t.Errorf("explicit leeway 0s replaced by %v", l.Issuers[0].Leeway)
 	}
-	if l.ForwardsToken() || l.Cache.TokenCacheSize() != 0 {
+	if l.ForwardToken || l.Cache.Tokens != 0 {
 		t.Errorf("forward_token / cache.tokens not kept")
+	}
+	if l.Paths.Options() != (rules.PathOptions{StripMatrixParameters: true}) {
+		t.Errorf("paths.matrix_parameters: strip not kept: %+v", l.Paths)
 	}
 	if len(l.IdentityHeaders) != 1 || l.IdentityHeaders["x-subject"] != "sub" {
 		t.Errorf("identity headers replace the defaults, lower-cased: %v", l.IdentityHeaders)
@@ -166,7 +188,11 @@ rules:
 
 func TestRelativePathsResolveAgainstTheFile(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "keys.json"), []byte(`{"keys":[]}`), 0o600); err != nil {
+	keys, err := os.ReadFile(filepath.Join("testdata", "files", "keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "keys.json"), keys, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := []byte("issuers:\n  - issuer: https://a.example.com\n    audiences: [x]\n    jwks_file: keys.json\nrules:\n  - name: api\n")
@@ -213,5 +239,29 @@ func TestExamplesLoad(t *testing.T) {
 		if _, err := Load(path); err != nil {
 			t.Errorf("%s: %v", path, err)
 		}
+	}
+}
+
+// TestValidateChangesNothing: validation only reads the configuration; defaults and
+// normalisation happened before it.
+func TestValidateChangesNothing(t *testing.T) {
+	var cfg Config
+	w, err := decode([]byte("issuers:\n  - issuer: https://a.example.com\n    algorithms: []\ntokens: { sources: [{header: X-Token}] }\nidentity_headers: { X-Sub: sub }\nrules:\n  - name: api\n"), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.applyDefaults(w)
+	if problems := cfg.normalise(t.TempDir()); len(problems) != 0 {
+		t.Fatal(problems)
+	}
+	before := fmt.Sprintf("%#v", cfg)
+	if errs, _ := cfg.validate(); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if after := fmt.Sprintf("%#v", cfg); after != before {
+		t.Errorf("validate changed the configuration\nbefore: %s\n after: %s", before, after)
+	}
+	if cfg.Tokens.Sources[0].Header != "x-token" || cfg.IdentityHeaders["x-sub"] != "sub" || len(cfg.Issuers[0].Algorithms) != 10 {
+		t.Errorf("defaults or normalisation missing: %+v", cfg)
 	}
 }

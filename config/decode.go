@@ -1,10 +1,11 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -14,30 +15,40 @@ import (
 
 var durationType = reflect.TypeOf(time.Duration(0))
 
-// decodeStrict decodes YAML into out after checking the document's shape against out's type, so
-// that every unknown key, wrong shape or unparsable scalar is reported with its field path
-// (`issuers[0].leeway: "30" is not a duration; write it with a unit, e.g. 30s`) instead of
-// yaml's line-only messages.
-func decodeStrict(data []byte, out any) error {
+// written records the keys a file sets, by field path (`issuers[0].leeway`), so that defaults
+// are given to the others only (applyDefaults). A key set to null counts as written only for a
+// list, where null means the empty list; a null single value, section or mapping keeps its
+// default.
+type written map[string]bool
+
+// decode is the strict decode: it walks the YAML document against the Go type of out and sets
+// every value it holds, parsing each scalar once. Every unknown key, key given twice, wrong
+// shape or unparsable scalar is reported with its field path
+// (`issuers[0].leeway: "30" is not a duration; write it with a unit, e.g. 30s`), all together,
+// instead of yaml's line-only messages. out is left partly set when there is an error.
+func decode(data []byte, out any) (written, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return fmt.Errorf("not valid YAML: %w", err)
+		return nil, fmt.Errorf("not valid YAML: %w", err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
-		return errors.New("the file is empty")
+		return nil, errors.New("the file is empty")
 	}
-	root := doc.Content[0]
-	var errs []error
-	checkShape(root, reflect.TypeOf(out).Elem(), "", &errs)
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	d := &decoder{written: written{}}
+	d.value(doc.Content[0], reflect.ValueOf(out).Elem(), "")
+	if len(d.errs) > 0 {
+		return nil, errors.Join(d.errs...)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(out); err != nil {
-		return fmt.Errorf("not valid configuration: %w", err)
-	}
-	return nil
+	return d.written, nil
+}
+
+type decoder struct {
+	errs    []error
+	written written
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	d.errs = append(d.errs, fmt.Errorf(format, args...))
 }
 
 func joinPath(base, key string) string {
@@ -47,110 +58,190 @@ func joinPath(base, key string) string {
 	return base + "." + key
 }
 
-// checkShape walks node against the Go type t and appends one error per problem found.
-func checkShape(node *yaml.Node, t reflect.Type, path string, errs *[]error) {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
+// value decodes node into v (settable), at path.
+func (d *decoder) value(node *yaml.Node, v reflect.Value, path string) {
 	if node.Kind == yaml.AliasNode {
 		node = node.Alias
 	}
 	if node.Kind == yaml.ScalarNode && node.Tag == "!!null" {
+		if v.Kind() == reflect.Slice {
+			d.written[path] = true // null is the empty list
+			v.Set(reflect.Zero(v.Type()))
+		}
 		return // an explicit null keeps the default
+	}
+	d.written[path] = true
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		v = v.Elem()
 	}
 	where := path
 	if where == "" {
 		where = "the document"
 	}
-	switch {
-	case t == durationType:
+	if v.Type() == durationType {
 		if node.Kind != yaml.ScalarNode {
-			*errs = append(*errs, fmt.Errorf("%s: expected a duration such as 30s", where))
+			d.fail("%s: expected a duration such as 30s", where)
 			return
 		}
-		d, err := time.ParseDuration(node.Value)
-		if err != nil {
-			*errs = append(*errs, fmt.Errorf("%s: %q is not a duration; write it with a unit, e.g. 30s or 15m", where, node.Value))
-			return
-		}
-		if d < 0 {
-			*errs = append(*errs, fmt.Errorf("%s: %s is negative", where, node.Value))
+		dur, err := time.ParseDuration(node.Value)
+		switch {
+		case err != nil:
+			d.fail("%s: %q is not a duration; write it with a unit, e.g. 30s or 15m", where, node.Value)
+		case dur < 0:
+			d.fail("%s: %s is negative", where, node.Value)
+		default:
+			v.SetInt(int64(dur))
 		}
 		return
 	}
-	switch t.Kind() {
+	switch v.Kind() {
 	case reflect.Struct:
 		if node.Kind != yaml.MappingNode {
-			*errs = append(*errs, fmt.Errorf("%s: expected a mapping of keys to values (line %d)", where, node.Line))
+			d.fail("%s: expected a mapping of keys to values (line %d)", where, node.Line)
 			return
 		}
-		fields := map[string]reflect.StructField{}
+		t := v.Type()
+		fields := map[string]int{}
 		var known []string
 		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
 			if name == "" || name == "-" {
 				continue
 			}
-			fields[name] = f
+			fields[name] = i
 			known = append(known, name)
 		}
-		eachEntry(node, path, errs, func(k, v *yaml.Node) {
-			f, ok := fields[k.Value]
+		d.entries(node, path, func(k, val *yaml.Node) {
+			i, ok := fields[k.Value]
 			if !ok {
-				*errs = append(*errs, fmt.Errorf("%s: unknown key (line %d); known keys here: %s", joinPath(path, k.Value), k.Line, strings.Join(known, ", ")))
+				d.fail("%s: unknown key (line %d); known keys here: %s", joinPath(path, k.Value), k.Line, strings.Join(known, ", "))
 				return
 			}
-			checkShape(v, f.Type, joinPath(path, k.Value), errs)
+			d.value(val, v.Field(i), joinPath(path, k.Value))
 		})
 	case reflect.Slice:
 		if node.Kind != yaml.SequenceNode {
-			*errs = append(*errs, fmt.Errorf("%s: expected a list (line %d)", where, node.Line))
+			d.fail("%s: expected a list (line %d)", where, node.Line)
 			return
 		}
+		s := reflect.MakeSlice(v.Type(), len(node.Content), len(node.Content))
 		for i, item := range node.Content {
-			checkShape(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+			d.value(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
 		}
+		v.Set(s)
 	case reflect.Map:
 		if node.Kind != yaml.MappingNode {
-			*errs = append(*errs, fmt.Errorf("%s: expected a mapping (line %d)", where, node.Line))
+			d.fail("%s: expected a mapping (line %d)", where, node.Line)
 			return
 		}
-		eachEntry(node, path, errs, func(k, v *yaml.Node) {
-			checkShape(v, t.Elem(), joinPath(path, k.Value), errs)
+		m := reflect.MakeMapWithSize(v.Type(), len(node.Content)/2)
+		d.entries(node, path, func(k, val *yaml.Node) {
+			elem := reflect.New(v.Type().Elem()).Elem()
+			d.value(val, elem, joinPath(path, k.Value))
+			m.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), elem)
 		})
+		v.Set(m)
 	case reflect.Interface:
-		// Free-form values (claim requirements) are checked by their owner.
-	case reflect.Bool:
-		if node.Kind != yaml.ScalarNode || node.Tag != "!!bool" {
-			*errs = append(*errs, fmt.Errorf("%s: expected true or false, got %q", where, node.Value))
+		// Free-form values (claim requirements) are decoded as YAML has them and checked by
+		// their owner.
+		var x any
+		if err := node.Decode(&x); err != nil {
+			d.fail("%s: %v", where, err)
+			return
 		}
+		if x != nil {
+			v.Set(reflect.ValueOf(x))
+		}
+	case reflect.Bool:
+		var b bool
+		if node.Kind != yaml.ScalarNode || node.Tag != "!!bool" || node.Decode(&b) != nil {
+			d.fail("%s: expected true or false, got %q", where, node.Value)
+			return
+		}
+		v.SetBool(b)
 	case reflect.Int, reflect.Int64:
 		if node.Kind != yaml.ScalarNode {
-			*errs = append(*errs, fmt.Errorf("%s: expected a whole number", where))
+			d.fail("%s: expected a whole number", where)
 			return
 		}
-		if _, err := strconv.Atoi(node.Value); err != nil || node.Tag != "!!int" {
-			*errs = append(*errs, fmt.Errorf("%s: expected a whole number, got %q", where, node.Value))
+		n, err := strconv.Atoi(node.Value)
+		if err != nil || node.Tag != "!!int" {
+			d.fail("%s: expected a whole number, got %q", where, node.Value)
+			return
 		}
+		v.SetInt(int64(n))
 	case reflect.String:
 		if node.Kind != yaml.ScalarNode {
-			*errs = append(*errs, fmt.Errorf("%s: expected a single value, not a list or mapping (line %d)", where, node.Line))
+			d.fail("%s: expected a single value, not a list or mapping (line %d)", where, node.Line)
+			return
 		}
+		v.SetString(node.Value)
+	default:
+		d.fail("%s: cannot be decoded into %s", where, v.Type())
 	}
 }
 
-// eachEntry calls fn for every key and value of a mapping node, reporting a key given twice
-// (YAML parsers disagree on which copy wins, so it is refused).
-func eachEntry(node *yaml.Node, path string, errs *[]error, fn func(k, v *yaml.Node)) {
+// entries calls fn for every key and value of a mapping node, reporting a key that is not a
+// single value, and a key given twice (YAML parsers disagree on which copy wins, so it is
+// refused).
+func (d *decoder) entries(node *yaml.Node, path string, fn func(k, v *yaml.Node)) {
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(node.Content); i += 2 {
 		k, v := node.Content[i], node.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			d.fail("%s: a key must be a single value, not a list or mapping (line %d)", joinPath(path, "?"), k.Line)
+			continue
+		}
 		if seen[k.Value] {
-			*errs = append(*errs, fmt.Errorf("%s: key given twice (line %d)", joinPath(path, k.Value), k.Line))
+			d.fail("%s: key given twice (line %d)", joinPath(path, k.Value), k.Line)
 			continue
 		}
 		seen[k.Value] = true
 		fn(k, v)
 	}
+}
+
+// normalise is the last step of decoding: file paths are made absolute against baseDir (the
+// configuration file's directory) and header names lower-cased, so that validation and
+// everything after it see one spelling. Two identity headers that differ only in letter case
+// are a problem of the file and are reported.
+func (c *Config) normalise(baseDir string) []string {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) && baseDir != "" {
+			*p = filepath.Join(baseDir, *p)
+		}
+	}
+	abs(&c.Server.TLS.CertFile)
+	abs(&c.Server.TLS.KeyFile)
+	abs(&c.Server.TLS.ClientCAFile)
+	abs(&c.JWKSCacheDir)
+	for i := range c.Issuers {
+		abs(&c.Issuers[i].JWKSFile)
+		abs(&c.Issuers[i].CAFile)
+	}
+	for i := range c.Tokens.Sources {
+		c.Tokens.Sources[i].Header = strings.ToLower(c.Tokens.Sources[i].Header)
+	}
+	var problems []string
+	names := make([]string, 0, len(c.IdentityHeaders))
+	for name := range c.IdentityHeaders {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	lower := make(map[string]string, len(names))
+	for _, name := range names {
+		l := strings.ToLower(name)
+		if _, dup := lower[l]; dup {
+			problems = append(problems, fmt.Sprintf("identity_headers.%s: header given twice (header names are case-insensitive)", name))
+			continue
+		}
+		lower[l] = c.IdentityHeaders[name]
+	}
+	if c.IdentityHeaders != nil {
+		c.IdentityHeaders = lower
+	}
+	return problems
 }

@@ -1,32 +1,36 @@
 package config
 
 import (
+	"fmt"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/portcullis-authz/portcullis/jwks"
+	"github.com/portcullis-authz/portcullis/token"
 )
 
-// Defaults that DESIGN.md promises.
+// Defaults, as docs/configuration.md lists them. The key-set defaults are the jwks package's
+// own, so a cache built without them behaves the same.
 const (
 	DefaultGRPCAddr           = ":9191"
 	DefaultHTTPAddr           = ":9192"
 	DefaultAdminAddr          = ":9090"
 	DefaultLeeway             = 30 * time.Second
-	DefaultRefreshInterval    = 15 * time.Minute
-	DefaultMinRefreshInterval = 10 * time.Second
+	DefaultRefreshInterval    = jwks.DefaultRefreshInterval
+	DefaultMinRefreshInterval = jwks.DefaultMinRefreshInterval
 	DefaultMaxTokenBytes      = 16384
 	DefaultTokenCacheSize     = 10000
 )
 
-// DefaultAlgorithms is the asymmetric allow-list used when an issuer names none. HMAC and
-// "none" are never accepted: Portcullis only verifies with an issuer's published public keys.
-var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-
 // DefaultRolesClaims suits Keycloak: realm roles by name, client roles as "<client-id>:<role>".
-var DefaultRolesClaims = []string{"realm_access.roles", "resource_access"}
+func DefaultRolesClaims() []string { return []string{"realm_access.roles", "resource_access"} }
 
 // DefaultTokenTypes are the accepted `typ` values (claim or header) of an access token.
-var DefaultTokenTypes = []string{"Bearer", "at+jwt"}
+func DefaultTokenTypes() []string { return []string{"Bearer", "at+jwt"} }
+
+// DefaultTokenSources is where a token is looked for when tokens.sources is left out.
+func DefaultTokenSources() []TokenSource {
+	return []TokenSource{{Header: "authorization", Prefix: "Bearer "}}
+}
 
 // DefaultIdentityHeaders maps upstream header names to claims; "roles" is the merged role list.
 func DefaultIdentityHeaders() map[string]string {
@@ -39,35 +43,57 @@ func DefaultIdentityHeaders() map[string]string {
 	}
 }
 
-// defaults returns a configuration holding every top-level default; decoding on top of it
-// replaces only what the file sets.
-func defaults() Config {
-	return Config{
-		Server: Server{GRPCAddr: DefaultGRPCAddr, HTTPAddr: DefaultHTTPAddr, AdminAddr: DefaultAdminAddr},
-		Tokens: Tokens{
-			Sources:  []TokenSource{{Header: "authorization", Prefix: "Bearer "}},
-			MaxBytes: DefaultMaxTokenBytes,
-		},
-		ForwardAuth: ForwardAuth{TrustedHeaders: []string{ConventionXForwarded, ConventionXOriginal}},
+// applyDefaults gives every key the file leaves out its default: it is the one place defaults
+// are applied. A value written in the file is kept, even a zero one (`leeway: 0s`,
+// `http_addr: ""`, `cache.tokens: 0`); an issuer's algorithms, roles_claims and token_types
+// take their default when empty too.
+func (c *Config) applyDefaults(w written) {
+	str := func(path string, dst *string, def string) {
+		if !w[path] {
+			*dst = def
+		}
 	}
-}
-
-func defaultIssuer() Issuer {
-	return Issuer{
-		Leeway:             DefaultLeeway,
-		RefreshInterval:    DefaultRefreshInterval,
-		MinRefreshInterval: DefaultMinRefreshInterval,
+	str("server.grpc_addr", &c.Server.GRPCAddr, DefaultGRPCAddr)
+	str("server.http_addr", &c.Server.HTTPAddr, DefaultHTTPAddr)
+	str("server.admin_addr", &c.Server.AdminAddr, DefaultAdminAddr)
+	str("paths.matrix_parameters", &c.Paths.MatrixParameters, MatrixParametersReject)
+	if !w["tokens.sources"] {
+		c.Tokens.Sources = DefaultTokenSources()
 	}
-}
-
-// UnmarshalYAML fills an issuer's defaults before decoding it, so that a value written in the
-// file (even a zero such as `leeway: 0s`) is kept and an absent one gets its default.
-func (i *Issuer) UnmarshalYAML(n *yaml.Node) error {
-	type plain Issuer
-	p := plain(defaultIssuer())
-	if err := n.Decode(&p); err != nil {
-		return err
+	if !w["tokens.max_bytes"] {
+		c.Tokens.MaxBytes = DefaultMaxTokenBytes
 	}
-	*i = Issuer(p)
-	return nil
+	if c.IdentityHeaders == nil {
+		c.IdentityHeaders = DefaultIdentityHeaders()
+	}
+	if !w["forward_token"] {
+		c.ForwardToken = true
+	}
+	if !w["cache.tokens"] {
+		c.Cache.Tokens = DefaultTokenCacheSize
+	}
+	if !w["forward_auth.trusted_headers"] {
+		c.ForwardAuth.TrustedHeaders = []string{ConventionXForwarded, ConventionXOriginal}
+	}
+	for i := range c.Issuers {
+		is := &c.Issuers[i]
+		p := fmt.Sprintf("issuers[%d].", i)
+		dur := func(key string, dst *time.Duration, def time.Duration) {
+			if !w[p+key] {
+				*dst = def
+			}
+		}
+		dur("leeway", &is.Leeway, DefaultLeeway)
+		dur("refresh_interval", &is.RefreshInterval, DefaultRefreshInterval)
+		dur("min_refresh_interval", &is.MinRefreshInterval, DefaultMinRefreshInterval)
+		if len(is.Algorithms) == 0 {
+			is.Algorithms = token.DefaultAlgorithms()
+		}
+		if len(is.RolesClaims) == 0 {
+			is.RolesClaims = DefaultRolesClaims()
+		}
+		if len(is.TokenTypes) == 0 {
+			is.TokenTypes = DefaultTokenTypes()
+		}
+	}
 }

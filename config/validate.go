@@ -6,113 +6,30 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/portcullis-authz/portcullis/rules"
+	"github.com/portcullis-authz/portcullis/token"
 )
 
-// Loaded is a configuration that passed validation, with its rules compiled once.
-type Loaded struct {
-	*Config
-	// Path is the file it came from ("" when parsed from memory).
-	Path string
-	// Rules is the compiled rule set.
-	Rules *rules.Set
-	// Warnings are findings that do not stop the configuration from loading.
-	Warnings []string
-}
-
-// Load reads and validates the configuration file at path.
-func Load(path string) (*Loaded, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+// validate checks every key and the relations between keys of a decoded, defaulted
+// configuration and returns the problems and the warnings. It changes nothing.
+func (c *Config) validate() (errs, warns []string) {
+	c.validateServer(&errs)
+	c.validateIssuers(&errs, &warns)
+	c.validateTokens(&errs)
+	c.validateIdentityHeaders(&errs)
+	c.validateForwardAuth(&errs)
+	c.validatePaths(&errs)
+	if c.Cache.Tokens < 0 {
+		errs = append(errs, fmt.Sprintf("cache.tokens: %d is negative; use 0 to turn the token cache off", c.Cache.Tokens))
 	}
-	l, err := Parse(data, filepath.Dir(path))
-	if err != nil {
-		return nil, err
-	}
-	l.Path = path
-	return l, nil
-}
-
-// Parse is the one validation entry point: defaults, strict decode, cross-field checks and
-// rule compilation. Relative file paths in the configuration are resolved against baseDir (the
-// configuration file's directory). Every error names its field path; all are reported together.
-func Parse(data []byte, baseDir string) (*Loaded, error) {
-	cfg := defaults()
-	if err := decodeStrict(data, &cfg); err != nil {
-		return nil, &Error{Problems: splitJoined(err)}
-	}
-	cfg.resolvePaths(baseDir)
-	if cfg.IdentityHeaders == nil {
-		cfg.IdentityHeaders = DefaultIdentityHeaders()
-	}
-	var errs, warns []string
-	cfg.validateServer(&errs)
-	cfg.validateIssuers(&errs, &warns)
-	cfg.validateTokens(&errs)
-	cfg.validateIdentityHeaders(&errs)
-	cfg.validateForwardAuth(&errs)
-	if cfg.Cache.Tokens != nil && *cfg.Cache.Tokens < 0 {
-		errs = append(errs, fmt.Sprintf("cache.tokens: %d is negative; use 0 to turn the token cache off", *cfg.Cache.Tokens))
-	}
-	if len(cfg.Rules) == 0 {
+	if len(c.Rules) == 0 {
 		errs = append(errs, "rules: no rules; every request would be denied with 403 (add at least one rule)")
 	}
-	set, err := rules.Compile(cfg.Rules)
-	if err != nil {
-		errs = append(errs, splitJoined(err)...)
-	}
-	if len(errs) > 0 {
-		return nil, &Error{Problems: errs}
-	}
-	warns = append(warns, set.Warnings()...)
-	return &Loaded{Config: &cfg, Rules: set, Warnings: warns}, nil
-}
-
-// Error lists every problem found in a configuration.
-type Error struct {
-	Problems []string
-}
-
-func (e *Error) Error() string {
-	if len(e.Problems) == 1 {
-		return "config: " + e.Problems[0]
-	}
-	return fmt.Sprintf("config: %d problems:\n  %s", len(e.Problems), strings.Join(e.Problems, "\n  "))
-}
-
-// resolvePaths makes the configuration's file paths absolute, relative to baseDir.
-func (c *Config) resolvePaths(baseDir string) {
-	abs := func(p *string) {
-		if *p != "" && !filepath.IsAbs(*p) && baseDir != "" {
-			*p = filepath.Join(baseDir, *p)
-		}
-	}
-	abs(&c.Server.TLS.CertFile)
-	abs(&c.Server.TLS.KeyFile)
-	abs(&c.Server.TLS.ClientCAFile)
-	abs(&c.JWKSCacheDir)
-	for i := range c.Issuers {
-		abs(&c.Issuers[i].JWKSFile)
-		abs(&c.Issuers[i].CAFile)
-	}
-}
-
-func splitJoined(err error) []string {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []string
-		for _, e := range j.Unwrap() {
-			out = append(out, splitJoined(e)...)
-		}
-		return out
-	}
-	return []string{err.Error()}
+	return errs, warns
 }
 
 func (c *Config) validateServer(errs *[]string) {
@@ -163,16 +80,12 @@ func checkReadable(errs *[]string, field, path string) {
 	}
 }
 
-var knownAlgorithms = map[string]bool{
-	"RS256": true, "RS384": true, "RS512": true, "PS256": true, "PS384": true, "PS512": true,
-	"ES256": true, "ES384": true, "ES512": true, "EdDSA": true,
-}
-
 func (c *Config) validateIssuers(errs, warns *[]string) {
 	if len(c.Issuers) == 0 {
 		*errs = append(*errs, "issuers: at least one issuer is needed")
 	}
 	seen := map[string]int{}
+	supported := token.SupportedAlgorithms()
 	for i := range c.Issuers {
 		is := &c.Issuers[i]
 		p := fmt.Sprintf("issuers[%d]", i)
@@ -205,18 +118,15 @@ func (c *Config) validateIssuers(errs, warns *[]string) {
 				*errs = append(*errs, fmt.Sprintf("%s.audiences[%d]: empty audience", p, j))
 			}
 		}
-		if len(is.Algorithms) == 0 {
-			is.Algorithms = slices.Clone(DefaultAlgorithms)
-		}
 		for j, a := range is.Algorithms {
 			switch {
-			case knownAlgorithms[a]:
+			case slices.Contains(supported, a):
 			case strings.EqualFold(a, "none"):
 				*errs = append(*errs, fmt.Sprintf("%s.algorithms[%d]: \"none\" means unsigned tokens and is never accepted", p, j))
 			case strings.HasPrefix(strings.ToUpper(a), "HS"):
 				*errs = append(*errs, fmt.Sprintf("%s.algorithms[%d]: %q is a shared-secret algorithm; Portcullis verifies only with the issuer's public keys (use RS256, ES256, ...)", p, j, a))
 			default:
-				*errs = append(*errs, fmt.Sprintf("%s.algorithms[%d]: unknown algorithm %q; choose from %s", p, j, a, strings.Join(DefaultAlgorithms, " ")))
+				*errs = append(*errs, fmt.Sprintf("%s.algorithms[%d]: unknown algorithm %q; choose from %s", p, j, a, strings.Join(supported, " ")))
 			}
 		}
 		if is.Leeway > 5*time.Minute {
@@ -229,17 +139,6 @@ func (c *Config) validateIssuers(errs, warns *[]string) {
 			*errs = append(*errs, p+".min_refresh_interval: must be positive, e.g. 10s")
 		} else if is.MinRefreshInterval > is.RefreshInterval && is.RefreshInterval > 0 {
 			*errs = append(*errs, fmt.Sprintf("%s.min_refresh_interval: %s is longer than refresh_interval %s", p, is.MinRefreshInterval, is.RefreshInterval))
-		}
-		if len(is.RolesClaims) == 0 {
-			is.RolesClaims = slices.Clone(DefaultRolesClaims)
-		}
-		for j, rc := range is.RolesClaims {
-			if rc == "" || strings.HasPrefix(rc, ".") || strings.HasSuffix(rc, ".") || strings.Contains(rc, "..") {
-				*errs = append(*errs, fmt.Sprintf("%s.roles_claims[%d]: %q is not a claim path (write e.g. realm_access.roles)", p, j, rc))
-			}
-		}
-		if len(is.TokenTypes) == 0 {
-			is.TokenTypes = slices.Clone(DefaultTokenTypes)
 		}
 		for j, tt := range is.TokenTypes {
 			switch strings.ToLower(tt) {
@@ -256,8 +155,7 @@ func (c *Config) validateTokens(errs *[]string) {
 	if len(c.Tokens.Sources) == 0 {
 		*errs = append(*errs, "tokens.sources: at least one source is needed, e.g. {header: authorization, prefix: \"Bearer \"}")
 	}
-	for i := range c.Tokens.Sources {
-		s := &c.Tokens.Sources[i]
+	for i, s := range c.Tokens.Sources {
 		p := fmt.Sprintf("tokens.sources[%d]", i)
 		switch {
 		case s.Header != "" && s.Cookie != "":
@@ -270,7 +168,6 @@ func (c *Config) validateTokens(errs *[]string) {
 			if !validHeaderName(s.Header) {
 				*errs = append(*errs, fmt.Sprintf("%s.header: %q is not a valid header name", p, s.Header))
 			}
-			s.Header = strings.ToLower(s.Header)
 		case s.Cookie != "":
 			if !validHeaderName(s.Cookie) {
 				*errs = append(*errs, fmt.Sprintf("%s.cookie: %q is not a valid cookie name", p, s.Cookie))
@@ -299,6 +196,14 @@ func (c *Config) validateForwardAuth(errs *[]string) {
 	}
 }
 
+func (c *Config) validatePaths(errs *[]string) {
+	switch m := c.Paths.MatrixParameters; m {
+	case MatrixParametersReject, MatrixParametersStrip:
+	default:
+		*errs = append(*errs, fmt.Sprintf(`paths.matrix_parameters: %q is not a choice; use %q (the default: a ";" in a path segment is answered 400) or %q (";..." is removed from each segment before matching, as Tomcat, Jetty and Spring do)`, m, MatrixParametersReject, MatrixParametersStrip))
+	}
+}
+
 // reservedHeaders may not be identity headers: rewriting them would change how the request is
 // routed or framed, or would overwrite the credentials themselves.
 var reservedHeaders = map[string]bool{
@@ -307,7 +212,6 @@ var reservedHeaders = map[string]bool{
 }
 
 func (c *Config) validateIdentityHeaders(errs *[]string) {
-	normalised := make(map[string]string, len(c.IdentityHeaders))
 	names := make([]string, 0, len(c.IdentityHeaders))
 	for name := range c.IdentityHeaders {
 		names = append(names, name)
@@ -316,27 +220,21 @@ func (c *Config) validateIdentityHeaders(errs *[]string) {
 	tokenHeaders := map[string]bool{}
 	for _, s := range c.Tokens.Sources {
 		if s.Header != "" {
-			tokenHeaders[strings.ToLower(s.Header)] = true
+			tokenHeaders[s.Header] = true
 		}
 	}
-	for _, name := range names {
+	for _, name := range names { // lower-case already (normalise)
 		claim := c.IdentityHeaders[name]
 		p := "identity_headers." + name
-		lower := strings.ToLower(name)
 		switch {
 		case !validHeaderName(name):
 			*errs = append(*errs, fmt.Sprintf("%s: not a valid header name", p))
-		case reservedHeaders[lower] || strings.HasPrefix(lower, ":") || tokenHeaders[lower]:
-			*errs = append(*errs, fmt.Sprintf("%s: %q cannot carry identity (it is a request or token header); use a name such as x-user-id", p, lower))
+		case reservedHeaders[name] || strings.HasPrefix(name, ":") || tokenHeaders[name]:
+			*errs = append(*errs, fmt.Sprintf("%s: %q cannot carry identity (it is a request or token header); use a name such as x-user-id", p, name))
 		case claim == "":
 			*errs = append(*errs, fmt.Sprintf("%s: name the claim to copy, e.g. sub (or roles for the merged role list)", p))
 		}
-		if _, dup := normalised[lower]; dup {
-			*errs = append(*errs, fmt.Sprintf("%s: header given twice (header names are case-insensitive)", p))
-		}
-		normalised[lower] = claim
 	}
-	c.IdentityHeaders = normalised
 }
 
 // validHeaderName reports whether s is an RFC 9110 token.
@@ -354,4 +252,39 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
+}
+
+// compileClaims compiles the claim paths of identity_headers and of each issuer's roles_claims
+// (token.ClaimPath: the same addressing the rules' claim requirements use).
+func (c *Config) compileClaims(errs *[]string) (map[string]token.Attribute, [][]token.ClaimPath) {
+	names := make([]string, 0, len(c.IdentityHeaders))
+	for name := range c.IdentityHeaders {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	identity := make(map[string]token.Attribute, len(names))
+	for _, name := range names {
+		claim := c.IdentityHeaders[name]
+		if claim == "" {
+			continue // reported by validateIdentityHeaders
+		}
+		a, err := token.CompileAttribute(claim)
+		if err != nil {
+			*errs = append(*errs, fmt.Sprintf("identity_headers.%s: %v", name, err))
+			continue
+		}
+		identity[name] = a
+	}
+	roles := make([][]token.ClaimPath, len(c.Issuers))
+	for i, is := range c.Issuers {
+		for j, rc := range is.RolesClaims {
+			p, err := token.CompileClaimPath(rc)
+			if err != nil {
+				*errs = append(*errs, fmt.Sprintf("issuers[%d].roles_claims[%d]: %v", i, j, err))
+				continue
+			}
+			roles[i] = append(roles[i], p)
+		}
+	}
+	return identity, roles
 }

@@ -7,8 +7,10 @@
 //
 //	go test -tags e2e -count=1 -v -timeout 20m ./e2e/
 //
-// The forward-auth tests also run nginx and Caddy (installed from the system's packages by
+// The forward-auth tests also run nginx and Caddy (Debian's binaries, unpacked into the cache by
 // scripts/install-nginx.sh and scripts/install-caddy.sh) with the examples of examples/forward-auth/.
+// The fail-closed tests (failclosed_test.go) run an Envoy and a Portcullis of their own, which
+// they stop, stall, restart and reload.
 //
 // Environment: PORTCULLIS_BIN (a prebuilt portcullis instead of building ./cmd/portcullis),
 // PORTCULLIS_ENVOY (envoy binary), PORTCULLIS_NGINX, PORTCULLIS_CADDY (nginx and caddy binaries),

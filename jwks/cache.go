@@ -11,8 +11,8 @@
 //   - unknown-kid refreshes are coalesced and, like every fetch, at most one per
 //     MinRefreshInterval, so tokens with random kids cannot make the cache hammer the provider;
 //   - only public asymmetric keys for an allowed algorithm are used (KeyFits): encryption keys,
-//     symmetric keys, published private keys, weak RSA keys and points off their curve are
-//     skipped.
+//     symmetric keys, published private keys, weak RSA keys, points off their curve and
+//     Ed25519 keys of small order or in a non-canonical encoding are skipped.
 //
 // Keys are never taken from a token; callers pass only its kid and alg.
 package jwks
@@ -22,22 +22,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
-	"golang.org/x/sync/singleflight"
 )
 
 // Defaults of Options.
@@ -47,15 +41,8 @@ const (
 	DefaultMaxResponseBytes   = 1 << 20
 )
 
-const (
-	// jitter spreads refreshes by ±10% so replicas do not fetch in lock-step.
-	jitter = 0.10
-	// maxRetryBackoff caps the wait between attempts after failures (never below the minimum
-	// refresh interval): a replica that has no keys yet must notice a recovered provider soon.
-	maxRetryBackoff = time.Minute
-	// maxLoggedKID bounds how much of a token-supplied kid goes into an error.
-	maxLoggedKID = 64
-)
+// maxLoggedKID bounds how much of a token-supplied kid goes into an error.
+const maxLoggedKID = 64
 
 // ErrNotLoaded is returned by Lookup while the cache has never held a usable key set (the
 // provider has been unreachable since start and nothing was persisted). Callers answer 503.
@@ -104,6 +91,11 @@ type Options struct {
 	Metrics *Metrics
 	// Rand returns numbers in [0, 1) for jitter; nil means math/rand/v2.
 	Rand func() float64
+	// OnChange, when set, is called after the cache installs a new key set: the first one
+	// (fetched or persisted, which makes Ready true) and every changed one. It runs on the
+	// goroutine that installed the set, after Ready and Status reflect it, and must not block
+	// or call Lookup. A JWKS file is installed by New and not reported.
+	OnChange func()
 }
 
 // Source says where the current key set of a Cache came from.
@@ -144,7 +136,12 @@ type Status struct {
 
 // Cache is the refreshing key set of one issuer. Create it with New and start it with Run;
 // all methods are safe for concurrent use.
+//
+// Lookups read an immutable snapshot without locks. Fetches go through one mechanism that
+// coalesces them and enforces MinRefreshInterval (coalesce.go); the background schedule is in
+// refresh.go, discovery and HTTP in fetch.go, the cold-start copy in persist.go.
 type Cache struct {
+	// Settings, fixed by New.
 	issuer   string
 	jwksURI  string // configured; "" = discover
 	algs     []jwa.SignatureAlgorithm
@@ -157,25 +154,26 @@ type Cache struct {
 	log      *slog.Logger
 	metrics  *issuerMetrics
 	rand     func() float64
+	onChange func()
 	static   bool // keys from JWKSFile: never fetched
 
-	snap      atomic.Pointer[snapshot]
-	lastFetch atomic.Pointer[time.Time] // start of the last fetch; nil = none. A time.Time keeps the monotonic reading.
-	run       atomic.Pointer[runCtx]
-	running   atomic.Bool
-	flight    singleflight.Group // every fetch goes through it, so any caller can join one
-	inflight  atomic.Int32       // fetches in progress (0 or 1)
+	// snap is the current key set; nil until one is loaded. Only New (a JWKS file) and the
+	// fetch in progress store it.
+	snap atomic.Pointer[snapshot]
 
-	fetchMu    sync.Mutex // one fetch at a time; guards the fields below
-	discovered string     // jwks_uri found by discovery; "" = discover on the next fetch
-	written    string     // fingerprint of the set last persisted
+	mu        sync.Mutex      // guards the fields below
+	started   bool            // Run has been called
+	runCtx    context.Context // Run's context while it runs; nil = no fetch may start
+	inflight  *fetchCall      // the fetch in progress; nil = none
+	lastFetch time.Time       // start of the last fetch (with its monotonic reading); zero = none
+	st        state
 
-	mu sync.Mutex // guards st
-	st state
+	// Owned by the fetch in progress: fetches never overlap, and each starts and ends under
+	// mu (coalesce.go), so these need no lock.
+	discovered     string // jwks_uri found by discovery; "" = discover on the next fetch
+	written        string // fingerprint of the set last persisted
+	triedPersisted bool   // the persisted set was looked for after a failed fetch
 }
-
-// runCtx carries Run's context to fetches that Lookup starts.
-type runCtx struct{ ctx context.Context }
 
 // state is what Status reports, besides the snapshot.
 type state struct {
@@ -187,57 +185,6 @@ type state struct {
 	failures    int
 	fetched     bool      // a fetch has succeeded since start
 	nextDue     time.Time // when the background loop fetches next
-}
-
-// snapshot is an immutable key set, built once per change and read without locks.
-type snapshot struct {
-	keys        []Key
-	byKID       map[string]map[jwa.SignatureAlgorithm][]Key
-	byAlg       map[jwa.SignatureAlgorithm][]Key // every key fitting the algorithm, for kid-less tokens
-	thumbprints map[string]struct{}
-	fingerprint string // identifies the set: kids, thumbprints, algorithms
-}
-
-func newSnapshot(parsed []parsedKey) *snapshot {
-	s := &snapshot{
-		keys:        make([]Key, len(parsed)),
-		byKID:       map[string]map[jwa.SignatureAlgorithm][]Key{},
-		byAlg:       map[jwa.SignatureAlgorithm][]Key{},
-		thumbprints: map[string]struct{}{},
-	}
-	ids := make([]string, len(parsed))
-	for i, p := range parsed {
-		s.keys[i] = p.Key
-		s.thumbprints[p.Thumbprint] = struct{}{}
-		ids[i] = p.KID + "\x00" + p.Thumbprint + "\x00" + algList(p.algs)
-		for _, a := range p.algs {
-			s.byAlg[a] = append(s.byAlg[a], p.Key)
-			if p.KID == "" {
-				continue
-			}
-			if s.byKID[p.KID] == nil {
-				s.byKID[p.KID] = map[jwa.SignatureAlgorithm][]Key{}
-			}
-			// One key per (kid, alg): parseSet dropped later duplicates. The full slice
-			// expression keeps a caller's append from writing into the snapshot.
-			one := []Key{p.Key}
-			s.byKID[p.KID][a] = one[:1:1]
-		}
-	}
-	for a, keys := range s.byAlg {
-		s.byAlg[a] = keys[:len(keys):len(keys)]
-	}
-	sort.Strings(ids)
-	s.fingerprint = strings.Join(ids, "\x01")
-	return s
-}
-
-func (s *snapshot) kids() []string {
-	var kids []string
-	for _, k := range s.keys {
-		kids = append(kids, k.KID)
-	}
-	return kids
 }
 
 // New validates opts and prepares a cache. It does no network I/O; a JWKSFile is read here,
@@ -254,6 +201,7 @@ func New(opts Options) (*Cache, error) {
 		clock:    opts.Clock,
 		log:      opts.Logger,
 		rand:     opts.Rand,
+		onChange: opts.OnChange,
 	}
 	if c.issuer == "" {
 		return nil, errors.New("jwks: the issuer is required")
@@ -422,295 +370,6 @@ func (c *Cache) fitting(fits map[jwa.SignatureAlgorithm][]Key, kid string, alg j
 	return keys, nil
 }
 
-// refreshForKID runs or joins a refresh for an unknown kid and waits for it within ctx. It
-// returns the refresh's error; nil when it succeeded or none was due.
-func (c *Cache) refreshForKID(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	run := c.run.Load()
-	if run == nil || run.ctx.Err() != nil {
-		return nil // not running: the current set is the answer
-	}
-	// A fetch in progress is joined whatever the floor says: it may bring the kid. Otherwise
-	// a fetch too recent makes the current set the answer, with no lock taken.
-	if c.inflight.Load() == 0 && !c.fetchAllowed() {
-		return nil
-	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case res := <-c.startRefresh(run.ctx, triggerUnknownKID):
-		if errors.Is(res.Err, errTooSoon) {
-			return nil
-		}
-		return res.Err
-	}
-}
-
-// startRefresh starts a refresh, or joins the one in progress, and returns where its result
-// arrives. The fetch belongs to the cache, not to whoever started it: it runs under Run's
-// context, so a caller giving up does not cancel it for the others.
-func (c *Cache) startRefresh(ctx context.Context, trigger string) <-chan singleflight.Result {
-	return c.flight.DoChan("refresh", func() (any, error) {
-		c.inflight.Add(1)
-		defer c.inflight.Add(-1)
-		return nil, c.refresh(ctx, trigger)
-	})
-}
-
-// fetchAllowed reports whether MinRefreshInterval has passed since the last fetch. It is a
-// hint read without locks; refresh decides under its lock.
-func (c *Cache) fetchAllowed() bool {
-	last := c.lastFetch.Load()
-	return last == nil || c.clock.Now().Sub(*last) >= c.floor
-}
-
-// Run loads the key set and keeps it fresh until ctx ends; it blocks, so callers run it in a
-// goroutine. For a JWKS file it only waits for ctx.
-//
-// The first fetch happens at once. If it fails and nothing is loaded, the set persisted in
-// CacheDir (if any) is served, marked stale. Failed fetches are retried in the background
-// without end, backing off from MinRefreshInterval, doubling, up to one minute (or
-// RefreshInterval if shorter; never below MinRefreshInterval). After a success the next fetch
-// is due after RefreshInterval, or the response's max-age/Expires if shorter, ±10% jitter,
-// never sooner than MinRefreshInterval. A cache runs once: a second Run returns at once.
-func (c *Cache) Run(ctx context.Context) {
-	if !c.running.CompareAndSwap(false, true) {
-		c.log.Error("jwks: Run called twice; the second call does nothing")
-		return
-	}
-	if c.static {
-		<-ctx.Done()
-		return
-	}
-	c.run.Store(&runCtx{ctx: ctx})
-	defer c.run.Store(nil)
-	c.warnPlainHTTP()
-	triedPersisted := false
-	for ctx.Err() == nil {
-		if wait := c.untilDue(); wait > 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-c.clock.After(wait):
-			}
-			continue
-		}
-		trigger := triggerInterval
-		if !c.fetched() {
-			trigger = triggerStart
-		}
-		if res := <-c.startRefresh(ctx, trigger); res.Err != nil && !triedPersisted && !c.Ready() {
-			triedPersisted = true
-			c.loadPersisted()
-		}
-	}
-}
-
-// untilDue is the wait before the background loop's next fetch: the scheduled time, but never
-// sooner than the floor after the last fetch.
-func (c *Cache) untilDue() time.Duration {
-	c.mu.Lock()
-	due := c.st.nextDue
-	c.mu.Unlock()
-	if last := c.lastFetch.Load(); last != nil {
-		if floor := last.Add(c.floor); floor.After(due) {
-			due = floor
-		}
-	}
-	return due.Sub(c.clock.Now())
-}
-
-func (c *Cache) fetched() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.st.fetched
-}
-
-// refresh fetches the key set once, unless the last fetch was less than the floor ago
-// (errTooSoon), and installs it if it is usable.
-func (c *Cache) refresh(ctx context.Context, trigger string) error {
-	c.fetchMu.Lock()
-	defer c.fetchMu.Unlock()
-	now := c.clock.Now()
-	if last := c.lastFetch.Load(); last != nil && now.Sub(*last) < c.floor {
-		return errTooSoon
-	}
-	c.lastFetch.Store(&now)
-
-	parsed, skipped, uri, guidance, err := c.fetch(ctx)
-	if err != nil && ctx.Err() != nil {
-		return ctx.Err() // shutting down: not the provider's failure
-	}
-	if err != nil {
-		c.failed(trigger, now, err)
-		return err
-	}
-	c.succeeded(trigger, now, parsed, skipped, uri, guidance)
-	return nil
-}
-
-// fetch discovers the key set's URL if needed, fetches and parses the set. It holds fetchMu.
-func (c *Cache) fetch(ctx context.Context) ([]parsedKey, []skippedKey, string, time.Duration, error) {
-	uri := c.jwksURI
-	if uri == "" {
-		if c.discovered == "" {
-			found, err := c.discover(ctx)
-			if err != nil {
-				return nil, nil, "", 0, fmt.Errorf("jwks: %w", err)
-			}
-			c.discovered = found
-		}
-		uri = c.discovered
-	}
-	doc, header, err := c.get(ctx, uri, acceptJWKS)
-	if err == nil {
-		var parsed []parsedKey
-		var skipped []skippedKey
-		parsed, skipped, err = parseSet(doc, c.algs)
-		if err == nil {
-			return parsed, skipped, uri, freshness(header, c.clock.Now()), nil
-		}
-		err = fmt.Errorf("GET %s: %w", redacted(uri), err)
-	}
-	// The provider may have moved its keys: discover again next time.
-	c.discovered = ""
-	return nil, nil, "", 0, fmt.Errorf("jwks: %w", err)
-}
-
-func (c *Cache) succeeded(trigger string, now time.Time, parsed []parsedKey, skipped []skippedKey, uri string, guidance time.Duration) {
-	next := newSnapshot(parsed)
-	prev := c.snap.Load()
-	changed := prev == nil || prev.fingerprint != next.fingerprint
-	if changed {
-		c.snap.Store(next)
-	} else {
-		next = prev
-	}
-	wait := c.successInterval(guidance)
-
-	c.mu.Lock()
-	firstFetch := !c.st.fetched
-	wasPersisted := c.st.source == SourcePersisted
-	c.st.source = SourceFetched
-	c.st.jwksURI = redacted(uri)
-	c.st.lastSuccess = now
-	c.st.lastAttempt = now
-	c.st.lastErr = nil
-	c.st.failures = 0
-	c.st.fetched = true
-	c.st.nextDue = now.Add(wait)
-	c.mu.Unlock()
-
-	c.metrics.refreshed(trigger, nil)
-	c.metrics.loaded(len(next.keys))
-	c.metrics.succeeded(float64(now.UnixNano()) / 1e9)
-	c.logSkipped(skipped, changed || firstFetch)
-	switch {
-	case prev == nil || wasPersisted && firstFetch:
-		c.log.Info("jwks: key set loaded", "jwks_uri", redacted(uri), "keys", len(next.keys), "kids", next.kids(), "trigger", trigger, "next_refresh", wait)
-	case changed:
-		added, removed := diffKIDs(prev, next)
-		c.log.Info("jwks: key set changed", "added", added, "removed", removed, "keys", len(next.keys), "trigger", trigger, "next_refresh", wait)
-	default:
-		c.log.Debug("jwks: key set unchanged", "keys", len(next.keys), "trigger", trigger, "next_refresh", wait)
-	}
-	if c.cacheDir != "" && next.fingerprint != c.written {
-		p := persisted{Issuer: c.issuer, JWKSURI: redacted(uri), FetchedAt: now.UTC()}
-		if err := writePersisted(c.cacheDir, p, next.keys); err != nil {
-			c.log.Warn("jwks: cannot persist the key set; cold starts while the provider is down will have no keys", "dir", c.cacheDir, "err", err)
-		} else {
-			c.written = next.fingerprint
-		}
-	}
-}
-
-func (c *Cache) failed(trigger string, now time.Time, err error) {
-	c.mu.Lock()
-	c.st.lastAttempt = now
-	c.st.lastErr = err
-	c.st.failures++
-	failures := c.st.failures
-	wait := c.retryInterval(failures)
-	c.st.nextDue = now.Add(wait)
-	c.mu.Unlock()
-
-	c.metrics.refreshed(trigger, err)
-	switch {
-	case c.Ready():
-		c.log.Warn("jwks: refresh failed; serving the last good key set", "err", err, "trigger", trigger, "failures", failures, "retry_in", wait)
-	case failures == 1 && c.cacheDir != "":
-		c.log.Warn("jwks: first fetch failed; looking for a persisted key set", "err", err, "dir", c.cacheDir, "retry_in", wait)
-	default:
-		c.log.Error("jwks: no key set yet; tokens of this issuer are answered 503", "err", err, "trigger", trigger, "failures", failures, "retry_in", wait)
-	}
-}
-
-// loadPersisted serves the set kept by an earlier run, if any, while nothing else is loaded.
-func (c *Cache) loadPersisted() {
-	if c.cacheDir == "" {
-		return
-	}
-	c.fetchMu.Lock()
-	defer c.fetchMu.Unlock()
-	p, err := readPersisted(c.cacheDir, c.issuer, 2*c.maxBytes)
-	if errors.Is(err, fs.ErrNotExist) {
-		c.log.Info("jwks: no persisted key set to fall back on", "dir", c.cacheDir)
-		return
-	}
-	if err != nil {
-		c.log.Warn("jwks: persisted key set unusable", "err", err)
-		return
-	}
-	parsed, skipped, err := parseSet(p.Set, c.algs)
-	if err != nil {
-		c.log.Warn("jwks: persisted key set unusable", "file", persistPath(c.cacheDir, c.issuer), "err", err)
-		return
-	}
-	s := newSnapshot(parsed)
-	if !c.snap.CompareAndSwap(nil, s) {
-		return
-	}
-	c.mu.Lock()
-	c.st.source = SourcePersisted
-	c.st.jwksURI = redacted(p.JWKSURI)
-	c.mu.Unlock()
-	c.metrics.loaded(len(s.keys))
-	c.logSkipped(skipped, false)
-	c.log.Warn("jwks: provider unreachable; serving the persisted key set until a refresh succeeds",
-		"fetched_at", p.FetchedAt, "age", c.clock.Now().Sub(p.FetchedAt).Truncate(time.Second), "keys", len(s.keys), "kids", s.kids())
-}
-
-// successInterval is the wait after a successful fetch: RefreshInterval, or the response's
-// freshness if shorter, jittered, never below the floor.
-func (c *Cache) successInterval(guidance time.Duration) time.Duration {
-	d := c.interval
-	if guidance > 0 && guidance < d {
-		d = guidance
-	}
-	return max(c.jittered(d), c.floor)
-}
-
-// retryInterval is the wait after the n-th consecutive failure: the floor, doubled per
-// failure, capped, jittered, never below the floor.
-func (c *Cache) retryInterval(failures int) time.Duration {
-	ceiling := max(c.floor, min(c.interval, maxRetryBackoff))
-	d := c.floor
-	for i := 1; i < failures && d < ceiling; i++ {
-		d *= 2
-	}
-	return max(c.jittered(min(d, ceiling)), c.floor)
-}
-
-func (c *Cache) jittered(d time.Duration) time.Duration {
-	r := c.rand()
-	if math.IsNaN(r) || r < 0 || r >= 1 {
-		r = 0.5
-	}
-	return time.Duration(float64(d) * (1 + (2*r-1)*jitter))
-}
-
 // Status reports the cache's state.
 func (c *Cache) Status() Status {
 	s := c.snap.Load()
@@ -735,52 +394,10 @@ func (c *Cache) Status() Status {
 	if c.st.lastErr != nil {
 		st.LastError = c.st.lastErr.Error()
 	}
-	if c.run.Load() != nil {
-		st.NextRefresh = c.st.nextDue
-		if last := c.lastFetch.Load(); last != nil {
-			if floor := last.Add(c.floor); floor.After(st.NextRefresh) {
-				st.NextRefresh = floor
-			}
-		}
+	if c.runCtx != nil {
+		st.NextRefresh = c.dueLocked()
 	}
 	return st
-}
-
-// warnPlainHTTP warns once when keys travel without TLS to a host other than loopback.
-func (c *Cache) warnPlainHTTP() {
-	target := c.jwksURI
-	if target == "" {
-		target = discoveryURL(c.issuer)
-	}
-	if u, err := url.Parse(target); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		c.log.Warn("jwks: keys are fetched over plain http; anyone on the path could substitute them", "url", u.Redacted())
-	}
-}
-
-// logSkipped reports the keys that are not used; notable ones as warnings when loud is set
-// (first load or a changed set), so a steady set does not repeat them at every refresh.
-func (c *Cache) logSkipped(skipped []skippedKey, loud bool) {
-	for _, s := range skipped {
-		level := slog.LevelDebug
-		if s.notable && loud {
-			level = slog.LevelWarn
-		}
-		c.log.Log(context.Background(), level, "jwks: key skipped", "key", s.String())
-	}
-}
-
-func diffKIDs(prev, next *snapshot) (added, removed []string) {
-	for _, k := range next.keys {
-		if _, ok := prev.thumbprints[k.Thumbprint]; !ok {
-			added = append(added, k.KID)
-		}
-	}
-	for _, k := range prev.keys {
-		if _, ok := next.thumbprints[k.Thumbprint]; !ok {
-			removed = append(removed, k.KID)
-		}
-	}
-	return added, removed
 }
 
 // shorten bounds a token-supplied kid before it goes into an error.
@@ -789,11 +406,4 @@ func shorten(kid string) string {
 		return kid
 	}
 	return kid[:maxLoggedKID] + "…"
-}
-
-func redacted(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
-	}
-	return raw
 }

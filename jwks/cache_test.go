@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -769,6 +772,7 @@ func BenchmarkLookupHit(b *testing.B) {
 	}
 	ctx := context.Background()
 	b.ReportAllocs()
+	b.ResetTimer() // not the key generation nor the start fetch
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if keys, err := c.Lookup(ctx, "rsa2", jwa.RS256); err != nil || len(keys) != 1 {
@@ -778,6 +782,34 @@ func BenchmarkLookupHit(b *testing.B) {
 	})
 }
 
+// BenchmarkLookupUnknownKIDWithinFloor is the answer to a kid the set lacks while the floor
+// holds (random kids from an attacker): no request, only the refusal. Time is the wall clock,
+// so the fake clock's lock is not what is measured; the loop's wait never fires.
+func BenchmarkLookupUnknownKIDWithinFloor(b *testing.B) {
+	idp := newTestIdP(b, setOf(b, "rsa1"))
+	h := startHarness(b, idp, func(o *Options) {
+		o.Clock = wallNow{o.Clock.(*fakeClock)}
+		o.RefreshInterval, o.MinRefreshInterval = 2*time.Hour, time.Hour
+	})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer() // not the key generation nor the start fetch
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := h.cache.Lookup(ctx, "rsa2", jwa.RS256); !errors.Is(err, ErrUnknownKey) {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.StopTimer()
+	idp.wantCounts(b, 1, 1)
+}
+
+// wallNow is a fakeClock whose Now is the wall clock.
+type wallNow struct{ *fakeClock }
+
+func (wallNow) Now() time.Time { return time.Now() }
+
 func BenchmarkContains(b *testing.B) {
 	c, err := New(Options{Issuer: "https://a", JWKSFile: writeTemp(b, setOf(b, "rsa1", "rsa2", "ec256"))})
 	if err != nil {
@@ -786,6 +818,7 @@ func BenchmarkContains(b *testing.B) {
 	keys, _ := c.Lookup(context.Background(), "rsa1", jwa.RS256)
 	tp := keys[0].Thumbprint
 	b.ReportAllocs()
+	b.ResetTimer()
 	for b.Loop() {
 		if !c.Contains(tp) {
 			b.Fatal("missing")
@@ -800,4 +833,80 @@ func writeTemp(tb testing.TB, data []byte) string {
 		tb.Fatal(err)
 	}
 	return path
+}
+
+// A degenerate Ed25519 key never gets into the set, whichever way the set is loaded: fetched,
+// read from a JWKS file, or read from a persisted set (written by an older version) on a cold
+// start. It is skipped with a warning that names the kid and the reason but no key material,
+// and it is not counted among the usable keys; the good key beside it serves.
+func TestDegenerateEd25519KeysAreNeverServed(t *testing.T) {
+	ks := keys(t)
+	good := jwkJSON(t, ks["ed"].public, nil)
+	type loaded struct {
+		cache  *Cache
+		reg    *prometheus.Registry
+		logs   *syncBuffer
+		issuer string
+		source Source
+	}
+	sources := map[string]func(t *testing.T, doc []byte) loaded{
+		"fetched": func(t *testing.T, doc []byte) loaded {
+			h := startHarness(t, newTestIdP(t, doc), nil)
+			return loaded{h.cache, h.reg, h.logs, h.opts.Issuer, SourceFetched}
+		},
+		"jwks_file": func(t *testing.T, doc []byte) loaded {
+			path := filepath.Join(t.TempDir(), "keys.json")
+			if err := os.WriteFile(path, doc, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			l := loaded{reg: prometheus.NewRegistry(), logs: &syncBuffer{}, issuer: "https://sso.example.com", source: SourceFile}
+			c, err := New(Options{Issuer: l.issuer, JWKSFile: path, Metrics: NewMetrics(l.reg),
+				Logger: slog.New(slog.NewTextHandler(l.logs, nil)), HTTPClient: &http.Client{Transport: failTransport{t}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.cache = c
+			return l
+		},
+		"persisted": func(t *testing.T, doc []byte) loaded {
+			dir := t.TempDir()
+			idp := newTestIdP(t, nil)
+			idp.set(func(p *testIdP) { p.status = http.StatusServiceUnavailable })
+			file, err := json.Marshal(persisted{Issuer: idp.URL(), FetchedAt: time.Unix(1_700_000_000, 0).UTC(), Set: doc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(persistPath(dir, idp.URL()), file, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			h := startHarness(t, idp, func(o *Options) { o.CacheDir = dir })
+			return loaded{h.cache, h.reg, h.logs, h.opts.Issuer, SourcePersisted}
+		},
+	}
+	for _, name := range []string{"fetched", "jwks_file", "persisted"} {
+		for _, tc := range degenerateEd25519 {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				x, _ := hex.DecodeString(tc.hex)
+				bad := jwkJSON(t, ks["ed"].public, map[string]any{"kid": "bad", "x": b64(x)})
+				l := sources[name](t, setJSON(t, bad, good))
+				if st := l.cache.Status(); !st.Loaded || st.Source != l.source || st.Keys != 1 {
+					t.Errorf("Status = %+v, want 1 key from %s", st, l.source)
+				}
+				if got := metricValue(t, l.reg, "portcullis_jwks_keys", "issuer", l.issuer); got != 1 {
+					t.Errorf("portcullis_jwks_keys = %v, want 1", got)
+				}
+				if _, err := l.cache.Lookup(context.Background(), "bad", jwa.EdDSA); !errors.Is(err, ErrUnknownKey) {
+					t.Errorf(`Lookup("bad") = %v, want ErrUnknownKey`, err)
+				}
+				if got, err := l.cache.Lookup(context.Background(), "", jwa.EdDSA); err != nil || strings.Join(kidsOf(got), ",") != "ed" {
+					t.Errorf(`Lookup("", EdDSA) = %v, %v; want only ed`, kidsOf(got), err)
+				}
+				logs := l.logs.String()
+				contains(t, "logs", logs, `level=WARN msg="jwks: key skipped" key="keys[0] (kid \"bad\"): invalid OKP key: `+tc.reason+`"`)
+				if strings.Contains(logs, b64(x)) || strings.Contains(logs, tc.hex) {
+					t.Errorf("the logs carry the key:\n%s", logs)
+				}
+			})
+		}
+	}
 }

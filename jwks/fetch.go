@@ -17,9 +17,13 @@ import (
 	"time"
 )
 
+// DefaultHTTPTimeout bounds one discovery or key-set request when no other bound is given (the
+// client built when Options.HTTPClient is nil, and NewHTTPClient with timeout ≤ 0).
+const DefaultHTTPTimeout = 10 * time.Second
+
 // Defaults of the HTTP client built when Options.HTTPClient is nil.
 const (
-	defaultHTTPTimeout = 10 * time.Second
+	defaultHTTPTimeout = DefaultHTTPTimeout
 	maxConnectTimeout  = 5 * time.Second
 	maxRedirects       = 5
 	userAgent          = "portcullis"
@@ -29,33 +33,56 @@ const (
 )
 
 // NewHTTPClient builds the client used for discovery and key sets: every request is bounded by
-// timeout (≤ 0 means 10s), connecting and the TLS handshake by at most 5s; TLS 1.2 or later;
-// certificates checked against the system pool plus, when caFile is set, the PEM certificates
-// in caFile (for a private identity provider); at most 5 redirects, never from https to http.
-// Proxies are taken from the environment (HTTPS_PROXY, NO_PROXY).
+// timeout (≤ 0 means DefaultHTTPTimeout), connecting and the TLS handshake by at most 5s; TLS 1.2
+// or later; certificates checked against the system pool plus, when caFile is set, the PEM
+// certificates in caFile (for a private identity provider); at most 5 redirects, never from
+// https to http. Proxies are taken from the environment (HTTPS_PROXY, NO_PROXY).
 func NewHTTPClient(caFile string, timeout time.Duration) (*http.Client, error) {
-	if timeout <= 0 {
-		timeout = defaultHTTPTimeout
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
+	var roots *x509.CertPool
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
 			return nil, fmt.Errorf("jwks: CA bundle: %w", err)
 		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("jwks: CA bundle %s holds no PEM certificate", caFile)
+		if roots, err = Roots(pem); err != nil {
+			return nil, fmt.Errorf("jwks: CA bundle %s %w", caFile, err)
 		}
+	}
+	return NewHTTPClientWithRoots(roots, timeout), nil
+}
+
+// Roots is the system certificate pool plus the PEM certificates of a CA bundle (the
+// issuers[].ca_file setting). A bundle without any PEM certificate is an error.
+func Roots(pem []byte) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("holds no PEM certificate")
+	}
+	return pool, nil
+}
+
+// NewHTTPClientWithRoots is NewHTTPClient with the trusted certificates given (nil = the system
+// pool), for a CA bundle read once by the caller (see Roots).
+func NewHTTPClientWithRoots(roots *x509.CertPool, timeout time.Duration) *http.Client {
+	if timeout <= 0 {
+		timeout = DefaultHTTPTimeout
+	}
+	if roots == nil {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		roots = pool
 	}
 	connect := min(timeout, maxConnectTimeout)
 	dialer := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           dialer.DialContext,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool},
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
 		TLSHandshakeTimeout:   connect,
 		ResponseHeaderTimeout: timeout,
 		ExpectContinueTimeout: time.Second,
@@ -63,7 +90,7 @@ func NewHTTPClient(caFile string, timeout time.Duration) (*http.Client, error) {
 		MaxIdleConnsPerHost:   2,
 		ForceAttemptHTTP2:     true,
 	}
-	return &http.Client{Transport: transport, Timeout: timeout, CheckRedirect: checkRedirect}, nil
+	return &http.Client{Transport: transport, Timeout: timeout, CheckRedirect: checkRedirect}
 }
 
 func checkRedirect(req *http.Request, via []*http.Request) error {
@@ -76,6 +103,35 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 		}
 	}
 	return nil
+}
+
+// fetch discovers the key set's URL if needed, fetches and parses the set. It runs inside the
+// fetch in progress (coalesce.go), which owns c.discovered.
+func (c *Cache) fetch(ctx context.Context) ([]parsedKey, []skippedKey, string, time.Duration, error) {
+	uri := c.jwksURI
+	if uri == "" {
+		if c.discovered == "" {
+			found, err := c.discover(ctx)
+			if err != nil {
+				return nil, nil, "", 0, fmt.Errorf("jwks: %w", err)
+			}
+			c.discovered = found
+		}
+		uri = c.discovered
+	}
+	doc, header, err := c.get(ctx, uri, acceptJWKS)
+	if err == nil {
+		var parsed []parsedKey
+		var skipped []skippedKey
+		parsed, skipped, err = parseSet(doc, c.algs)
+		if err == nil {
+			return parsed, skipped, uri, freshness(header, c.clock.Now()), nil
+		}
+		err = fmt.Errorf("GET %s: %w", redacted(uri), err)
+	}
+	// The provider may have moved its keys: discover again next time.
+	c.discovered = ""
+	return nil, nil, "", 0, fmt.Errorf("jwks: %w", err)
 }
 
 // get fetches target and returns its body, refusing anything but 200 and bodies over the size
@@ -164,6 +220,25 @@ func checkFetchURL(raw string, allowHTTP bool) error {
 	return nil
 }
 
+// warnPlainHTTP warns once when keys travel without TLS to a host other than loopback.
+func (c *Cache) warnPlainHTTP() {
+	target := c.jwksURI
+	if target == "" {
+		target = discoveryURL(c.issuer)
+	}
+	if u, err := url.Parse(target); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		c.log.Warn("jwks: keys are fetched over plain http; anyone on the path could substitute them", "url", u.Redacted())
+	}
+}
+
+// redacted is raw with any password in its user information masked.
+func redacted(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return raw
+}
+
 // isLoopback reports whether host names this machine: localhost or a loopback address.
 func isLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
@@ -226,7 +301,3 @@ func seconds(n int64) time.Duration {
 	}
 	return time.Duration(n) * time.Second
 }
-
-// errTooSoon is returned by refresh when the last fetch was less than the minimum refresh
-// interval ago: no request was sent.
-var errTooSoon = errors.New("too soon after the last fetch")

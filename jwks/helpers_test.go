@@ -109,7 +109,7 @@ func (f *fakeClock) pending() (time.Duration, bool) {
 }
 
 // waitRegistrations blocks until After has been called at least n times in all.
-func (f *fakeClock) waitRegistrations(t *testing.T, n int) {
+func (f *fakeClock) waitRegistrations(t testing.TB, n int) {
 	t.Helper()
 	deadline := time.After(guard)
 	for {
@@ -268,12 +268,12 @@ type testIdP struct {
 	arrived       chan struct{} // receives (without blocking) when a JWKS request arrives
 }
 
-func newTestIdP(t *testing.T, body []byte) *testIdP {
+func newTestIdP(t testing.TB, body []byte) *testIdP {
 	t.Helper()
 	return newTestIdPServer(t, body, httptest.NewServer)
 }
 
-func newTestIdPServer(t *testing.T, body []byte, start func(http.Handler) *httptest.Server) *testIdP {
+func newTestIdPServer(t testing.TB, body []byte, start func(http.Handler) *httptest.Server) *testIdP {
 	t.Helper()
 	p := &testIdP{body: body, release: make(chan struct{}), arrived: make(chan struct{}, 1), requests: map[string]http.Header{}}
 	p.srv = start(http.HandlerFunc(p.serve))
@@ -367,7 +367,7 @@ func (p *testIdP) unstall() {
 }
 
 // waitArrival waits until a JWKS request has arrived since the last drain.
-func (p *testIdP) waitArrival(t *testing.T) {
+func (p *testIdP) waitArrival(t testing.TB) {
 	t.Helper()
 	select {
 	case <-p.arrived:
@@ -409,7 +409,7 @@ func (b *syncBuffer) String() string {
 
 // harness is a running cache against a test IdP, with a fake clock and its own registry.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	idp   *testIdP
 	clock *fakeClock
 	reg   *prometheus.Registry
@@ -420,7 +420,7 @@ type harness struct {
 }
 
 // newHarness builds a cache for idp (change adjusts the options) without starting it.
-func newHarness(t *testing.T, idp *testIdP, change func(*Options)) *harness {
+func newHarness(t testing.TB, idp *testIdP, change func(*Options)) *harness {
 	t.Helper()
 	h := &harness{t: t, idp: idp, clock: newFakeClock(), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	client, err := NewHTTPClient("", 5*time.Second)
@@ -465,7 +465,7 @@ func (h *harness) start() *harness {
 }
 
 // startHarness builds and starts a cache for idp.
-func startHarness(t *testing.T, idp *testIdP, change func(*Options)) *harness {
+func startHarness(t testing.TB, idp *testIdP, change func(*Options)) *harness {
 	t.Helper()
 	return newHarness(t, idp, change).start()
 }
@@ -518,7 +518,7 @@ func (h *harness) metric(name string, labels ...string) float64 {
 	return metricValue(h.t, h.reg, name, labels...)
 }
 
-func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+func metricValue(t testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
@@ -571,14 +571,14 @@ func (h *harness) lookups(result string) float64 {
 }
 
 // wantCounts asserts the request counters of the IdP.
-func (p *testIdP) wantCounts(t *testing.T, discovery, jwks int64) {
+func (p *testIdP) wantCounts(t testing.TB, discovery, jwks int64) {
 	t.Helper()
 	if d, j := p.discoveryHits.Load(), p.jwksHits.Load(); d != discovery || j != jwks {
 		t.Fatalf("IdP requests: discovery %d, jwks %d; want %d, %d", d, j, discovery, jwks)
 	}
 }
 
-func contains(t *testing.T, what, got string, wants ...string) {
+func contains(t testing.TB, what, got string, wants ...string) {
 	t.Helper()
 	for _, w := range wants {
 		if !strings.Contains(got, w) {

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 
+	"filippo.io/edwards25519"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
@@ -61,7 +62,8 @@ func supportedAlgorithms() []jwa.SignatureAlgorithm {
 //     fits nothing (RFC 7517 §4.2, §4.3).
 //
 // KeyFits looks at the key's metadata and type only; the cache also checks the material
-// itself (an EC point on its curve, a sane RSA exponent) before it uses a key.
+// itself (an EC point on its curve, a sane RSA exponent, an Ed25519 point of large order in
+// its canonical encoding) before it uses a key.
 func KeyFits(k jwk.Key, alg jwa.SignatureAlgorithm) bool {
 	if k == nil {
 		return false
@@ -133,8 +135,9 @@ func (s skippedKey) String() string {
 	return name + ": " + s.reason
 }
 
-// errNoUsableKeys is wrapped by parseSet when a document holds no key the cache can use.
-var errNoUsableKeys = errors.New("no usable keys")
+// ErrNoUsableKeys is wrapped by CheckSet (and a Cache) when a JWK Set holds no key the cache can
+// use: it is empty, or every key was skipped.
+var ErrNoUsableKeys = errors.New("no usable keys")
 
 // parseSet parses a JWK Set document (RFC 7517 §5) and keeps the keys that fit at least one of
 // algs. A key that cannot be used is skipped, not an error: one odd key must not take the
@@ -151,7 +154,7 @@ func parseSet(doc []byte, algs []jwa.SignatureAlgorithm) ([]parsedKey, []skipped
 		return nil, nil, errors.New(`not a JWK Set: no "keys" array`)
 	}
 	if len(*set.Keys) == 0 {
-		return nil, nil, fmt.Errorf("%w: the key set is empty", errNoUsableKeys)
+		return nil, nil, fmt.Errorf("%w: the key set is empty", ErrNoUsableKeys)
 	}
 	var (
 		kept    []parsedKey
@@ -186,9 +189,17 @@ func parseSet(doc []byte, algs []jwa.SignatureAlgorithm) ([]parsedKey, []skipped
 			reasons[i] = s.String()
 		}
 		return nil, skipped, fmt.Errorf("%w among %d published (allowed algorithms %s): %s",
-			errNoUsableKeys, len(*set.Keys), algList(algs), strings.Join(reasons, "; "))
+			ErrNoUsableKeys, len(*set.Keys), algList(algs), strings.Join(reasons, "; "))
 	}
 	return kept, skipped, nil
+}
+
+// CheckSet parses a JWK Set document as a Cache does (RFC 7517 §5; keys that fit none of algs
+// skipped) and returns the number of usable keys. It is an error when the document is not a
+// JWK Set or no key in it is usable, the errors a Cache's New gives for such a JWKS file.
+func CheckSet(doc []byte, algs []jwa.SignatureAlgorithm) (int, error) {
+	kept, _, err := parseSet(doc, algs)
+	return len(kept), err
 }
 
 // parseOne turns one member of "keys" into a usable key, or says why it is skipped.
@@ -291,7 +302,7 @@ func whyUnfit(k jwk.Key) (notable bool, format string, args []any) {
 
 // material converts a public JWK to the raw key the verifiers take, checking what jwx leaves
 // unchecked: the RSA exponent and parity, the length of EC coordinates and that the point is on
-// the curve, the length of an Ed25519 key.
+// the curve, the length of an Ed25519 key and that it is a canonical point of large order.
 func material(k jwk.Key) (any, error) {
 	switch k := k.(type) {
 	case jwk.RSAPublicKey:
@@ -341,9 +352,35 @@ func material(k jwk.Key) (any, error) {
 		if len(k.X()) != ed25519.PublicKeySize {
 			return nil, fmt.Errorf("Ed25519 key of %d bytes", len(k.X()))
 		}
+		if err := checkEd25519(k.X()); err != nil {
+			return nil, err
+		}
 		return ed25519.PublicKey(bytes.Clone(k.X())), nil
 	}
 	return nil, fmt.Errorf("unsupported key %T", k)
+}
+
+// checkEd25519 refuses the 32-byte Ed25519 public keys (RFC 8032 §5.1.2) that crypto/ed25519
+// would use but nobody should trust:
+//   - an encoding that is no point of the curve;
+//   - a point of small order (8·A is the identity): the all-zero and identity encodings and the
+//     other points of the 8-torsion subgroup, in any spelling. For such a key [k]A is one of 8
+//     points whatever the message, so signatures verify without any private key (with A the
+//     identity, R = [s]B and S = s verify for every message);
+//   - a non-canonical encoding (y >= p, or x = 0 with the sign bit set), which no key generator
+//     produces and implementations decode differently.
+func checkEd25519(x []byte) error {
+	p, err := new(edwards25519.Point).SetBytes(x) // accepts non-canonical encodings
+	if err != nil {
+		return errors.New("Ed25519 key is not a point on the curve")
+	}
+	if new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1 {
+		return errors.New("Ed25519 key is a point of small order; anyone can forge signatures for it")
+	}
+	if !bytes.Equal(p.Bytes(), x) {
+		return errors.New("Ed25519 key is not canonically encoded (y >= p, or x = 0 with the sign bit set)")
+	}
+	return nil
 }
 
 func algList(algs []jwa.SignatureAlgorithm) string {

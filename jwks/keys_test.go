@@ -7,10 +7,12 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
 
+	"filippo.io/edwards25519"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
@@ -265,6 +267,7 @@ func FuzzParseSet(f *testing.F) {
 	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"","y":""}]}`))
 	f.Add([]byte(`{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"},{"kty":"OKP","crv":"Ed25519","x":"AA"}]}`))
 	f.Add([]byte(`{"keys":null}`))
+	f.Add([]byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}`)) // the identity point
 	f.Add([]byte(jwkJSON(f, ks["rsa1"].public, nil)))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		kept, _, err := parseSet(doc, supportedAlgorithms())
@@ -288,4 +291,97 @@ func FuzzParseSet(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Reasons a degenerate Ed25519 key is skipped for (after `invalid OKP key: `).
+const (
+	edSmallOrder   = "Ed25519 key is a point of small order; anyone can forge signatures for it"
+	edNonCanonical = "Ed25519 key is not canonically encoded (y >= p, or x = 0 with the sign bit set)"
+	edOffCurve     = "Ed25519 key is not a point on the curve"
+)
+
+// degenerateEd25519 are 32-byte Ed25519 public keys (RFC 8032 §5.1.2: y little-endian, the top
+// bit the sign of x) that must never verify anything, with the reason each is skipped for. p is
+// 2^255-19. The 8-torsion subgroup has 8 points: the identity (0, 1), (0, -1) of order 2, the
+// two points with y = 0 of order 4 and four of order 8; with their non-canonical spellings
+// (y + p where that still fits in 255 bits, or a sign bit on x = 0) that is every encoding of a
+// small-order point. TestDegenerateEd25519Fixtures checks the arithmetic.
+var degenerateEd25519 = []struct {
+	name, hex, reason string
+	smallOrder        bool // 8·A is the identity
+	canonical         bool
+}{
+	{"all zero: y = 0, order 4", "0000000000000000000000000000000000000000000000000000000000000000", edSmallOrder, true, true},
+	{"identity: y = 1", "0100000000000000000000000000000000000000000000000000000000000000", edSmallOrder, true, true},
+	{"y = 0 with x negative, order 4", "0000000000000000000000000000000000000000000000000000000000000080", edSmallOrder, true, true},
+	{"y = p-1 = -1, order 2", "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", edSmallOrder, true, true},
+	{"order 8, y ending 05", "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05", edSmallOrder, true, true},
+	{"order 8, y ending 05, x negative", "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85", edSmallOrder, true, true},
+	{"order 8, y ending 7a", "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a", edSmallOrder, true, true},
+	{"order 8, y ending 7a, x negative", "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa", edSmallOrder, true, true},
+	{"identity with the sign bit (non-canonical)", "0100000000000000000000000000000000000000000000000000000000000080", edSmallOrder, true, false},
+	{"y = -1 with the sign bit (non-canonical), order 2", "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", edSmallOrder, true, false},
+	{"y = p, that is 0 (non-canonical), order 4", "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", edSmallOrder, true, false},
+	{"y = p with the sign bit (non-canonical), order 4", "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", edSmallOrder, true, false},
+	{"y = p+1, that is 1 (non-canonical identity)", "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", edSmallOrder, true, false},
+	{"y = p+1 with the sign bit (non-canonical identity)", "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", edSmallOrder, true, false},
+	{"y = p+3, a point of large order spelt non-canonically", "f0ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", edNonCanonical, false, false},
+	{"y = 2^255-1 = p+18 with the sign bit", "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", edNonCanonical, false, false},
+	{"y = p+2: no point of the curve", "efffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", edOffCurve, false, false},
+}
+
+// The fixtures are what their names say: multiplied by the cofactor 8 the small-order ones give
+// the identity, and the non-canonical ones re-encode differently. (This checks the table, not
+// the code under test.)
+func TestDegenerateEd25519Fixtures(t *testing.T) {
+	small := map[string]bool{}
+	for _, tc := range degenerateEd25519 {
+		b, err := hex.DecodeString(tc.hex)
+		if err != nil || len(b) != 32 {
+			t.Fatalf("%s: bad fixture", tc.name)
+		}
+		p, err := new(edwards25519.Point).SetBytes(b)
+		if (err != nil) != (tc.reason == edOffCurve) {
+			t.Errorf("%s: SetBytes err = %v", tc.name, err)
+		}
+		if err != nil {
+			continue
+		}
+		if got := new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1; got != tc.smallOrder {
+			t.Errorf("%s: small order = %v", tc.name, got)
+		}
+		if got := hex.EncodeToString(p.Bytes()) == tc.hex; got != tc.canonical {
+			t.Errorf("%s: canonical = %v", tc.name, got)
+		}
+		if tc.smallOrder {
+			small[hex.EncodeToString(p.Bytes())] = true
+		}
+	}
+	if len(small) != 8 {
+		t.Errorf("the fixtures name %d distinct small-order points, want all 8", len(small))
+	}
+}
+
+// A degenerate Ed25519 key is skipped with a warning-worthy reason; a good Ed25519 key beside
+// it is kept.
+func TestParseSetSkipsDegenerateEd25519Keys(t *testing.T) {
+	ks := keys(t)
+	good := jwkJSON(t, ks["ed"].public, nil)
+	for _, tc := range degenerateEd25519 {
+		t.Run(tc.name, func(t *testing.T) {
+			x, _ := hex.DecodeString(tc.hex)
+			bad := jwkJSON(t, ks["ed"].public, map[string]any{"kid": "bad", "x": b64(x)})
+			kept, skipped, err := parseSet(setJSON(t, bad, good), supportedAlgorithms())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(kidsOf(keysOf(kept)), ","); got != "ed" {
+				t.Errorf("kept kids = %q, want ed", got)
+			}
+			want := `keys[0] (kid "bad"): invalid OKP key: ` + tc.reason
+			if len(skipped) != 1 || skipped[0].String() != want || !skipped[0].notable {
+				t.Fatalf("skipped = %+v\nwant %s (notable)", skipped, want)
+			}
+		})
+	}
 }

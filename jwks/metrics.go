@@ -2,7 +2,7 @@ package jwks
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Metrics holds the key-set series of DESIGN.md. One Metrics serves every issuer's cache; each
+// Metrics holds the key-set series of docs/metrics.md. One Metrics serves every issuer's cache; each
 // series carries an issuer label. Create it once per registry with NewMetrics.
 type Metrics struct {
 	lookups     *prometheus.CounterVec

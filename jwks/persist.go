@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -108,4 +109,56 @@ func readPersisted(dir, issuer string, limit int64) (*persisted, error) {
 		return nil, errors.New(f.Name() + " holds no key set")
 	}
 	return &p, nil
+}
+
+// persist keeps next in CacheDir unless it is the set last written there. It runs inside the
+// fetch in progress, which owns c.written.
+func (c *Cache) persist(next *snapshot, uri string, now time.Time) {
+	if c.cacheDir == "" || next.fingerprint == c.written {
+		return
+	}
+	p := persisted{Issuer: c.issuer, JWKSURI: redacted(uri), FetchedAt: now.UTC()}
+	if err := writePersisted(c.cacheDir, p, next.keys); err != nil {
+		c.log.Warn("jwks: cannot persist the key set; cold starts while the provider is down will have no keys", "dir", c.cacheDir, "err", err)
+		return
+	}
+	c.written = next.fingerprint
+}
+
+// loadPersisted serves the set kept by an earlier run, if any, while nothing else is loaded.
+// It runs inside the fetch in progress (after a failed one), so no other fetch installs a set
+// meanwhile.
+func (c *Cache) loadPersisted() {
+	if c.cacheDir == "" {
+		return
+	}
+	p, err := readPersisted(c.cacheDir, c.issuer, 2*c.maxBytes)
+	if errors.Is(err, fs.ErrNotExist) {
+		c.log.Info("jwks: no persisted key set to fall back on", "dir", c.cacheDir)
+		return
+	}
+	if err != nil {
+		c.log.Warn("jwks: persisted key set unusable", "err", err)
+		return
+	}
+	parsed, skipped, err := parseSet(p.Set, c.algs)
+	if err != nil {
+		c.log.Warn("jwks: persisted key set unusable", "file", persistPath(c.cacheDir, c.issuer), "err", err)
+		return
+	}
+	s := newSnapshot(parsed)
+	if !c.snap.CompareAndSwap(nil, s) {
+		return
+	}
+	c.mu.Lock()
+	c.st.source = SourcePersisted
+	c.st.jwksURI = redacted(p.JWKSURI)
+	c.mu.Unlock()
+	c.changed()
+	c.metrics.loaded(len(s.keys))
+	// Only keys that passed the checks are persisted: a notable skip here is a file written by
+	// an older version with laxer checks, or edited by hand, and deserves its warning.
+	c.logSkipped(skipped, true)
+	c.log.Warn("jwks: provider unreachable; serving the persisted key set until a refresh succeeds",
+		"fetched_at", p.FetchedAt, "age", c.clock.Now().Sub(p.FetchedAt).Truncate(time.Second), "keys", len(s.keys), "kids", s.kids())
 }

@@ -3,6 +3,8 @@ package rules
 import (
 	"fmt"
 	"testing"
+
+	"github.com/portcullis-authz/portcullis/reason"
 )
 
 // benchSpecs builds n realistic rules of mixed shapes: exact and wildcard hosts, method lists,
@@ -115,7 +117,7 @@ func BenchmarkCheck(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if r.Check(p).Verdict != VerdictOK {
+		if r.Check(p).Reason != reason.OK {
 			b.Fatal("not ok")
 		}
 	}

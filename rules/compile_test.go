@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/portcullis-authz/portcullis/reason"
 )
 
 // decodeSpecs decodes a YAML list of rules strictly, as the config package does.
@@ -66,6 +68,8 @@ func TestCompileErrors(t *testing.T) {
 		"path_param_twice":     `rules[0].match.paths[0]: "/users/{id}/friends/{id}": {id} appears twice; give each parameter its own name`,
 		"path_encoded_slash":   `rules[0].match.paths[0]: "/files/a%2Fb": encoded "/" (%2F) is read as a separator by some servers and not by others; requests with it are refused (400), so the pattern would never match`,
 		"path_invalid_escape":  `rules[0].match.paths[0]: "/files/100%": invalid percent-escape ("%" must be followed by two hex digits); requests with it are refused (400), so the pattern would never match`,
+		"path_not_utf8":        `rules[0].match.paths[0]: "/files/%C0%AE/*": bytes that are not valid UTF-8 once decoded (overlong form, surrogate, code point above U+10FFFF, stray or missing continuation byte), which some servers decode anyway ("%C0%AE" as "."); requests with it are refused (400), so the pattern would never match`,
+		"path_matrix_param":    `rules[0].match.paths[0]: "/api/admin;v=2/**": segment "admin;v=2" has a path parameter (";"); requests with one are refused (400), or stripped before matching with paths.matrix_parameters: strip, so the pattern would never match (write the segment without it, or "%3B" for a ";" that is part of the name)`,
 		"path_twice":           `rules[0].match.paths[1]: "/users/{id}" matches the same paths as paths[0]; remove one`,
 		"public_with_require":  `rules[0].require: a public rule lets requests through without a token, so it cannot require anything; remove require, or public: true`,
 		"any_roles_empty_list": `rules[0].require.any_roles: empty list; omit it, or list at least one role`,
@@ -74,7 +78,7 @@ func TestCompileErrors(t *testing.T) {
 		"role_twice":           `rules[0].require.all_roles[1]: "admin" is already listed at all_roles[0]; remove one`,
 		"scope_with_space":     `rules[0].require.scopes[0]: "orders:read orders:write" is not one scope (a token's scopes are separated by spaces); list each scope on its own`,
 		"claims_empty":         `rules[0].require.claims: empty; omit claims, or list the claims and their values`,
-		"claim_bad_path":       `rules[0].require.claims.a..b: "a..b" is not a claim name or dotted path (write e.g. email_verified or address.country)`,
+		"claim_bad_path":       `rules[0].require.claims.a..b: "a..b" is not a claim name or dotted path (write e.g. email_verified or realm_access.roles)`,
 		"claim_list_value":     `rules[0].require.claims.groups: a list is not a claim value; write one string, number or boolean (an array claim matches when it contains it)`,
 		"claim_map_value":      `rules[0].require.claims.address: a mapping is not a claim value; for a nested claim write a dotted key such as "address.country"`,
 		"claim_null":           `rules[0].require.claims.email_verified: no value; write the value the claim must equal (a string, number or boolean)`,
@@ -234,7 +238,7 @@ func TestSetAccessors(t *testing.T) {
 	if s.Rules()[0] == nil || s.Match("api.example.com", "GET", "/admin/x") != s.Lookup("admin") {
 		t.Error("compiled set changed")
 	}
-	if out := s.Lookup("admin").Check(&Principal{Roles: []string{"admin"}, Claims: map[string]any{"tier": "gold"}}); out.Verdict != VerdictOK {
+	if out := s.Lookup("admin").Check(&Principal{Roles: []string{"admin"}, Claims: map[string]any{"tier": "gold"}}); out.Reason != reason.OK {
 		t.Errorf("Check = %+v", out)
 	}
 }

@@ -23,7 +23,7 @@ func Example() {
 	}
 	rule := set.Match("API.example.com:443", "PUT", path)
 	out := rule.Check(&rules.Principal{Roles: []string{"orders-api:writer"}})
-	fmt.Println(path, rule.Name(), out.Verdict, out.Missing)
+	fmt.Println(path, rule.Name(), out.Reason, out.Missing)
 	// Output: /api/orders/42 orders-write insufficient_scope [scope "orders:write"]
 }
 

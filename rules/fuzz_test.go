@@ -4,53 +4,79 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzNormalizePath: NormalizePath never panics; an error is a *PathError wrapping
 // ErrAmbiguousPath; a result starts with "/", has no "//", no "." or ".." segment, no query or
-// fragment, only upper-case escapes of bytes that are not unreserved and only pchars otherwise,
-// equals the plain reference, and is its own normal form.
+// fragment, no ";", only upper-case escapes of bytes that are not unreserved and only pchars
+// otherwise, decodes to valid UTF-8, equals the plain reference, and is its own normal form; a
+// refusal for UTF-8 is one of a path that does not decode to UTF-8. With StripMatrixParameters
+// the same holds of the result, which is the reference's for the path with every ";..." cut
+// off; what the default accepts, stripping accepts alike.
 func FuzzNormalizePath(f *testing.F) {
 	// Seeds are in testdata/fuzz/FuzzNormalizePath.
+	strip := PathOptions{StripMatrixParameters: true}
 	f.Fuzz(func(t *testing.T, raw string) {
 		p, err := NormalizePath(raw)
-		if err != nil {
-			var pe *PathError
-			if !errors.Is(err, ErrAmbiguousPath) || !errors.As(err, &pe) || p != "" {
-				t.Fatalf("%q: error %v (%T), result %q", raw, err, err, p)
+		checkNormalized(t, NormalizePath, raw, p, err, refNormalize)
+		sp, serr := strip.Normalize(raw)
+		checkNormalized(t, strip.Normalize, raw, sp, serr, func(raw string) string { return refNormalize(refStrip(raw)) })
+		if err == nil && (serr != nil || sp != p) {
+			t.Fatalf("%q -> %q, but stripping gives %q, %v", raw, p, sp, serr)
+		}
+		if serr == nil {
+			if again, err := NormalizePath(sp); err != nil || again != sp {
+				t.Fatalf("stripped %q -> %q is not a normal path: %q, %v", raw, sp, again, err)
 			}
-			if pe.Offset < -1 || pe.Offset >= len(raw) {
-				t.Fatalf("%q: offset %d out of range", raw, pe.Offset)
-			}
-			return
-		}
-		if !strings.HasPrefix(p, "/") || strings.Contains(p, "//") || strings.ContainsAny(p, "?#") {
-			t.Fatalf("%q -> %q", raw, p)
-		}
-		for _, seg := range strings.Split(p[1:], "/") {
-			if seg == "." || seg == ".." {
-				t.Fatalf("%q -> %q keeps a dot segment", raw, p)
-			}
-		}
-		for i := 0; i < len(p); i++ {
-			switch c := p[i]; {
-			case c == '%':
-				if i+2 >= len(p) || !isUpperHex(p[i+1]) || !isUpperHex(p[i+2]) || isUnreserved(hexValue(p[i+1], p[i+2])) {
-					t.Fatalf("%q -> %q: escape at %d is not normal", raw, p, i)
-				}
-				i += 2
-			case c != '/' && !isPchar(c):
-				t.Fatalf("%q -> %q: raw %q", raw, p, c)
-			}
-		}
-		if want := refNormalize(raw); p != want {
-			t.Fatalf("%q -> %q, reference %q", raw, p, want)
-		}
-		again, err := NormalizePath(p)
-		if err != nil || again != p {
-			t.Fatalf("not its own normal form: %q -> %q -> %q, %v", raw, p, again, err)
 		}
 	})
+}
+
+func checkNormalized(t *testing.T, normalize func(string) (string, error), raw, p string, err error, ref func(string) string) {
+	t.Helper()
+	if err != nil {
+		var pe *PathError
+		if !errors.Is(err, ErrAmbiguousPath) || !errors.As(err, &pe) || p != "" {
+			t.Fatalf("%q: error %v (%T), result %q", raw, err, err, p)
+		}
+		if pe.Offset < -1 || pe.Offset >= len(raw) {
+			t.Fatalf("%q: offset %d out of range", raw, pe.Offset)
+		}
+		if pe.Reason == notUTF8 && utf8.Valid(refDecode(raw)) {
+			t.Fatalf("%q: refused as not UTF-8, but it decodes to valid UTF-8", raw)
+		}
+		return
+	}
+	if !strings.HasPrefix(p, "/") || strings.Contains(p, "//") || strings.ContainsAny(p, "?#;") {
+		t.Fatalf("%q -> %q", raw, p)
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "." || seg == ".." {
+			t.Fatalf("%q -> %q keeps a dot segment", raw, p)
+		}
+	}
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '%':
+			if i+2 >= len(p) || !isUpperHex(p[i+1]) || !isUpperHex(p[i+2]) || isUnreserved(hexValue(p[i+1], p[i+2])) {
+				t.Fatalf("%q -> %q: escape at %d is not normal", raw, p, i)
+			}
+			i += 2
+		case c != '/' && !isPchar(c):
+			t.Fatalf("%q -> %q: raw %q", raw, p, c)
+		}
+	}
+	if !utf8.Valid(refDecode(raw)) || !utf8.Valid(refDecode(p)) {
+		t.Fatalf("%q -> %q: not valid UTF-8 once decoded", raw, p)
+	}
+	if want := ref(raw); p != want {
+		t.Fatalf("%q -> %q, reference %q", raw, p, want)
+	}
+	again, err := normalize(p)
+	if err != nil || again != p {
+		t.Fatalf("not its own normal form: %q -> %q -> %q, %v", raw, p, again, err)
+	}
 }
 
 // FuzzMatch: matching never panics, on any input; on a normalised path the trie matcher agrees

@@ -47,12 +47,33 @@ func (e *PathError) Unwrap() error { return ErrAmbiguousPath }
 // A target that stays ambiguous is refused with a *PathError wrapping ErrAmbiguousPath: one that
 // does not start with "/" (empty, "*", absolute-form "http://host/p"); an encoded "/" or "\"; a
 // raw "\"; a control character, raw or encoded (NUL included); an invalid escape ("%", "%4",
-// "%G1"); a ".." right after an empty segment ("/a//../b": servers that merge slashes first read
-// "/b", servers that follow RFC 3986 to the letter read "/a/b"); a dot segment with path
-// parameters ("..;x": Java servlet containers read it as "..").
+// "%G1"); bytes, raw or percent-encoded, that are not valid UTF-8 (overlong forms such as
+// "%C0%AE", which some servers decode to ".", surrogates, stray or missing continuation bytes,
+// code points above U+10FFFF); a ".." right after an empty segment ("/a//../b": servers that
+// merge slashes first read "/b", servers that follow RFC 3986 to the letter read "/a/b"); a path
+// parameter, a raw ";" in any segment ("/api/admin;x/users": Java servlet containers and Spring
+// strip ";x" and serve "/api/admin/users", other servers keep it). An encoded "%3B" is not a path
+// parameter for anyone (servlet containers strip parameters before they decode): it stays, kept
+// encoded. PathOptions.Normalize may strip path parameters instead.
 //
 // A target that is already normal is returned as is, without allocating.
-func NormalizePath(raw string) (string, error) {
+func NormalizePath(raw string) (string, error) { return PathOptions{}.Normalize(raw) }
+
+// PathOptions are the choices an operator may make about reading request paths. The zero value
+// is NormalizePath's default.
+type PathOptions struct {
+	// StripMatrixParameters removes each segment's path parameters (a raw ";" and what follows
+	// it up to the next "/") before the path is normalised, the way Java servlet containers
+	// (Tomcat, Jetty) and Spring read the path: "/api/admin;x/users" is "/api/admin/users".
+	// The stripped text is still checked like the rest of the path, and a dot segment with
+	// parameters ("..;x", ".;x") is still refused: servlet containers read it as a dot segment,
+	// every other server on the way (Envoy's routing included) as a name, so no single path can
+	// be matched for it.
+	StripMatrixParameters bool
+}
+
+// Normalize is NormalizePath with these options.
+func (o PathOptions) Normalize(raw string) (string, error) {
 	p := raw
 	if i := strings.IndexAny(p, "?#"); i >= 0 {
 		p = p[:i]
@@ -63,7 +84,7 @@ func NormalizePath(raw string) (string, error) {
 	if isNormal(p) {
 		return p, nil
 	}
-	return normalizeSlow(p)
+	return normalizeSlow(p, o.StripMatrixParameters)
 }
 
 func notOriginForm(raw, p string) error {
@@ -123,10 +144,12 @@ func unhex(c byte) (byte, bool) {
 const upperHex = "0123456789ABCDEF"
 
 // isNormal reports whether p (starting with "/", without query or fragment) is already what
-// NormalizePath would return: only raw pchars and upper-case escapes that stay escaped, no
-// empty segment but a trailing one, no dot segment. It does not allocate.
+// NormalizePath would return: only raw pchars other than ";" and upper-case escapes that stay
+// escaped, the escaped bytes valid UTF-8, no empty segment but a trailing one, no dot segment.
+// It does not allocate.
 func isNormal(p string) bool {
 	start := 1
+	var u utf8Check
 	for i := 1; i <= len(p); i++ {
 		if i < len(p) && p[i] != '/' {
 			c := p[i]
@@ -138,13 +161,19 @@ func isNormal(p string) bool {
 				if isUnreserved(v) || v == '/' || v == '\\' || isControl(v) {
 					return false
 				}
+				if (v >= 0x80 || u.need > 0) && !u.next(v) {
+					return false
+				}
 				i += 2
 				continue
 			}
-			if !isPchar(c) {
+			if !isPchar(c) || c == ';' || u.need > 0 {
 				return false
 			}
 			continue
+		}
+		if u.need > 0 {
+			return false // a cut UTF-8 sequence
 		}
 		seg := p[start:i]
 		if seg == "" && i < len(p) {
@@ -154,6 +183,46 @@ func isNormal(p string) bool {
 			return false
 		}
 		start = i + 1
+	}
+	return true
+}
+
+// utf8Check follows decoded path bytes through UTF-8's well-formed byte sequences (the Unicode
+// Standard, table 3-7), one byte at a time, so that no copy is needed: no overlong form, no
+// surrogate, nothing above U+10FFFF, no stray or missing continuation byte.
+type utf8Check struct {
+	need   int  // continuation bytes still expected
+	lo, hi byte // the range of the next one
+	at     int  // where the sequence started, for error positions
+}
+
+// next takes the next decoded byte and reports whether it may come there.
+func (u *utf8Check) next(c byte) bool {
+	if u.need > 0 {
+		if c < u.lo || c > u.hi {
+			return false
+		}
+		u.need, u.lo, u.hi = u.need-1, 0x80, 0xBF
+		return true
+	}
+	switch {
+	case c < 0x80:
+	case c >= 0xC2 && c <= 0xDF:
+		u.need, u.lo, u.hi = 1, 0x80, 0xBF
+	case c == 0xE0:
+		u.need, u.lo, u.hi = 2, 0xA0, 0xBF // no overlong three-byte form
+	case c == 0xED:
+		u.need, u.lo, u.hi = 2, 0x80, 0x9F // no surrogate
+	case c >= 0xE1 && c <= 0xEF:
+		u.need, u.lo, u.hi = 2, 0x80, 0xBF
+	case c == 0xF0:
+		u.need, u.lo, u.hi = 3, 0x90, 0xBF // no overlong four-byte form
+	case c >= 0xF1 && c <= 0xF3:
+		u.need, u.lo, u.hi = 3, 0x80, 0xBF
+	case c == 0xF4:
+		u.need, u.lo, u.hi = 3, 0x80, 0x8F // nothing above U+10FFFF
+	default:
+		return false // a continuation byte alone, C0 and C1 (overlong), F5 to FF
 	}
 	return true
 }
@@ -174,8 +243,10 @@ func isDotLike(seg string) bool {
 
 // normalizeSlow is NormalizePath for a target that needs rewriting. It keeps the segments the
 // way RFC 3986 §5.2.4 does (empty ones included) so that it can tell when merging slashes first
-// would give another answer, and merges slashes at the end.
-func normalizeSlow(p string) (string, error) {
+// would give another answer, and merges slashes at the end. With stripParams, each segment's
+// path parameters are cut off once it is checked and decoded, before dot segments are removed
+// (as Tomcat does: strip, decode, then normalise).
+func normalizeSlow(p string, stripParams bool) (string, error) {
 	b := make([]byte, 0, len(p)+8)
 	nonEmpty := 0 // non-empty segments in b
 	lastDot := false
@@ -193,6 +264,17 @@ func normalizeSlow(p string) (string, error) {
 			return "", err
 		}
 		seg := b[segAt:]
+		// A raw ";" is the only ";" appendSegment leaves (it keeps "%3B" encoded).
+		if k := bytes.IndexByte(seg, ';'); k >= 0 {
+			if seg[0] == '.' && (k == 1 || k == 2 && seg[1] == '.') {
+				return "", &PathError{Offset: start, Reason: `dot segment with path parameters (".;" or "..;") is read as a dot segment by some servers`}
+			}
+			if !stripParams {
+				return "", &PathError{Offset: start + strings.IndexByte(p[start:end], ';'), Reason: paramReason}
+			}
+			b = b[:segAt+k]
+			seg = b[segAt:]
+		}
 		lastDot = false
 		switch {
 		case len(seg) == 1 && seg[0] == '.':
@@ -212,8 +294,6 @@ func normalizeSlow(p string) (string, error) {
 				}
 				b = b[:i]
 			}
-		case len(seg) > 1 && seg[0] == '.' && (seg[1] == ';' || seg[1] == '.' && len(seg) > 2 && seg[2] == ';'):
-			return "", &PathError{Offset: start, Reason: `dot segment with path parameters (".;" or "..;") is read as a dot segment by some servers`}
 		case len(seg) > 0:
 			nonEmpty++
 		}
@@ -239,12 +319,13 @@ func normalizeSlow(p string) (string, error) {
 
 // appendSegment appends the normal form of one raw path segment (no "/" in it) to dst:
 // unreserved escapes decoded, other escapes upper-cased, raw bytes that may not appear in a
-// path encoded. off is seg's offset in the whole input, for error positions.
+// path encoded. The decoded bytes must be valid UTF-8. off is seg's offset in the whole input,
+// for error positions.
 func appendSegment(dst []byte, seg string, off int) ([]byte, *PathError) {
+	var u utf8Check
 	for i := 0; i < len(seg); i++ {
 		c := seg[i]
-		switch {
-		case c == '%':
+		if c == '%' {
 			if i+2 >= len(seg) {
 				return dst, &PathError{Offset: off + i, Reason: `invalid percent-escape ("%" must be followed by two hex digits)`}
 			}
@@ -266,7 +347,13 @@ func appendSegment(dst []byte, seg string, off int) ([]byte, *PathError) {
 			default:
 				dst = append(dst, '%', upperHex[hi], upperHex[lo])
 			}
+			if err := u.feed(v, off+i); err != nil {
+				return dst, err
+			}
 			i += 2
+			continue
+		}
+		switch {
 		case isPchar(c):
 			dst = append(dst, c)
 		case c == '\\':
@@ -276,6 +363,32 @@ func appendSegment(dst []byte, seg string, off int) ([]byte, *PathError) {
 		default:
 			dst = append(dst, '%', upperHex[c>>4], upperHex[c&15])
 		}
+		if err := u.feed(c, off+i); err != nil {
+			return dst, err
+		}
+	}
+	if u.need > 0 {
+		return dst, &PathError{Offset: u.at, Reason: notUTF8}
 	}
 	return dst, nil
+}
+
+// paramReason is the reason for a path parameter NormalizePath does not strip.
+const paramReason = `path parameter (";") in a segment, which servlet containers and Spring strip before routing and other servers keep (to match without it, set paths.matrix_parameters: strip)`
+
+// notUTF8 is the reason for bytes that do not decode as UTF-8.
+const notUTF8 = `bytes that are not valid UTF-8 once decoded (overlong form, surrogate, code point above U+10FFFF, stray or missing continuation byte), which some servers decode anyway ("%C0%AE" as ".")`
+
+// feed is next for a byte at offset at of the input, with the error to return.
+func (u *utf8Check) feed(c byte, at int) *PathError {
+	if c < 0x80 && u.need == 0 {
+		return nil
+	}
+	if u.need == 0 {
+		u.at = at
+	}
+	if !u.next(c) {
+		return &PathError{Offset: u.at, Reason: notUTF8}
+	}
+	return nil
 }

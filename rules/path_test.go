@@ -50,8 +50,15 @@ func TestNormalizePath(t *testing.T) {
 		{"/a b", "/a%20b"},
 		{"/caf\xc3\xa9", "/caf%C3%A9"},
 		{"/{x}|\"<>[]^`", "/%7Bx%7D%7C%22%3C%3E%5B%5D%5E%60"},
-		// Raw sub-delims, ":" and "@" stay as they are.
-		{"/a:b@c!$&'()*+,;=", "/a:b@c!$&'()*+,;="},
+		// Raw sub-delims but ";", ":" and "@" stay as they are.
+		{"/a:b@c!$&'()*+,=", "/a:b@c!$&'()*+,="},
+		// An encoded ";" is no path parameter for anyone: kept, encoded.
+		{"/api/admin%3bx/users", "/api/admin%3Bx/users"},
+		{"/a/..%3B/b", "/a/..%3B/b"},
+		// Valid UTF-8, raw or encoded or both, is kept encoded: the longest and shortest forms.
+		{"/%F4%8F%BF%BF/%ef%bf%bf/%e0%a0%80/%C2%80/%F0%90%80%80", "/%F4%8F%BF%BF/%EF%BF%BF/%E0%A0%80/%C2%80/%F0%90%80%80"},
+		{"/caf%C3\xa9", "/caf%C3%A9"},
+		{"/%ED%9F%BF%EE%80%80", "/%ED%9F%BF%EE%80%80"},
 		// Query and fragment dropped, whatever they hold.
 		{"/a?b/../c", "/a"},
 		{"/a?", "/a"},
@@ -62,8 +69,6 @@ func TestNormalizePath(t *testing.T) {
 		{"/a/...", "/a/..."},
 		{"/a/.b/..c/c.", "/a/.b/..c/c."},
 		{"/a/%2e%2e%2e", "/a/..."},
-		{"/a/x;y", "/a/x;y"},
-		{"/a/..x;/b", "/a/..x;/b"},
 		// Slashes merged before and after dot segments alike when unambiguous.
 		{"//a/../b", "/b"},
 		{"/a/..//b", "/b"},
@@ -78,6 +83,8 @@ func TestNormalizePath(t *testing.T) {
 }
 
 func TestNormalizePathErrors(t *testing.T) {
+	const param = `path: path parameter (";") in a segment, which servlet containers and Spring strip before routing and other servers keep (to match without it, set paths.matrix_parameters: strip)`
+	const notUTF8 = `path: bytes that are not valid UTF-8 once decoded (overlong form, surrogate, code point above U+10FFFF, stray or missing continuation byte), which some servers decode anyway ("%C0%AE" as ".")`
 	cases := []struct{ in, want string }{
 		{"", `path: empty request target; expected a path starting with "/"`},
 		{"?x=1", `path: no path before the query or fragment; expected a path starting with "/"`},
@@ -110,6 +117,41 @@ func TestNormalizePathErrors(t *testing.T) {
 		{"/public/..;/admin", `path: dot segment with path parameters (".;" or "..;") is read as a dot segment by some servers at byte 8`},
 		{"/public/%2e%2e;x/admin", `path: dot segment with path parameters (".;" or "..;") is read as a dot segment by some servers at byte 8`},
 		{"/public/.;/admin", `path: dot segment with path parameters (".;" or "..;") is read as a dot segment by some servers at byte 8`},
+		// Servlet containers and Spring strip path parameters, other servers keep them.
+		{"/api/admin;x/users", param + " at byte 10"},
+		{"/api/admin;/users", param + " at byte 10"},
+		{"/api/;x/admin", param + " at byte 5"},
+		{"/api/admin/users;jsessionid=1", param + " at byte 16"},
+		{"/a:b@c!$&'()*+,;=", param + " at byte 15"},
+		{"/a/x;y", param + " at byte 4"},
+		{"/a/..x;/b", param + " at byte 6"},
+		{"/a;x/../b", param + " at byte 2"},
+		{"/%61dmin;x", param + " at byte 8"},
+		// Bytes that are not valid UTF-8 once decoded, raw or percent-encoded.
+		{"/public/%c0%ae%c0%ae/api/admin/users", notUTF8 + " at byte 8"},
+		{"/%C0%AF", notUTF8 + " at byte 1"},
+		{"/%c1%bf", notUTF8 + " at byte 1"},
+		{"/%e0%80%ae", notUTF8 + " at byte 1"},
+		{"/%f0%80%80%ae", notUTF8 + " at byte 1"},
+		{"/a%80", notUTF8 + " at byte 2"},
+		{"/a%bf%bf", notUTF8 + " at byte 2"},
+		{"/x/%ed%a0%80", notUTF8 + " at byte 3"},
+		{"/x/%ED%BF%BF", notUTF8 + " at byte 3"},
+		{"/%f4%90%80%80", notUTF8 + " at byte 1"},
+		{"/%f5%80%80%80", notUTF8 + " at byte 1"},
+		{"/%ff", notUTF8 + " at byte 1"},
+		{"/a%c3", notUTF8 + " at byte 2"},
+		{"/a%c3/%a9", notUTF8 + " at byte 2"},
+		{"/a%e2%82", notUTF8 + " at byte 2"},
+		{"/a%e2%82x", notUTF8 + " at byte 2"},
+		{"/a%c3%41", notUTF8 + " at byte 2"},
+		{"/a%c3;x", notUTF8 + " at byte 2"},
+		{"/caf%C3%A9%A9", notUTF8 + " at byte 10"},
+		{"/\xc0\xae\xc0\xae/admin", notUTF8 + " at byte 1"},
+		{"/caf\xc3", notUTF8 + " at byte 4"},
+		{"/caf\xe9", notUTF8 + " at byte 4"},
+		{"/%C3\xc3\xa9", notUTF8 + " at byte 1"},
+		{"/a;x/%c0%ae", param + " at byte 2"},
 	}
 	for _, c := range cases {
 		got, err := NormalizePath(c.in)
@@ -127,7 +169,7 @@ func TestNormalizePathErrors(t *testing.T) {
 // TestNormalizePathFastPath: a normal path comes back as the very same string (no copy, no
 // allocation), the query cut off.
 func TestNormalizePathFastPath(t *testing.T) {
-	for _, in := range []string{"/", "/api/admin", "/api/admin/", "/a%20b/~x/a:b@c", "/.well-known/openid-configuration", "/a%C3%A9"} {
+	for _, in := range []string{"/", "/api/admin", "/api/admin/", "/a%20b/~x/a:b@c", "/.well-known/openid-configuration", "/a%C3%A9", "/%F0%9F%98%80/%E2%82%AC", "/a%3Bb"} {
 		for _, raw := range []string{in, in + "?x=1#f"} {
 			got, err := NormalizePath(raw)
 			if err != nil || got != in || unsafe.StringData(got) != unsafe.StringData(raw) {
@@ -152,6 +194,60 @@ func TestCharClasses(t *testing.T) {
 		}
 		if got, want := isPchar(b), c < 128 && strings.IndexByte(pchar, b) >= 0; got != want {
 			t.Errorf("isPchar(%q) = %v", b, got)
+		}
+	}
+}
+
+// TestNormalizePathStripMatrixParameters: with StripMatrixParameters, each segment's ";..." is
+// removed before dot segments are (as Tomcat does); the stripped text is still checked; a dot
+// segment with parameters is still refused; an encoded "%3B" is no parameter.
+func TestNormalizePathStripMatrixParameters(t *testing.T) {
+	strip := PathOptions{StripMatrixParameters: true}
+	for _, c := range []struct{ in, want string }{
+		{"/api/admin;x/users", "/api/admin/users"},
+		{"/api/admin;a=1;b=2/users", "/api/admin/users"},
+		{"/api/admin;/users", "/api/admin/users"},
+		{"/api/admin/users;jsessionid=0123ABCD", "/api/admin/users"},
+		{"/api/;x/admin", "/api/admin"},
+		{"/a/;x", "/a/"},
+		{"/;x", "/"},
+		{"/a/b;x/", "/a/b/"},
+		{"/a;x/../b", "/b"},
+		{"/a/b;x/..", "/a/"},
+		{"/%61dmin;x", "/admin"},
+		{"/a;%20x%C3%A9/b", "/a/b"},
+		{"/a;x?y;z", "/a"},
+		{"/api/admin%3Bx/users", "/api/admin%3Bx/users"},
+		{"/api/admin%3b;x/users", "/api/admin%3B/users"},
+		{"/api/admin/users", "/api/admin/users"},
+	} {
+		got, err := strip.Normalize(c.in)
+		if err != nil || got != c.want {
+			t.Errorf("Normalize(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+	for _, c := range []struct{ in, want string }{
+		{"/a/..;x/b", `path: dot segment with path parameters (".;" or "..;") is read as a dot segment by some servers at byte 3`},
+		{"/a/..;/b", `path: dot segment with path parameters (".;" or "..;") is read as a dot segment by some servers at byte 3`},
+		{"/a/.;x/b", `path: dot segment with path parameters (".;" or "..;") is read as a dot segment by some servers at byte 3`},
+		{"/a/%2e%2E;x/b", `path: dot segment with path parameters (".;" or "..;") is read as a dot segment by some servers at byte 3`},
+		{"/a;%2F/b", `path: encoded "/" (%2F) is read as a separator by some servers and not by others at byte 3`},
+		{"/a;x\\y/b", `path: "\" is read as a separator by some servers and not by others at byte 4`},
+		{"/a;%00", `path: encoded control character %00 at byte 3`},
+		{"/a;%zz", `path: invalid percent-escape ("%" must be followed by two hex digits) at byte 3`},
+		{"/a;%c0%ae", `path: bytes that are not valid UTF-8 once decoded (overlong form, surrogate, code point above U+10FFFF, stray or missing continuation byte), which some servers decode anyway ("%C0%AE" as ".") at byte 3`},
+		// Stripping leaves an empty segment before "..": read differently by different servers.
+		{"/a/;x/../b", `path: ".." after an empty segment ("//..") is read differently by different servers at byte 6`},
+	} {
+		got, err := strip.Normalize(c.in)
+		var pe *PathError
+		if err == nil || got != "" || err.Error() != c.want || !errors.As(err, &pe) || !errors.Is(err, ErrAmbiguousPath) {
+			t.Errorf("Normalize(%q) = %q, %v; want error %s", c.in, got, err, c.want)
+		}
+	}
+	for _, raw := range []string{"/api/admin/users", "/a%3Bb/c%C3%A9"} {
+		if n := testing.AllocsPerRun(100, func() { _, _ = strip.Normalize(raw) }); n != 0 {
+			t.Errorf("Normalize(%q): %v allocations", raw, n)
 		}
 	}
 }

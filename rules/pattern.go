@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 )
@@ -103,6 +104,9 @@ func compilePattern(p string) (pathPattern, string) {
 				} else {
 					return pathPattern{}, fmt.Sprintf("%q: segment %q is refused in requests (400), so the pattern would never match", p, s)
 				}
+			}
+			if bytes.IndexByte(lit, ';') >= 0 {
+				return pathPattern{}, fmt.Sprintf(`%q: segment %q has a path parameter (";"); requests with one are refused (400), or stripped before matching with paths.matrix_parameters: strip, so the pattern would never match (write the segment without it, or "%%3B" for a ";" that is part of the name)`, p, s)
 			}
 			pp.segs = append(pp.segs, segment{kind: segLiteral, lit: string(lit)})
 		}

@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 )
 
@@ -95,6 +96,41 @@ func refNormalize(raw string) string {
 		return "/" + strings.Join(out, "/") + "/"
 	}
 	return "/" + strings.Join(out, "/")
+}
+
+// refStrip is the reference for StripMatrixParameters: the path without its query or fragment,
+// each segment cut at its first ";".
+func refStrip(raw string) string {
+	p := raw
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		p = p[:i]
+	}
+	pieces := strings.Split(p, "/")
+	for i, piece := range pieces {
+		pieces[i], _, _ = strings.Cut(piece, ";")
+	}
+	return strings.Join(pieces, "/")
+}
+
+// refDecode percent-decodes the path of raw (without its query or fragment) as a server that
+// decodes every escape would; an invalid escape is kept as it is.
+func refDecode(raw string) []byte {
+	p := raw
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		p = p[:i]
+	}
+	var out []byte
+	for i := 0; i < len(p); i++ {
+		if p[i] == '%' && i+2 < len(p) {
+			if v, err := strconv.ParseUint(p[i+1:i+3], 16, 8); err == nil {
+				out = append(out, byte(v))
+				i += 2
+				continue
+			}
+		}
+		out = append(out, p[i])
+	}
+	return out
 }
 
 // Vocabulary of the random rule sets and requests.

@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/portcullis-authz/portcullis/reason"
+	"github.com/portcullis-authz/portcullis/token"
 )
 
 // Principal is what a verified token proves, as the rules see it.
@@ -21,36 +22,13 @@ type Principal struct {
 	Claims map[string]any
 }
 
-// Verdict is the result of Rule.Check.
-type Verdict int
-
-// The verdicts of Rule.Check.
-const (
-	// VerdictOK: every requirement is met.
-	VerdictOK Verdict = iota
-	// VerdictForbidden: a role or claim requirement is unmet (403).
-	VerdictForbidden
-	// VerdictInsufficientScope: roles and claims are met, a scope is missing (403 with
-	// error="insufficient_scope", RFC 6750 §3.1).
-	VerdictInsufficientScope
-)
-
-// String returns the verdict's snake_case name, as in logs.
-func (v Verdict) String() string {
-	switch v {
-	case VerdictOK:
-		return "ok"
-	case VerdictForbidden:
-		return "forbidden"
-	case VerdictInsufficientScope:
-		return "insufficient_scope"
-	}
-	return "verdict(" + strconv.Itoa(int(v)) + ")"
-}
-
-// Outcome is a verdict with what was missing.
+// Outcome is what Rule.Check found, with what was missing.
 type Outcome struct {
-	Verdict Verdict
+	// Reason is the decision reason: reason.OK when every requirement is met;
+	// reason.Forbidden when a role or claim requirement is unmet (403);
+	// reason.InsufficientScope when roles and claims are met and a scope is missing (403 with
+	// error="insufficient_scope", RFC 6750 §3.1). Its answer is its row of the reason table.
+	Reason reason.Code
 	// Missing describes every unmet requirement, in the order of the rule's require block
 	// (any_roles, all_roles, scopes, claims by key): `role "admin"`, `one of roles "a", "b"`,
 	// `scope "orders:write"`, `claim email_verified = true`. For logs and `portcullis check`.
@@ -60,15 +38,15 @@ type Outcome struct {
 }
 
 // Check applies the rule's requirements to an authenticated principal. Unmet roles or claims
-// give VerdictForbidden; otherwise unmet scopes give VerdictInsufficientScope (a token with the
+// give reason.Forbidden; otherwise unmet scopes give reason.InsufficientScope (a token with the
 // right scopes would pass, so the client may ask for them). A rule without requirements accepts
 // any principal; a nil principal is refused. Missing lists every unmet requirement either way.
 // Check allocates only when a requirement is unmet.
 func (r *Rule) Check(p *Principal) Outcome {
 	if p == nil {
-		return Outcome{Verdict: VerdictForbidden, Missing: []string{"an authenticated principal"}}
+		return Outcome{Reason: reason.Forbidden, Missing: []string{"an authenticated principal"}}
 	}
-	var out Outcome
+	out := Outcome{Reason: reason.OK}
 	forbidden := false
 	if len(r.anyRoles) > 0 && !containsAny(p.Roles, r.anyRoles) {
 		out.Missing = append(out.Missing, r.anyMissing)
@@ -94,9 +72,9 @@ func (r *Rule) Check(p *Principal) Outcome {
 	}
 	switch {
 	case forbidden:
-		out.Verdict = VerdictForbidden
+		out.Reason = reason.Forbidden
 	case len(out.MissingScopes) > 0:
-		out.Verdict = VerdictInsufficientScope
+		out.Reason = reason.InsufficientScope
 	}
 	return out
 }
@@ -127,10 +105,10 @@ const (
 	claimNumber
 )
 
-// claimReq is one `claims` entry: the claim at key must equal the value, or, when it is an
+// claimReq is one `claims` entry: the claim at path must equal the value, or, when it is an
 // array, contain it.
 type claimReq struct {
-	key     string
+	path    token.ClaimPath
 	kind    claimKind
 	str     string
 	boolean bool
@@ -140,10 +118,11 @@ type claimReq struct {
 
 // compileClaim validates one `claims` entry. The problem it returns is phrased for the user.
 func compileClaim(key string, v any) (claimReq, string) {
-	if key == "" || strings.HasPrefix(key, ".") || strings.HasSuffix(key, ".") || strings.Contains(key, "..") {
-		return claimReq{}, fmt.Sprintf("%q is not a claim name or dotted path (write e.g. email_verified or address.country)", key)
+	path, err := token.CompileClaimPath(key)
+	if err != nil {
+		return claimReq{}, err.Error()
 	}
-	c := claimReq{key: key}
+	c := claimReq{path: path}
 	switch v := v.(type) {
 	case string:
 		c.kind, c.str = claimString, v
@@ -182,7 +161,7 @@ func compileClaim(key string, v any) (claimReq, string) {
 
 // met reports whether the claims satisfy the requirement.
 func (c *claimReq) met(claims map[string]any) bool {
-	v, ok := lookupClaim(claims, c.key)
+	v, ok := c.path.Lookup(claims)
 	if !ok {
 		return false
 	}
@@ -216,26 +195,6 @@ func (c *claimReq) equal(v any) bool {
 	return ok && f == c.num
 }
 
-// lookupClaim finds key in claims: as a whole first (claim names may contain dots, such as
-// "https://example.com/tier"), then as a dotted path into nested objects, trying each dot in
-// turn.
-func lookupClaim(claims map[string]any, key string) (any, bool) {
-	if v, ok := claims[key]; ok {
-		return v, true
-	}
-	for i := 0; i < len(key); i++ {
-		if key[i] != '.' {
-			continue
-		}
-		if sub, ok := claims[key[:i]].(map[string]any); ok {
-			if v, ok := lookupClaim(sub, key[i+1:]); ok {
-				return v, true
-			}
-		}
-	}
-	return nil, false
-}
-
 // toFloat converts the numbers that JSON and YAML decoders produce.
 func toFloat(v any) (float64, bool) {
 	switch n := v.(type) {
@@ -262,31 +221,21 @@ func toFloat(v any) (float64, bool) {
 	return 0, false
 }
 
-// ClaimNames returns the top-level claims the rules' claim requirements may read, sorted and
-// without duplicates: each key as written and the part before each of its dots, the names
-// lookupClaim tries (a claim name may itself contain dots). A verifier keeps just these claims.
-func (s *Set) ClaimNames() []string {
+// ClaimPaths returns the claim paths the rules' claim requirements read, each once, in rule
+// order. A verifier keeps just the top-level claims these paths may read (token.Options.KeepClaims).
+func (s *Set) ClaimPaths() []token.ClaimPath {
 	if s == nil {
 		return nil
 	}
 	seen := map[string]bool{}
-	var names []string
-	add := func(n string) {
-		if !seen[n] {
-			seen[n] = true
-			names = append(names, n)
-		}
-	}
+	var paths []token.ClaimPath
 	for _, r := range s.rules {
 		for _, c := range r.claims {
-			add(c.key)
-			for i := 0; i < len(c.key); i++ {
-				if c.key[i] == '.' {
-					add(c.key[:i])
-				}
+			if name := c.path.String(); !seen[name] {
+				seen[name] = true
+				paths = append(paths, c.path)
 			}
 		}
 	}
-	slices.Sort(names)
-	return names
+	return paths
 }

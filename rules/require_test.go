@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-authz/portcullis/reason"
 )
 
 func TestCheck(t *testing.T) {
@@ -46,50 +48,50 @@ func TestCheck(t *testing.T) {
 		name    string
 		rule    string
 		p       *Principal
-		verdict Verdict
+		verdict reason.Code
 		missing []string
 		scopes  []string
 	}{
-		{"any: one of them", "any", roles("user", "ops"), VerdictOK, nil, nil},
-		{"any: none", "any", roles("user"), VerdictForbidden, []string{`one of roles "admin", "ops"`}, nil},
-		{"any: no roles at all", "any", roles(), VerdictForbidden, []string{`one of roles "admin", "ops"`}, nil},
-		{"any: single role text", "any-one", roles("Admin"), VerdictForbidden, []string{`role "admin"`}, nil},
-		{"all: every one", "all", roles("user", "x", "orders-api:writer"), VerdictOK, nil, nil},
-		{"all: one missing", "all", roles("user"), VerdictForbidden, []string{`role "orders-api:writer"`}, nil},
-		{"all: client role is not the realm role", "all", roles("writer", "user"), VerdictForbidden, []string{`role "orders-api:writer"`}, nil},
-		{"all: both missing", "all", roles(), VerdictForbidden, []string{`role "orders-api:writer"`, `role "user"`}, nil},
-		{"scopes: all granted", "scopes", &Principal{Roles: []string{"user"}, Scopes: []string{"orders:read", "orders:write"}}, VerdictOK, nil, nil},
-		{"scopes: one missing", "scopes", &Principal{Roles: []string{"user"}, Scopes: []string{"orders:read"}}, VerdictInsufficientScope, []string{`scope "orders:write"`}, []string{"orders:write"}},
-		{"scopes: both missing", "scopes", roles("user"), VerdictInsufficientScope, []string{`scope "orders:write"`, `scope "orders:read"`}, []string{"orders:write", "orders:read"}},
-		{"scopes: role missing too is forbidden", "scopes", &Principal{Scopes: []string{"orders:read"}}, VerdictForbidden, []string{`role "user"`, `scope "orders:write"`}, []string{"orders:write"}},
-		{"claims: all equal", "claims", claims(good), VerdictOK, nil, nil},
-		{"claims: bool is not the string", "claims", claims(with("email_verified", "true")), VerdictForbidden, []string{"claim email_verified = true"}, nil},
-		{"claims: false", "claims", claims(with("email_verified", false)), VerdictForbidden, []string{"claim email_verified = true"}, nil},
-		{"claims: array lacks the value", "claims", claims(with("realm_access", map[string]any{"roles": []any{"user"}})), VerdictForbidden, []string{`claim realm_access.roles = "admin"`}, nil},
-		{"claims: nested scalar", "claims", claims(with("realm_access", map[string]any{"roles": "admin"})), VerdictOK, nil, nil},
-		{"claims: nested not an object", "claims", claims(with("realm_access", "admin")), VerdictForbidden, []string{`claim realm_access.roles = "admin"`}, nil},
-		{"claims: literal dotted key", "claims", claims(with("realm_access.roles", "admin")), VerdictOK, nil, nil},
-		{"claims: number differs", "claims", claims(with("level", 3.5)), VerdictForbidden, []string{"claim level = 3"}, nil},
-		{"claims: number as string", "claims", claims(with("level", "3")), VerdictForbidden, []string{"claim level = 3"}, nil},
-		{"claims: json.Number", "claims", claims(with("level", json.Number("3.0"))), VerdictOK, nil, nil},
-		{"claims: int", "claims", claims(with("level", 3)), VerdictOK, nil, nil},
-		{"claims: number in array", "claims", claims(with("level", []any{1.0, 3.0})), VerdictOK, nil, nil},
-		{"claims: missing", "claims", claims(with("tenant", nil)), VerdictForbidden, []string{`claim tenant = "acme"`}, nil},
-		{"claims: string case matters", "claims", claims(with("tenant", "ACME")), VerdictForbidden, []string{`claim tenant = "acme"`}, nil},
-		{"claims: []string array", "claims", claims(with("tenant", []string{"x", "acme"})), VerdictOK, nil, nil},
-		{"claims: no claims", "claims", claims(nil), VerdictForbidden, []string{`claim email_verified = true`, `claim level = 3`, `claim realm_access.roles = "admin"`, `claim tenant = "acme"`}, nil},
-		{"numbers: equal", "numbers", claims(map[string]any{"ratio": 0.5, "big": 1e21, "neg": -2.0}), VerdictOK, nil, nil},
-		{"numbers: texts", "numbers", claims(nil), VerdictForbidden, []string{"claim big = 1e+21", "claim neg = -2", "claim ratio = 0.5"}, nil},
-		{"dotted name: whole key, then path", "dotted-name", claims(map[string]any{"https://example.com/tier": "gold", "https://example.com/org": map[string]any{"unit": "sales"}}), VerdictOK, nil, nil},
-		{"dotted name: split at another dot", "dotted-name", claims(map[string]any{"https://example": map[string]any{"com/tier": "gold"}}), VerdictForbidden, []string{`claim https://example.com/org.unit = "sales"`}, nil},
-		{"none: any principal", "none", &Principal{}, VerdictOK, nil, nil},
-		{"everything: all unmet", "everything", &Principal{}, VerdictForbidden, []string{`role "admin"`, `scope "s"`, `claim tenant = "acme"`}, []string{"s"}},
-		{"nil principal", "none", nil, VerdictForbidden, []string{"an authenticated principal"}, nil},
+		{"any: one of them", "any", roles("user", "ops"), reason.OK, nil, nil},
+		{"any: none", "any", roles("user"), reason.Forbidden, []string{`one of roles "admin", "ops"`}, nil},
+		{"any: no roles at all", "any", roles(), reason.Forbidden, []string{`one of roles "admin", "ops"`}, nil},
+		{"any: single role text", "any-one", roles("Admin"), reason.Forbidden, []string{`role "admin"`}, nil},
+		{"all: every one", "all", roles("user", "x", "orders-api:writer"), reason.OK, nil, nil},
+		{"all: one missing", "all", roles("user"), reason.Forbidden, []string{`role "orders-api:writer"`}, nil},
+		{"all: client role is not the realm role", "all", roles("writer", "user"), reason.Forbidden, []string{`role "orders-api:writer"`}, nil},
+		{"all: both missing", "all", roles(), reason.Forbidden, []string{`role "orders-api:writer"`, `role "user"`}, nil},
+		{"scopes: all granted", "scopes", &Principal{Roles: []string{"user"}, Scopes: []string{"orders:read", "orders:write"}}, reason.OK, nil, nil},
+		{"scopes: one missing", "scopes", &Principal{Roles: []string{"user"}, Scopes: []string{"orders:read"}}, reason.InsufficientScope, []string{`scope "orders:write"`}, []string{"orders:write"}},
+		{"scopes: both missing", "scopes", roles("user"), reason.InsufficientScope, []string{`scope "orders:write"`, `scope "orders:read"`}, []string{"orders:write", "orders:read"}},
+		{"scopes: role missing too is forbidden", "scopes", &Principal{Scopes: []string{"orders:read"}}, reason.Forbidden, []string{`role "user"`, `scope "orders:write"`}, []string{"orders:write"}},
+		{"claims: all equal", "claims", claims(good), reason.OK, nil, nil},
+		{"claims: bool is not the string", "claims", claims(with("email_verified", "true")), reason.Forbidden, []string{"claim email_verified = true"}, nil},
+		{"claims: false", "claims", claims(with("email_verified", false)), reason.Forbidden, []string{"claim email_verified = true"}, nil},
+		{"claims: array lacks the value", "claims", claims(with("realm_access", map[string]any{"roles": []any{"user"}})), reason.Forbidden, []string{`claim realm_access.roles = "admin"`}, nil},
+		{"claims: nested scalar", "claims", claims(with("realm_access", map[string]any{"roles": "admin"})), reason.OK, nil, nil},
+		{"claims: nested not an object", "claims", claims(with("realm_access", "admin")), reason.Forbidden, []string{`claim realm_access.roles = "admin"`}, nil},
+		{"claims: literal dotted key", "claims", claims(with("realm_access.roles", "admin")), reason.OK, nil, nil},
+		{"claims: number differs", "claims", claims(with("level", 3.5)), reason.Forbidden, []string{"claim level = 3"}, nil},
+		{"claims: number as string", "claims", claims(with("level", "3")), reason.Forbidden, []string{"claim level = 3"}, nil},
+		{"claims: json.Number", "claims", claims(with("level", json.Number("3.0"))), reason.OK, nil, nil},
+		{"claims: int", "claims", claims(with("level", 3)), reason.OK, nil, nil},
+		{"claims: number in array", "claims", claims(with("level", []any{1.0, 3.0})), reason.OK, nil, nil},
+		{"claims: missing", "claims", claims(with("tenant", nil)), reason.Forbidden, []string{`claim tenant = "acme"`}, nil},
+		{"claims: string case matters", "claims", claims(with("tenant", "ACME")), reason.Forbidden, []string{`claim tenant = "acme"`}, nil},
+		{"claims: []string array", "claims", claims(with("tenant", []string{"x", "acme"})), reason.OK, nil, nil},
+		{"claims: no claims", "claims", claims(nil), reason.Forbidden, []string{`claim email_verified = true`, `claim level = 3`, `claim realm_access.roles = "admin"`, `claim tenant = "acme"`}, nil},
+		{"numbers: equal", "numbers", claims(map[string]any{"ratio": 0.5, "big": 1e21, "neg": -2.0}), reason.OK, nil, nil},
+		{"numbers: texts", "numbers", claims(nil), reason.Forbidden, []string{"claim big = 1e+21", "claim neg = -2", "claim ratio = 0.5"}, nil},
+		{"dotted name: whole key, then path", "dotted-name", claims(map[string]any{"https://example.com/tier": "gold", "https://example.com/org": map[string]any{"unit": "sales"}}), reason.OK, nil, nil},
+		{"dotted name: split at another dot", "dotted-name", claims(map[string]any{"https://example": map[string]any{"com/tier": "gold"}}), reason.Forbidden, []string{`claim https://example.com/org.unit = "sales"`}, nil},
+		{"none: any principal", "none", &Principal{}, reason.OK, nil, nil},
+		{"everything: all unmet", "everything", &Principal{}, reason.Forbidden, []string{`role "admin"`, `scope "s"`, `claim tenant = "acme"`}, []string{"s"}},
+		{"nil principal", "none", nil, reason.Forbidden, []string{"an authenticated principal"}, nil},
 	}
 	for _, c := range cases {
 		out := s.Lookup(c.rule).Check(c.p)
-		if out.Verdict != c.verdict || !reflect.DeepEqual(out.Missing, c.missing) || !reflect.DeepEqual(out.MissingScopes, c.scopes) {
-			t.Errorf("%s: got %v %q %q, want %v %q %q", c.name, out.Verdict, out.Missing, out.MissingScopes, c.verdict, c.missing, c.scopes)
+		if out.Reason != c.verdict || !reflect.DeepEqual(out.Missing, c.missing) || !reflect.DeepEqual(out.MissingScopes, c.scopes) {
+			t.Errorf("%s: got %v %q %q, want %v %q %q", c.name, out.Reason, out.Missing, out.MissingScopes, c.verdict, c.missing, c.scopes)
 		}
 	}
 }
@@ -106,15 +108,8 @@ func TestCheckDoesNotAllocateWhenMet(t *testing.T) {
 	}
 }
 
-func TestVerdictString(t *testing.T) {
-	for v, want := range map[Verdict]string{VerdictOK: "ok", VerdictForbidden: "forbidden", VerdictInsufficientScope: "insufficient_scope", 7: "verdict(7)"} {
-		if v.String() != want {
-			t.Errorf("%d.String() = %q, want %q", int(v), v.String(), want)
-		}
-	}
-}
-
-func TestClaimNames(t *testing.T) {
+// TestClaimPaths: each claim requirement's path once, in rule order.
+func TestClaimPaths(t *testing.T) {
 	s, err := Compile([]Spec{
 		{Name: "a", Require: RequireSpec{Claims: map[string]any{"email_verified": true, "realm_access.roles": "admin"}}},
 		{Name: "b", Require: RequireSpec{Claims: map[string]any{"email_verified": true, "https://example.com/tenant": "acme"}}},
@@ -122,17 +117,24 @@ func TestClaimNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := strings.Join(s.ClaimNames(), " ")
-	if got != "email_verified https://example https://example.com/tenant realm_access realm_access.roles" {
-		t.Errorf("ClaimNames = %s", got)
+	var got []string
+	for _, p := range s.ClaimPaths() {
+		got = append(got, p.String())
+	}
+	if strings.Join(got, " ") != "email_verified realm_access.roles https://example.com/tenant" {
+		t.Errorf("ClaimPaths = %s", got)
+	}
+	var nilSet *Set
+	if nilSet.ClaimPaths() != nil {
+		t.Error("a nil set reads claims")
 	}
 }
 
-// TestClaimNamesKeepWhatCheckReads: claims filtered down to ClaimNames (what a verifier keeps)
-// meet the same requirements as the whole claims, for names with several dots too.
-func TestClaimNamesKeepWhatCheckReads(t *testing.T) {
+// TestClaimPathsKeepWhatCheckReads: claims reduced to the top-level claims of ClaimPaths (what a
+// verifier keeps) meet the same requirements as the whole claims, for names with several dots too.
+func TestClaimPathsKeepWhatCheckReads(t *testing.T) {
 	s, err := Compile([]Spec{{Name: "r", Require: RequireSpec{Claims: map[string]any{
-		"https://example.com/org.unit": "sales", "realm_access.tier.level": 2,
+		"https://example.com/org.unit": "sales", "realm_access.tier.level": 2, "kubernetes.io.namespace": "shop",
 	}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -140,18 +142,21 @@ func TestClaimNamesKeepWhatCheckReads(t *testing.T) {
 	all := map[string]any{
 		"https://example.com/org": map[string]any{"unit": "sales"},
 		"realm_access":            map[string]any{"tier": map[string]any{"level": 2.0}},
+		"kubernetes.io":           map[string]any{"namespace": "shop"},
 		"unrelated":               "x",
 	}
 	kept := map[string]any{}
-	for _, name := range s.ClaimNames() {
-		if v, ok := all[name]; ok {
-			kept[name] = v
+	for _, p := range s.ClaimPaths() {
+		for _, name := range p.TopLevel() {
+			if v, ok := all[name]; ok {
+				kept[name] = v
+			}
 		}
 	}
 	r := s.Lookup("r")
 	for name, claims := range map[string]map[string]any{"all claims": all, "kept claims": kept} {
-		if out := r.Check(&Principal{Claims: claims}); out.Verdict != VerdictOK {
-			t.Errorf("%s: %v, missing %v", name, out.Verdict, out.Missing)
+		if out := r.Check(&Principal{Claims: claims}); out.Reason != reason.OK {
+			t.Errorf("%s: %v, missing %v", name, out.Reason, out.Missing)
 		}
 	}
 	if _, ok := kept["unrelated"]; ok {

@@ -61,9 +61,10 @@ type RequireSpec struct {
 	// Scopes: the token grants every one of these scopes. Unmet alone, it is answered 403
 	// insufficient_scope (RFC 6750 §3.1).
 	Scopes []string `yaml:"scopes"`
-	// Claims: each claim equals the value given, a string, number or boolean. A key is first
-	// looked up as a whole ("https://example.com/tier"), then as a dotted path into nested
-	// objects ("address.country"). When the claim is an array, it must contain the value.
+	// Claims: each claim equals the value given, a string, number or boolean. A key is a
+	// token.ClaimPath: first looked up as a whole ("https://example.com/tier"), then as a dotted
+	// path into nested objects ("address.country"). When the claim is an array, it must contain
+	// the value.
 	// Numbers compare by value (5 equals 5.0); strings and booleans exactly, type included.
 	Claims map[string]any `yaml:"claims"`
 }

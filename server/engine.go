@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/portcullis-authz/portcullis/authz"
 	"github.com/portcullis-authz/portcullis/config"
@@ -22,7 +21,7 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics) (*aut
 			AuthorizedParties: is.AuthorizedParties,
 			Algorithms:        is.Algorithms,
 			Leeway:            is.Leeway,
-			RolesClaims:       is.RolesClaims,
+			RolesClaims:       cfg.RolesClaims[i],
 			TokenTypes:        is.TokenTypes,
 		}
 	}
@@ -38,34 +37,29 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics) (*aut
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	sources := make([]authz.TokenSource, len(cfg.Tokens.Sources))
-	for i, s := range cfg.Tokens.Sources {
-		sources[i] = authz.TokenSource{Header: s.Header, Prefix: s.Prefix, Cookie: s.Cookie}
-	}
 	return authz.NewEngine(authz.Options{
-		Rules:           cfg.Rules,
+		Rules:           cfg.RuleSet,
 		Verifier:        v,
-		Sources:         sources,
-		IdentityHeaders: cfg.IdentityHeaders,
-		ForwardToken:    cfg.ForwardsToken(),
-		CacheSize:       cfg.Cache.TokenCacheSize(),
+		Sources:         cfg.Tokens.Sources,
+		IdentityHeaders: cfg.Identity,
+		ForwardToken:    cfg.ForwardToken,
+		CacheSize:       cfg.Cache.Tokens,
 		CacheLookups:    lookups,
-		ForwardAuth:     authz.ForwardAuth{Conventions: cfg.ForwardAuth.TrustedHeaders, PathPrefix: cfg.ForwardAuth.PathPrefix},
+		ForwardAuth:     cfg.ForwardAuth,
+		Paths:           cfg.Paths.Options(),
 	}), nil
 }
 
-// keptClaims are the top-level claims anything reads after verification: the rules' claim
-// requirements and the identity headers. Identities keep only those, so cached ones stay small.
-// The list is never nil: to the verifier, nil means keep every claim.
-func keptClaims(cfg *config.Loaded) []string {
-	keep := append([]string{}, cfg.Rules.ClaimNames()...)
-	for _, claim := range cfg.IdentityHeaders {
-		switch claim {
-		case "roles", "scopes", "sub", "iss":
-			continue // read from the Identity's own fields
+// keptClaims are the claim paths anything reads after verification: the rules' claim
+// requirements and the identity headers that name a claim. Identities keep only the top-level
+// claims these paths may read, so cached ones stay small. The list is never nil: to the
+// verifier, nil means keep every claim.
+func keptClaims(cfg *config.Loaded) []token.ClaimPath {
+	keep := append([]token.ClaimPath{}, cfg.RuleSet.ClaimPaths()...)
+	for _, a := range cfg.Identity {
+		if a.Field() == token.FieldClaim {
+			keep = append(keep, a.Path())
 		}
-		name, _, _ := strings.Cut(claim, ".")
-		keep = append(keep, name)
 	}
 	return keep
 }

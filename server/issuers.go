@@ -2,30 +2,28 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwa"
-
 	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/jwks"
+	"github.com/portcullis-authz/portcullis/token"
 )
 
 // keySets owns one running jwks.Cache per issuer. A reload keeps the caches whose settings did
 // not change (no refetch, no gap) and starts or stops the others.
 type keySets struct {
 	mu      sync.Mutex
-	running map[string]*runningCache // by settings fingerprint
+	running map[keySpec]*runningCache
 	metrics *jwks.Metrics
 	log     *slog.Logger
 	parent  context.Context
+	// onChange is called when a cache installs a key set (jwks.Options.OnChange); nil = none.
+	onChange func()
 }
 
 type runningCache struct {
@@ -34,66 +32,65 @@ type runningCache struct {
 	done   chan struct{}
 }
 
-func newKeySets(ctx context.Context, m *jwks.Metrics, log *slog.Logger) *keySets {
-	return &keySets{running: map[string]*runningCache{}, metrics: m, log: log, parent: ctx}
+func newKeySets(ctx context.Context, m *jwks.Metrics, log *slog.Logger, onChange func()) *keySets {
+	return &keySets{running: map[keySpec]*runningCache{}, metrics: m, log: log, parent: ctx, onChange: onChange}
 }
 
-// fingerprint identifies the settings that shape a key-set cache, including the content of a
-// static key file (an edited file at the same path is a new key set).
-func fingerprint(is config.Issuer, cacheDir string) string {
-	var file string
-	if is.JWKSFile != "" {
-		if b, err := os.ReadFile(is.JWKSFile); err == nil {
-			sum := sha256.Sum256(b)
-			file = hex.EncodeToString(sum[:])
-		}
+// keySpec is every setting that shapes an issuer's key-set cache, the content of its
+// jwks_file and ca_file included (an edited file at the same path is a new key set). Two equal
+// specs share one running cache across a reload.
+type keySpec struct {
+	issuer, jwksURI, jwksFile, jwksDigest string
+	caFile, caDigest, cacheDir            string
+	refresh, floor                        time.Duration
+	algorithms                            string
+}
+
+// keySet describes issuers[i] of cfg to the jwks package: the spec that identifies its cache,
+// and the options that build one (all but the HTTP client, the logger, metrics and OnChange).
+func keySet(cfg *config.Loaded, i int) (keySpec, jwks.Options) {
+	is, files := cfg.Issuers[i], cfg.IssuerFiles[i]
+	spec := keySpec{
+		issuer: is.Issuer, jwksURI: is.JWKSURI, jwksFile: is.JWKSFile, jwksDigest: files.JWKSDigest,
+		caFile: is.CAFile, caDigest: files.CADigest, cacheDir: cfg.JWKSCacheDir,
+		refresh: is.RefreshInterval, floor: is.MinRefreshInterval, algorithms: strings.Join(is.Algorithms, " "),
 	}
-	return strings.Join([]string{is.Issuer, is.JWKSURI, is.JWKSFile, file, is.CAFile, cacheDir,
-		is.RefreshInterval.String(), is.MinRefreshInterval.String(), strings.Join(is.Algorithms, " ")}, "\x00")
+	return spec, jwks.Options{
+		Issuer:             is.Issuer,
+		JWKSURI:            is.JWKSURI,
+		JWKSFile:           is.JWKSFile,
+		Algorithms:         token.KeyAlgorithms(is.Algorithms),
+		RefreshInterval:    is.RefreshInterval,
+		MinRefreshInterval: is.MinRefreshInterval,
+		CacheDir:           cfg.JWKSCacheDir,
+	}
 }
-
-// httpTimeout bounds one discovery or JWKS request.
-const httpTimeout = 10 * time.Second
 
 // build returns the caches for cfg, in issuer order, reusing running ones. Nothing is started or
 // stopped until commit is called, so a failed reload leaves everything as it was.
 func (k *keySets) build(cfg *config.Loaded) (caches []*jwks.Cache, commit func(), err error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	next := map[string]*runningCache{}
+	next := map[keySpec]*runningCache{}
 	var fresh []*runningCache
-	for i, is := range cfg.Issuers {
-		fp := fingerprint(is, cfg.JWKSCacheDir)
-		if rc, ok := k.running[fp]; ok {
-			next[fp] = rc
+	for i := range cfg.Issuers {
+		spec, opts := keySet(cfg, i)
+		if rc, ok := k.running[spec]; ok {
+			next[spec] = rc
 			caches = append(caches, rc.cache)
 			continue
 		}
-		client, err := jwks.NewHTTPClient(is.CAFile, httpTimeout)
-		if err != nil {
-			return nil, nil, fmt.Errorf("issuers[%d].ca_file: %w", i, err)
-		}
-		algs := make([]jwa.SignatureAlgorithm, len(is.Algorithms))
-		for j, a := range is.Algorithms {
-			algs[j] = jwa.SignatureAlgorithm(a)
-		}
-		c, err := jwks.New(jwks.Options{
-			Issuer:             is.Issuer,
-			JWKSURI:            is.JWKSURI,
-			JWKSFile:           is.JWKSFile,
-			Algorithms:         algs,
-			RefreshInterval:    is.RefreshInterval,
-			MinRefreshInterval: is.MinRefreshInterval,
-			HTTPClient:         client,
-			CacheDir:           cfg.JWKSCacheDir,
-			Logger:             k.log.With("issuer", is.Issuer),
-			Metrics:            k.metrics,
-		})
+		// The ca_file was read and parsed by config.Load; a nil pool is the system's.
+		opts.HTTPClient = jwks.NewHTTPClientWithRoots(cfg.IssuerFiles[i].Roots, jwks.DefaultHTTPTimeout)
+		opts.Logger = k.log.With("issuer", opts.Issuer)
+		opts.Metrics = k.metrics
+		opts.OnChange = k.onChange
+		c, err := jwks.New(opts)
 		if err != nil {
 			return nil, nil, fmt.Errorf("issuers[%d]: %w", i, err)
 		}
 		rc := &runningCache{cache: c, done: make(chan struct{})}
-		next[fp] = rc
+		next[spec] = rc
 		fresh = append(fresh, rc)
 		caches = append(caches, c)
 	}
@@ -144,15 +141,17 @@ func (k *keySets) notReady() []jwks.Status {
 	return missing
 }
 
-// stop cancels every cache and waits for them to end.
+// stop cancels every cache and waits for them to end. It waits without holding k.mu: a cache
+// that is installing a set calls onChange, which reads the caches.
 func (k *keySets) stop() {
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	for _, rc := range k.running {
+	running := k.running
+	k.running = map[keySpec]*runningCache{}
+	k.mu.Unlock()
+	for _, rc := range running {
 		if rc.cancel != nil {
 			rc.cancel()
 			<-rc.done
 		}
 	}
-	k.running = map[string]*runningCache{}
 }

@@ -20,7 +20,7 @@ func OneShot(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (*authz.
 		log = slog.New(slog.DiscardHandler)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	keys := newKeySets(runCtx, jwks.NewMetrics(prometheus.NewRegistry()), log)
+	keys := newKeySets(runCtx, jwks.NewMetrics(prometheus.NewRegistry()), log, nil)
 	caches, commit, err := keys.build(cfg)
 	if err != nil {
 		cancel()

@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -60,11 +61,17 @@ type Server struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	grpc     *grpc.Server
-	health   *health.Server
+	health   *health.Server // created by New, NOT_SERVING until ready; registered by Listen
 	http     *http.Server
 	admin    *http.Server
 	addrs    map[string]net.Addr
 	listenMu sync.Mutex
+
+	// readiness is one fact, read by /readyz, portcullis_ready and Ready, and pushed to the
+	// gRPC health service by setReadiness at the moment it changes.
+	readyMu  sync.Mutex  // serialises setReadiness
+	ready    atomic.Bool // set only after the health service says the same
+	stopping bool        // shutdown began: not ready, whatever the key sets; guarded by readyMu
 }
 
 // New loads and validates the configuration and builds the server; it does not listen yet.
@@ -107,14 +114,21 @@ func New(opts Options) (*Server, error) {
 	reg.MustRegister(s.reloads, s.reloadOK, ready)
 	s.reloads.WithLabelValues("success")
 	s.reloads.WithLabelValues("error")
+	// grpc-go's health server starts with "" SERVING: say NOT_SERVING until the key sets are
+	// there, before anything listens.
+	s.health = health.NewServer()
+	for _, name := range healthServices {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.keys = newKeySets(s.ctx, jwks.NewMetrics(reg), s.log)
+	s.keys = newKeySets(s.ctx, jwks.NewMetrics(reg), s.log, s.setReadiness)
 	engine, commit, err := s.prepare(cfg)
 	if err != nil {
 		s.cancel()
 		return nil, err
 	}
 	commit()
+	s.setReadiness() // key sets from files are there already
 	s.cfg = cfg
 	s.authz = authz.NewAuthorizer(engine, s.metrics, s.log)
 	for _, w := range cfg.Warnings {
@@ -150,7 +164,7 @@ func (s *Server) Reload() error {
 	}
 	s.reloads.WithLabelValues("success").Inc()
 	s.reloadOK.Set(1)
-	s.log.Info("configuration reloaded", "rules", s.cfg.Rules.Len(), "issuers", len(s.cfg.Issuers))
+	s.log.Info("configuration reloaded", "rules", s.cfg.RuleSet.Len(), "issuers", len(s.cfg.Issuers))
 	return nil
 }
 
@@ -168,6 +182,7 @@ func (s *Server) reload() error {
 	}
 	commit()
 	s.authz.Swap(engine)
+	s.setReadiness() // an added issuer may have no keys yet; a removed one may have been the last missing
 	s.cfg = cfg
 	for _, w := range cfg.Warnings {
 		s.log.Warn("configuration warning", "warning", w)
@@ -185,8 +200,51 @@ func (s *Server) Addr(name string) net.Addr {
 	return s.addrs[name]
 }
 
-// Ready reports whether every issuer has a usable key set.
-func (s *Server) Ready() bool { return s.keys.ready() }
+// healthServices are the grpc.health.v1 service names Portcullis answers for: the server as a
+// whole and the Envoy authorization service.
+var healthServices = []string{"", authv3.Authorization_ServiceDesc.ServiceName}
+
+// Ready reports whether every issuer has a usable key set: what /readyz, portcullis_ready and
+// grpc.health.v1 say.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+// setReadiness recomputes readiness from the key sets and, if it changed, pushes it to the gRPC
+// health service before Ready reports it. The key-set caches call it when they install a set,
+// New and Reload after they change the set of issuers; no poll is involved.
+func (s *Server) setReadiness() {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	if s.stopping {
+		return
+	}
+	ready := s.keys.ready()
+	if ready == s.ready.Load() {
+		return
+	}
+	status := healthpb.HealthCheckResponse_NOT_SERVING
+	if ready {
+		status = healthpb.HealthCheckResponse_SERVING
+	}
+	for _, name := range healthServices {
+		s.health.SetServingStatus(name, status)
+	}
+	s.ready.Store(ready)
+	if ready {
+		s.log.Info("ready: every issuer has a usable key set")
+	} else {
+		s.log.Warn("not ready: an issuer has no usable key set yet")
+	}
+}
+
+// stopServing makes readiness false for good and the health service NOT_SERVING, which it
+// stays (health.Server ignores later changes once shut down).
+func (s *Server) stopServing() {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	s.stopping = true
+	s.ready.Store(false)
+	s.health.Shutdown()
+}
 
 // Listen opens every configured listener. Run serves on them.
 func (s *Server) Listen() error {
@@ -232,7 +290,6 @@ func (s *Server) Listen() error {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}
 	s.grpc = authz.NewGRPCServer(s.authz, gopts...)
-	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	if s.opts.Reflection {
 		reflection.Register(s.grpc)
@@ -274,19 +331,12 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	s.log.Info("portcullis serving", "grpc", addrString(s.Addr("grpc")), "http", addrString(s.Addr("http")), "admin", addrString(s.Addr("admin")))
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	s.updateHealth()
-	for {
-		select {
-		case <-ctx.Done():
-			return s.shutdown()
-		case <-s.ctx.Done():
-			_ = s.shutdown()
-			return errors.New("server: a listener failed; see the log")
-		case <-tick.C:
-			s.updateHealth()
-		}
+	select {
+	case <-ctx.Done():
+		return s.shutdown()
+	case <-s.ctx.Done():
+		_ = s.shutdown()
+		return errors.New("server: a listener failed; see the log")
 	}
 }
 
@@ -297,18 +347,9 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-func (s *Server) updateHealth() {
-	status := healthpb.HealthCheckResponse_NOT_SERVING
-	if s.Ready() {
-		status = healthpb.HealthCheckResponse_SERVING
-	}
-	s.health.SetServingStatus("", status)
-	s.health.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, status)
-}
-
 func (s *Server) shutdown() error {
 	s.log.Info("shutting down; in-flight checks finish first")
-	s.health.Shutdown()
+	s.stopServing()
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownGrace)
 	defer cancel()
 	stopped := make(chan struct{})
@@ -341,8 +382,14 @@ func (s *Server) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if missing := s.keys.notReady(); len(missing) > 0 {
+		if !s.Ready() {
 			w.WriteHeader(http.StatusServiceUnavailable)
+			missing := s.keys.notReady()
+			if len(missing) == 0 {
+				// Shutting down, or a key set installed this instant and not yet reported.
+				_, _ = w.Write([]byte("not ready\n"))
+				return
+			}
 			_, _ = fmt.Fprintf(w, "not ready: no usable keys yet for %s\n", strings.Join(issuerNames(missing), ", "))
 			for _, st := range missing {
 				switch {

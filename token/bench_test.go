@@ -3,12 +3,17 @@ package token
 import (
 	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+
+	"github.com/portcullis-authz/portcullis/jwks"
 )
 
 // The cost of verifying an RS256 token, whole and in parts: what BENCHMARKS.md's uncached figures
@@ -76,6 +81,51 @@ func BenchmarkClaimsDecode(b *testing.B) {
 		var all map[string]any
 		if err := json.Unmarshal(payload, &all); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyPS256: the same token as BenchmarkVerifyRS256, signed with RSASSA-PSS (salt
+// as long as the hash, RFC 7518 §3.5).
+func BenchmarkVerifyPS256(b *testing.B) {
+	f, _, tok := benchToken(b)
+	dot := strings.IndexByte(tok, '.')
+	payload := tok[dot+1 : strings.LastIndexByte(tok, '.')]
+	keys := &fakeKeys{keys: []jwks.Key{keyOf(b, "ps-1", jwa.PS256, &f.rsaKey.PublicKey)}}
+	v := f.verifier(b, func(c *IssuerConfig) {
+		c.Keys = keys
+		c.Algorithms = []string{"PS256"}
+	})
+	hdr := enc(map[string]any{"alg": "PS256", "typ": "JWT", "kid": "ps-1"})
+	digest := sha256.Sum256([]byte(hdr + "." + payload))
+	sig, err := rsa.SignPSS(rand.Reader, f.rsaKey, crypto.SHA256, digest[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok = hdr + "." + payload + "." + base64.RawURLEncoding.EncodeToString(sig)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := v.Verify(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkClaimPathLookup: a rule's claim requirements and identity headers looking claims up
+// in a Keycloak-shaped payload: a plain name, a dotted path, an Auth0 namespaced name, a
+// Kubernetes path and a miss.
+func BenchmarkClaimPathLookup(b *testing.B) {
+	claims := lookupClaims()
+	paths := claimPaths(b, "sub", "realm_access.roles", "https://example.com/tier", "kubernetes.io.serviceaccount.name", "realm_access.missing")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, p := range paths {
+			if _, ok := p.Lookup(claims); !ok && p.String() != "realm_access.missing" {
+				b.Fatal(p)
+			}
 		}
 	}
 }

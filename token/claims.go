@@ -4,6 +4,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/portcullis-authz/portcullis/reason"
 )
 
 // Identity is what a verified token proves.
@@ -39,7 +41,7 @@ func (c *claims) readRegistered() *Error {
 		}
 		s, ok := v.(string)
 		if !ok {
-			return refuse(ReasonInvalid, "the %s claim is not a string", name)
+			return refuse(reason.InvalidToken, "the %s claim is not a string", name)
 		}
 		*dst = s
 		return nil
@@ -54,7 +56,7 @@ func (c *claims) readRegistered() *Error {
 	}
 	_, c.hasTyp = c.all["typ"]
 	if c.iss == "" {
-		return refuse(ReasonInvalid, "the iss claim is missing")
+		return refuse(reason.InvalidToken, "the iss claim is missing")
 	}
 	switch a := c.all["aud"].(type) {
 	case nil:
@@ -64,12 +66,12 @@ func (c *claims) readRegistered() *Error {
 		for _, x := range a {
 			s, ok := x.(string)
 			if !ok {
-				return refuse(ReasonInvalid, "the aud claim holds a non-string value")
+				return refuse(reason.InvalidToken, "the aud claim holds a non-string value")
 			}
 			c.aud = append(c.aud, s)
 		}
 	default:
-		return refuse(ReasonInvalid, "the aud claim is neither a string nor an array of strings")
+		return refuse(reason.InvalidToken, "the aud claim is neither a string nor an array of strings")
 	}
 	for _, f := range []struct {
 		name string
@@ -82,7 +84,7 @@ func (c *claims) readRegistered() *Error {
 		}
 		t, ok := numericDate(v)
 		if !ok {
-			return refuse(ReasonInvalid, "the %s claim is not a valid NumericDate", f.name)
+			return refuse(reason.InvalidToken, "the %s claim is not a valid NumericDate", f.name)
 		}
 		*f.dst, *f.has = t, true
 	}
@@ -106,7 +108,7 @@ func (is *issuer) identity(c *claims, thumbprint string, keep map[string]bool) *
 		Claims:        kept,
 		ExpiresAt:     c.exp,
 		KeyThumbprint: thumbprint,
-		Roles:         rolesFrom(c.all, is.rolesClaims),
+		Roles:         rolesFrom(c.all, is.RolesClaims),
 		Scopes:        scopesFrom(c.all),
 	}
 	if c.hasNbf {
@@ -115,46 +117,13 @@ func (is *issuer) identity(c *claims, thumbprint string, keep map[string]bool) *
 	return id
 }
 
-// Lookup returns the claim at a dotted path (`realm_access.roles`).
-func Lookup(claims map[string]any, path string) (any, bool) {
-	var cur any = claims
-	for {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		name, rest, more := strings.Cut(path, ".")
-		if cur, ok = m[name]; !ok {
-			return nil, false
-		}
-		if !more {
-			return cur, true
-		}
-		path = rest
-	}
-}
-
-func lookupSegments(claims map[string]any, segs []string) (any, bool) {
-	var cur any = claims
-	for _, s := range segs {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = m[s]; !ok {
-			return nil, false
-		}
-	}
-	return cur, true
-}
-
-// rolesFrom merges the roles found at each path. A list of strings gives plain role names; an
-// object of clients each holding a `roles` list (Keycloak's resource_access) gives
-// "<client>:<role>". The result is sorted and free of duplicates.
-func rolesFrom(claims map[string]any, paths [][]string) []string {
+// rolesFrom merges the roles found at each path (looked up as ClaimPath documents). A list of
+// strings gives plain role names; an object of clients each holding a `roles` list (Keycloak's
+// resource_access) gives "<client>:<role>". The result is sorted and free of duplicates.
+func rolesFrom(claims map[string]any, paths []ClaimPath) []string {
 	var roles []string
 	for _, p := range paths {
-		v, ok := lookupSegments(claims, p)
+		v, ok := p.Lookup(claims)
 		if !ok {
 			continue
 		}

@@ -3,27 +3,15 @@ package token
 import (
 	"errors"
 	"fmt"
+
+	"github.com/portcullis-authz/portcullis/reason"
 )
 
-// Reason is the fixed snake_case code of a refused token. The same codes appear in deny
-// answers, logs and the `reason` label of portcullis_decisions_total.
-type Reason string
-
-// Reasons a token is refused.
-const (
-	ReasonInvalid       Reason = "invalid_token"  // malformed, wrong typ/azp/alg, too large, missing claims
-	ReasonExpired       Reason = "expired"        // exp in the past beyond leeway
-	ReasonBadSignature  Reason = "bad_signature"  // the signature does not verify with the issuer's key
-	ReasonUnknownIssuer Reason = "unknown_issuer" // iss names no configured issuer
-	ReasonUnknownKey    Reason = "unknown_key"    // kid not in the issuer's key set after a refresh
-	ReasonWrongAudience Reason = "wrong_audience" // aud holds none of the configured audiences
-	ReasonUnavailable   Reason = "unavailable"    // the issuer's keys were never loaded: fail closed with 503
-)
-
-// Error is a refused token. Reason is safe to show to the client; Detail is precise and meant for
+// Error is a refused token. Reason is one of the token refusals of the reason table
+// (reason.Answer.TokenRefusal) and is safe to show to the client; Detail is precise and meant for
 // logs and `portcullis check` (it may name claim values, never the token or key material).
 type Error struct {
-	Reason Reason
+	Reason reason.Code
 	Detail string
 	// Hint, when set, says what to change (for `portcullis check`).
 	Hint string
@@ -39,16 +27,19 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-func refuse(r Reason, format string, args ...any) *Error {
+func refuse(r reason.Code, format string, args ...any) *Error {
 	return &Error{Reason: r, Detail: fmt.Sprintf(format, args...)}
 }
 
-// ReasonOf returns the reason of a verification error (ReasonInvalid for foreign errors, so an
-// unexpected failure still denies).
-func ReasonOf(err error) Reason {
+// ReasonOf returns the reason of a verification error: the *Error's reason when it is a token
+// refusal of the reason table, and reason.InvalidToken otherwise (a foreign error, or a reason
+// that is not a token refusal), so an unexpected failure still denies with 401.
+func ReasonOf(err error) reason.Code {
 	var te *Error
 	if errors.As(err, &te) {
-		return te.Reason
+		if a, ok := reason.Of(te.Reason); ok && a.TokenRefusal {
+			return te.Reason
+		}
 	}
-	return ReasonInvalid
+	return reason.InvalidToken
 }

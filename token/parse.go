@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+
+	"github.com/portcullis-authz/portcullis/reason"
 )
 
 // compact is a JWS compact serialisation split into its parts (RFC 7515 §7.1), before any
@@ -33,49 +35,49 @@ const maxJSONDepth = 16
 // parseCompact splits and decodes a compact JWS, refusing every other shape cheaply.
 func parseCompact(raw string) (*compact, *Error) {
 	if raw == "" {
-		return nil, refuse(ReasonInvalid, "empty token")
+		return nil, refuse(reason.InvalidToken, "empty token")
 	}
 	if raw[0] == '{' {
-		return nil, refuse(ReasonInvalid, "JWS JSON serialisation is not accepted; send the compact form")
+		return nil, refuse(reason.InvalidToken, "JWS JSON serialisation is not accepted; send the compact form")
 	}
 	dots := strings.Count(raw, ".")
 	switch dots {
 	case 2:
 	case 4:
-		return nil, refuse(ReasonInvalid, "an encrypted token (JWE) is not accepted")
+		return nil, refuse(reason.InvalidToken, "an encrypted token (JWE) is not accepted")
 	default:
-		return nil, refuse(ReasonInvalid, "not a JWT: expected three dot-separated parts")
+		return nil, refuse(reason.InvalidToken, "not a JWT: expected three dot-separated parts")
 	}
 	h, rest, _ := strings.Cut(raw, ".")
 	p, s, _ := strings.Cut(rest, ".")
 	if h == "" || p == "" {
-		return nil, refuse(ReasonInvalid, "empty header or payload")
+		return nil, refuse(reason.InvalidToken, "empty header or payload")
 	}
 	if s == "" {
-		return nil, refuse(ReasonInvalid, "unsigned token (empty signature)")
+		return nil, refuse(reason.InvalidToken, "unsigned token (empty signature)")
 	}
 	hb, err := b64(h)
 	if err != nil {
-		return nil, refuse(ReasonInvalid, "header is not base64url")
+		return nil, refuse(reason.InvalidToken, "header is not base64url")
 	}
 	c := &compact{signingInput: raw[:len(h)+1+len(p)]}
 	if err := checkJSONObject(hb); err != nil {
-		return nil, refuse(ReasonInvalid, "header: %v", err)
+		return nil, refuse(reason.InvalidToken, "header: %v", err)
 	}
 	if err := json.Unmarshal(hb, &c.header); err != nil {
-		return nil, refuse(ReasonInvalid, "header: unexpected field type")
+		return nil, refuse(reason.InvalidToken, "header: unexpected field type")
 	}
 	if c.payload, err = b64(p); err != nil {
-		return nil, refuse(ReasonInvalid, "payload is not base64url")
+		return nil, refuse(reason.InvalidToken, "payload is not base64url")
 	}
 	if c.signature, err = b64(s); err != nil {
-		return nil, refuse(ReasonInvalid, "signature is not base64url")
+		return nil, refuse(reason.InvalidToken, "signature is not base64url")
 	}
 	if len(c.header.Crit) > 0 {
-		return nil, refuse(ReasonInvalid, "header names critical extensions %q that Portcullis does not understand", c.header.Crit)
+		return nil, refuse(reason.InvalidToken, "header names critical extensions %q that Portcullis does not understand", c.header.Crit)
 	}
 	if c.header.B64 != nil && !*c.header.B64 {
-		return nil, refuse(ReasonInvalid, "unencoded (b64=false) payloads are not accepted")
+		return nil, refuse(reason.InvalidToken, "unencoded (b64=false) payloads are not accepted")
 	}
 	return c, nil
 }

@@ -6,6 +6,7 @@ package token
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/portcullis-authz/portcullis/jwks"
+	"github.com/portcullis-authz/portcullis/reason"
 )
 
 // KeySet gives the verification keys an issuer publishes for a key id and algorithm, and says
@@ -39,14 +41,13 @@ type IssuerConfig struct {
 	AuthorizedParties []string // allow-list for azp; empty = not checked
 	Algorithms        []string // allow-list
 	Leeway            time.Duration
-	RolesClaims       []string // claim paths whose roles are merged
-	TokenTypes        []string // accepted typ values (claim or header), compared case-insensitively
+	RolesClaims       []ClaimPath // the claims whose roles are merged (roles_claims)
+	TokenTypes        []string    // accepted typ values (claim or header), compared case-insensitively
 }
 
 type issuer struct {
 	IssuerConfig
-	algs        map[string]jwa.SignatureAlgorithm
-	rolesClaims [][]string
+	algs map[string]jwa.SignatureAlgorithm
 }
 
 // Verifier verifies tokens of a fixed set of issuers. It is safe for concurrent use.
@@ -62,21 +63,64 @@ type Options struct {
 	Issuers  []IssuerConfig
 	MaxBytes int              // tokens larger than this are refused unread
 	Now      func() time.Time // the clock; nil = time.Now
-	// KeepClaims, when not nil, names the top-level claims an Identity keeps in Claims (those
-	// rules and identity headers read); the others are dropped once roles and scopes are read,
-	// so that a cached identity stays small.
-	KeepClaims []string
+	// KeepClaims, when not nil, are the paths anything reads from Identity.Claims after
+	// verification (rules' claim requirements, identity headers). An Identity keeps just the
+	// top-level claims these paths may read (ClaimPath.TopLevel), so that a cached identity stays
+	// small and still answers every one of them; the others are dropped once roles and scopes are
+	// read. Non-nil and empty keeps no claim.
+	KeepClaims []ClaimPath
 }
 
-// verifiers are jwx's stateless signature verifiers, one per algorithm, built once.
+// supportedAlgorithms are the JWS algorithms (RFC 7518 §3.1, RFC 8037 §3.1) Portcullis verifies,
+// in the order docs and messages list them. HMAC and "none" are absent on purpose: Portcullis
+// verifies only with an issuer's published public keys, never with a shared secret.
+var supportedAlgorithms = [...]jwa.SignatureAlgorithm{
+	jwa.RS256, jwa.RS384, jwa.RS512, jwa.PS256, jwa.PS384, jwa.PS512,
+	jwa.ES256, jwa.ES384, jwa.ES512, jwa.EdDSA,
+}
+
+// SupportedAlgorithms lists the JWS algorithms a Verifier accepts in IssuerConfig.Algorithms.
+// It is also the default allow-list of an issuer that names none (DefaultAlgorithms).
+func SupportedAlgorithms() []string {
+	names := make([]string, len(supportedAlgorithms))
+	for i, a := range supportedAlgorithms {
+		names[i] = a.String()
+	}
+	return names
+}
+
+// DefaultAlgorithms is the allow-list of an issuer whose configuration names none: every
+// supported algorithm.
+func DefaultAlgorithms() []string { return SupportedAlgorithms() }
+
+// KeyAlgorithms converts algorithm names to the jwa values a key set is asked for (jwks.Options.Algorithms).
+func KeyAlgorithms(names []string) []jwa.SignatureAlgorithm {
+	algs := make([]jwa.SignatureAlgorithm, len(names))
+	for i, a := range names {
+		algs[i] = jwa.SignatureAlgorithm(a)
+	}
+	return algs
+}
+
+// verifiers are the stateless signature verifiers, one per supported algorithm, built once:
+// jwx's, but for RSASSA-PSS, whose salt length jwx does not check (see pssVerifier).
 var verifiers = func() map[jwa.SignatureAlgorithm]jws.Verifier {
-	m := map[jwa.SignatureAlgorithm]jws.Verifier{}
-	for _, a := range []jwa.SignatureAlgorithm{jwa.RS256, jwa.RS384, jwa.RS512, jwa.PS256, jwa.PS384, jwa.PS512, jwa.ES256, jwa.ES384, jwa.ES512, jwa.EdDSA} {
-		v, err := jws.NewVerifier(a)
-		if err != nil {
-			panic(fmt.Sprintf("token: jwx has no verifier for %s: %v", a, err))
+	m := make(map[jwa.SignatureAlgorithm]jws.Verifier, len(supportedAlgorithms))
+	for _, a := range supportedAlgorithms {
+		switch a {
+		case jwa.PS256:
+			m[a] = pssVerifier{crypto.SHA256}
+		case jwa.PS384:
+			m[a] = pssVerifier{crypto.SHA384}
+		case jwa.PS512:
+			m[a] = pssVerifier{crypto.SHA512}
+		default:
+			v, err := jws.NewVerifier(a)
+			if err != nil {
+				panic(fmt.Sprintf("token: jwx has no verifier for %s: %v", a, err))
+			}
+			m[a] = v
 		}
-		m[a] = v
 	}
 	return m
 }()
@@ -90,8 +134,10 @@ func NewVerifier(o Options) (*Verifier, error) {
 	v := &Verifier{issuers: make(map[string]*issuer, len(o.Issuers)), maxBytes: o.MaxBytes, now: now}
 	if o.KeepClaims != nil {
 		v.keep = make(map[string]bool, len(o.KeepClaims))
-		for _, c := range o.KeepClaims {
-			v.keep[c] = true
+		for _, p := range o.KeepClaims {
+			for _, name := range p.TopLevel() {
+				v.keep[name] = true
+			}
 		}
 	}
 	for _, ic := range o.Issuers {
@@ -102,9 +148,6 @@ func NewVerifier(o Options) (*Verifier, error) {
 				return nil, fmt.Errorf("token: issuer %s: algorithm %q is not supported", ic.Issuer, a)
 			}
 			is.algs[a] = alg
-		}
-		for _, rc := range ic.RolesClaims {
-			is.rolesClaims = append(is.rolesClaims, strings.Split(rc, "."))
 		}
 		if ic.Keys == nil {
 			return nil, fmt.Errorf("token: issuer %s has no key set", ic.Issuer)
@@ -118,7 +161,7 @@ func NewVerifier(o Options) (*Verifier, error) {
 // *Error with a Reason; nothing but a fully verified token yields an Identity.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if len(raw) > v.maxBytes {
-		return nil, refuse(ReasonInvalid, "token is %d bytes, more than tokens.max_bytes (%d)", len(raw), v.maxBytes)
+		return nil, refuse(reason.InvalidToken, "token is %d bytes, more than tokens.max_bytes (%d)", len(raw), v.maxBytes)
 	}
 	return v.verify(ctx, raw)
 }
@@ -148,16 +191,16 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 	}
 	alg := c.header.Alg
 	if alg == "" || strings.EqualFold(alg, "none") {
-		return nil, refuse(ReasonInvalid, "unsigned token (alg %q)", alg)
+		return nil, refuse(reason.InvalidToken, "unsigned token (alg %q)", alg)
 	}
 	// The payload is read before the signature is checked only to choose the issuer; nothing in
 	// it is trusted until the signature verifies with that issuer's key.
 	if err := checkJSONObject(c.payload); err != nil {
-		return nil, refuse(ReasonInvalid, "claims: %v", err)
+		return nil, refuse(reason.InvalidToken, "claims: %v", err)
 	}
 	var cl claims
 	if err := json.Unmarshal(c.payload, &cl.all); err != nil {
-		return nil, refuse(ReasonInvalid, "claims are not valid JSON")
+		return nil, refuse(reason.InvalidToken, "claims are not valid JSON")
 	}
 	if terr := cl.readRegistered(); terr != nil {
 		return nil, terr
@@ -168,18 +211,18 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 	}
 	jalg, ok := is.algs[alg]
 	if !ok {
-		return nil, refuse(ReasonInvalid, "algorithm %q is not allowed for this issuer (allowed: %s)", alg, strings.Join(is.Algorithms, " "))
+		return nil, refuse(reason.InvalidToken, "algorithm %q is not allowed for this issuer (allowed: %s)", alg, strings.Join(is.Algorithms, " "))
 	}
 	keys, err := is.Keys.Lookup(ctx, c.header.Kid, jalg)
 	switch {
 	case errors.Is(err, jwks.ErrNotLoaded):
-		return nil, &Error{Reason: ReasonUnavailable, Detail: "the keys of issuer " + is.Issuer + " have never been loaded", Err: err}
+		return nil, &Error{Reason: reason.Unavailable, Detail: "the keys of issuer " + is.Issuer + " have never been loaded", Err: err}
 	case errors.Is(err, jwks.ErrUnknownKey):
-		return nil, &Error{Reason: ReasonUnknownKey, Detail: fmt.Sprintf("kid %q is not in the key set of %s", c.header.Kid, is.Issuer), Err: err}
+		return nil, &Error{Reason: reason.UnknownKey, Detail: fmt.Sprintf("kid %q is not in the key set of %s", c.header.Kid, is.Issuer), Err: err}
 	case err != nil:
-		return nil, &Error{Reason: ReasonUnavailable, Detail: "key lookup failed: " + err.Error(), Err: err}
+		return nil, &Error{Reason: reason.Unavailable, Detail: "key lookup failed: " + err.Error(), Err: err}
 	case len(keys) == 0:
-		return nil, refuse(ReasonUnknownKey, "no key of %s fits algorithm %s", is.Issuer, alg)
+		return nil, refuse(reason.UnknownKey, "no key of %s fits algorithm %s", is.Issuer, alg)
 	}
 	verifier := verifiers[jalg]
 	var used *jwks.Key
@@ -191,7 +234,7 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 		}
 	}
 	if used == nil {
-		return nil, refuse(ReasonBadSignature, "signature does not verify with the %s key of %s", alg, is.Issuer)
+		return nil, refuse(reason.BadSignature, "signature does not verify with the %s key of %s", alg, is.Issuer)
 	}
 	if terr := is.checkClaims(&cl, &c.header, v.now()); terr != nil {
 		return nil, terr
@@ -200,7 +243,7 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 }
 
 func (v *Verifier) unknownIssuer(iss string) *Error {
-	e := refuse(ReasonUnknownIssuer, "issuer %q is not configured", iss)
+	e := refuse(reason.UnknownIssuer, "issuer %q is not configured", iss)
 	for name := range v.issuers {
 		switch {
 		case strings.TrimSuffix(iss, "/") == strings.TrimSuffix(name, "/"):
@@ -215,37 +258,37 @@ func (v *Verifier) unknownIssuer(iss string) *Error {
 // checkClaims validates time, audience, authorized party and token type.
 func (is *issuer) checkClaims(cl *claims, h *header, now time.Time) *Error {
 	if !cl.hasExp {
-		return refuse(ReasonInvalid, "the exp claim is missing; access tokens must expire")
+		return refuse(reason.InvalidToken, "the exp claim is missing; access tokens must expire")
 	}
 	if exp := cl.exp; now.After(exp.Add(is.Leeway)) {
-		return refuse(ReasonExpired, "expired %s ago", now.Sub(exp).Truncate(time.Second))
+		return refuse(reason.Expired, "expired %s ago", now.Sub(exp).Truncate(time.Second))
 	}
 	const skewHint = "the identity provider's clock is ahead of this machine's: check NTP on both (leeway covers small skews)"
 	if cl.hasNbf && cl.nbf.After(now.Add(is.Leeway)) {
-		e := refuse(ReasonInvalid, "not valid before %s (%s from now; leeway %s)", cl.nbf.UTC().Format(time.RFC3339), cl.nbf.Sub(now).Truncate(time.Second), is.Leeway)
+		e := refuse(reason.InvalidToken, "not valid before %s (%s from now; leeway %s)", cl.nbf.UTC().Format(time.RFC3339), cl.nbf.Sub(now).Truncate(time.Second), is.Leeway)
 		e.Hint = skewHint
 		return e
 	}
 	if cl.hasIat && cl.iat.After(now.Add(is.Leeway)) {
-		e := refuse(ReasonInvalid, "issued in the future (iat %s from now)", cl.iat.Sub(now).Truncate(time.Second))
+		e := refuse(reason.InvalidToken, "issued in the future (iat %s from now)", cl.iat.Sub(now).Truncate(time.Second))
 		e.Hint = skewHint
 		return e
 	}
 	if len(is.Audiences) > 0 && !anyIn(cl.aud, is.Audiences) {
-		e := refuse(ReasonWrongAudience, "aud is %q; expected one of %q", cl.aud, is.Audiences)
+		e := refuse(reason.WrongAudience, "aud is %q; expected one of %q", cl.aud, is.Audiences)
 		if slices.Equal(cl.aud, []string{"account"}) || len(cl.aud) == 0 {
 			e.Hint = fmt.Sprintf("add an audience mapper for %s in Keycloak so its access tokens carry it in aud", is.Audiences[0])
 		}
 		return e
 	}
 	if len(is.AuthorizedParties) > 0 && !slices.Contains(is.AuthorizedParties, cl.azp) {
-		return refuse(ReasonInvalid, "azp %q is not an authorized party (%q)", cl.azp, is.AuthorizedParties)
+		return refuse(reason.InvalidToken, "azp %q is not an authorized party (%q)", cl.azp, is.AuthorizedParties)
 	}
 	if h.Typ != "" && !strings.EqualFold(h.Typ, "JWT") && !is.typeAccepted(strings.TrimPrefix(strings.ToLower(h.Typ), "application/")) {
-		return refuse(ReasonInvalid, "token type %q (header typ) is not accepted as an access token", h.Typ)
+		return refuse(reason.InvalidToken, "token type %q (header typ) is not accepted as an access token", h.Typ)
 	}
 	if cl.hasTyp && !is.typeAccepted(cl.typ) {
-		return refuse(ReasonInvalid, "token type %q (typ claim) is not accepted as an access token", cl.typ)
+		return refuse(reason.InvalidToken, "token type %q (typ claim) is not accepted as an access token", cl.typ)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
@@ -14,7 +15,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +28,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/portcullis-authz/portcullis/jwks"
+	"github.com/portcullis-authz/portcullis/reason"
 )
 
 // fakeKeys is a KeySet holding fixed keys; it can be emptied (never loaded) or have keys removed.
@@ -127,7 +132,7 @@ func (f *fixture) verifier(t testing.TB, mutate func(*IssuerConfig)) *Verifier {
 	t.Helper()
 	a := IssuerConfig{
 		Issuer: issA, Keys: f.keysA, Audiences: []string{"orders-api"}, Algorithms: []string{"RS256", "ES256"},
-		Leeway: 30 * time.Second, RolesClaims: []string{"realm_access.roles", "resource_access"}, TokenTypes: []string{"Bearer", "at+jwt"},
+		Leeway: 30 * time.Second, RolesClaims: claimPaths(t, "realm_access.roles", "resource_access"), TokenTypes: []string{"Bearer", "at+jwt"},
 	}
 	if mutate != nil {
 		mutate(&a)
@@ -220,7 +225,7 @@ func TestVerify(t *testing.T) {
 		name   string
 		token  string
 		mutate func(*IssuerConfig)
-		want   Reason // "" = accepted
+		want   reason.Code // "" = accepted
 	}{
 		{name: "RS256 accepted", token: good},
 		{name: "ES256 accepted", token: sign(t, map[string]any{"alg": "ES256", "kid": "ec-1"}, f.claims(nil), "ES256", f.ecKey)},
@@ -232,47 +237,60 @@ func TestVerify(t *testing.T) {
 		{name: "audience not checked when none configured", token: rs(map[string]any{"aud": "x"}), mutate: func(c *IssuerConfig) { c.Audiences = nil }},
 		{name: "azp allowed", token: rs(map[string]any{"azp": "web"}), mutate: func(c *IssuerConfig) { c.AuthorizedParties = []string{"web"} }},
 
-		{name: "expired", token: rs(map[string]any{"exp": f.now.Add(-31 * time.Second).Unix()}), want: ReasonExpired},
-		{name: "exp missing", token: rs(map[string]any{"exp": nil}), want: ReasonInvalid},
-		{name: "exp not a number", token: rs(map[string]any{"exp": "tomorrow"}), want: ReasonInvalid},
-		{name: "exp huge number", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`","aud":"orders-api","exp":1e400}`, "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "nbf in the future", token: rs(map[string]any{"nbf": f.now.Add(time.Minute).Unix()}), want: ReasonInvalid},
-		{name: "iat in the future", token: rs(map[string]any{"iat": f.now.Add(time.Hour).Unix()}), want: ReasonInvalid},
-		{name: "wrong audience", token: rs(map[string]any{"aud": "account"}), want: ReasonWrongAudience},
-		{name: "no audience", token: rs(map[string]any{"aud": nil}), want: ReasonWrongAudience},
-		{name: "aud of the wrong type", token: rs(map[string]any{"aud": 7}), want: ReasonInvalid},
-		{name: "azp not allowed", token: rs(map[string]any{"azp": "evil"}), mutate: func(c *IssuerConfig) { c.AuthorizedParties = []string{"web"} }, want: ReasonInvalid},
-		{name: "Keycloak ID token", token: rs(map[string]any{"typ": "ID"}), want: ReasonInvalid},
-		{name: "Keycloak refresh token", token: rs(map[string]any{"typ": "Refresh"}), want: ReasonInvalid},
-		{name: "header typ of an ID token", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "typ": "id+jwt"}, f.claims(nil), "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "issuer with a trailing slash", token: rs(map[string]any{"iss": issA + "/"}), want: ReasonUnknownIssuer},
-		{name: "issuer missing", token: rs(map[string]any{"iss": nil}), want: ReasonInvalid},
-		{name: "unknown kid", token: sign(t, rsHeader("rsa-9"), f.claims(nil), "RS256", f.rsaKey), want: ReasonUnknownKey},
-		{name: "kid of another issuer", token: sign(t, map[string]any{"alg": "ES256", "kid": "b-only"}, f.claims(nil), "ES256", f.ecKey), want: ReasonUnknownKey},
-		{name: "kid as a path", token: sign(t, rsHeader("../../etc/passwd"), f.claims(nil), "RS256", f.rsaKey), want: ReasonUnknownKey},
-		{name: "bad signature", token: parts[0] + "." + parts[1] + "." + enc(strings.Repeat("x", 256)), want: ReasonBadSignature},
-		{name: "payload swapped under a valid signature", token: parts[0] + "." + enc(f.claims(map[string]any{"sub": "admin"})) + "." + parts[2], want: ReasonBadSignature},
-		{name: "signed by a key the token carries (jwk header ignored)", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "jwk": map[string]any{"kty": "RSA"}, "jku": "https://evil.example.com/jwks"}, f.claims(nil), "RS256", f.attacker), want: ReasonBadSignature},
-		{name: "alg none", token: enc(`{"alg":"none"}`) + "." + enc(f.claims(nil)) + ".", want: ReasonInvalid},
-		{name: "alg NoNe with a signature", token: sign(t, map[string]any{"alg": "NoNe", "kid": "rsa-1"}, f.claims(nil), "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "alg HS256 with the RSA public key as secret (key confusion)", token: sign(t, map[string]any{"alg": "HS256", "kid": "rsa-1"}, f.claims(nil), "HS256", pubDER), want: ReasonInvalid},
-		{name: "alg allowed elsewhere but not for this issuer", token: sign(t, rsHeader("rsa-1"), f.claims(nil), "RS256", f.rsaKey), mutate: func(c *IssuerConfig) { c.Algorithms = []string{"ES256"} }, want: ReasonInvalid},
-		{name: "ES256 header on an RSA kid", token: sign(t, map[string]any{"alg": "ES256", "kid": "rsa-1"}, f.claims(nil), "ES256", f.ecKey), want: ReasonUnknownKey},
-		{name: "unknown crit header", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "crit": []string{"exp"}, "exp": 1}, f.claims(nil), "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "b64 false", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "b64": false}, f.claims(nil), "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "JWE (five parts)", token: "eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d", want: ReasonInvalid},
-		{name: "JWS JSON serialisation", token: `{"payload":"x","signatures":[]}`, want: ReasonInvalid},
-		{name: "two parts", token: parts[0] + "." + parts[1], want: ReasonInvalid},
-		{name: "empty signature (unsigned)", token: parts[0] + "." + parts[1] + ".", want: ReasonInvalid},
-		{name: "padded base64", token: parts[0] + "." + parts[1] + "." + parts[2] + "==", want: ReasonInvalid},
-		{name: "standard base64 alphabet", token: parts[0] + "." + parts[1] + "+/." + parts[2], want: ReasonInvalid},
-		{name: "payload not an object", token: sign(t, rsHeader("rsa-1"), `["iss"]`, "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "header not an object", token: sign(t, `"RS256"`, f.claims(nil), "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "duplicate claim", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`","sub":"a","sub":"admin","aud":"orders-api","exp":1900000000}`, "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "duplicate header member (escaped spelling)", token: sign(t, `{"alg":"RS256","\u0061lg":"none","kid":"rsa-1"}`, f.claims(nil), "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "deep nesting", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`","x":`+strings.Repeat("[", 40)+strings.Repeat("]", 40)+`}`, "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "trailing data after the claims", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`"} {}`, "RS256", f.rsaKey), want: ReasonInvalid},
-		{name: "too large", token: rs(map[string]any{"pad": strings.Repeat("a", 5000)}), want: ReasonInvalid},
+		{name: "expired", token: rs(map[string]any{"exp": f.now.Add(-31 * time.Second).Unix()}), want: reason.Expired},
+		{name: "exp missing", token: rs(map[string]any{"exp": nil}), want: reason.InvalidToken},
+		{name: "exp not a number", token: rs(map[string]any{"exp": "tomorrow"}), want: reason.InvalidToken},
+		{name: "exp huge number", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`","aud":"orders-api","exp":1e400}`, "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "nbf in the future", token: rs(map[string]any{"nbf": f.now.Add(time.Minute).Unix()}), want: reason.InvalidToken},
+		{name: "iat in the future", token: rs(map[string]any{"iat": f.now.Add(time.Hour).Unix()}), want: reason.InvalidToken},
+		{name: "wrong audience", token: rs(map[string]any{"aud": "account"}), want: reason.WrongAudience},
+		{name: "no audience", token: rs(map[string]any{"aud": nil}), want: reason.WrongAudience},
+		{name: "aud of the wrong type", token: rs(map[string]any{"aud": 7}), want: reason.InvalidToken},
+		{name: "azp not allowed", token: rs(map[string]any{"azp": "evil"}), mutate: func(c *IssuerConfig) { c.AuthorizedParties = []string{"web"} }, want: reason.InvalidToken},
+		{name: "Keycloak ID token", token: rs(map[string]any{"typ": "ID"}), want: reason.InvalidToken},
+		{name: "Keycloak refresh token", token: rs(map[string]any{"typ": "Refresh"}), want: reason.InvalidToken},
+		{name: "header typ of an ID token", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "typ": "id+jwt"}, f.claims(nil), "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "issuer with a trailing slash", token: rs(map[string]any{"iss": issA + "/"}), want: reason.UnknownIssuer},
+		{name: "issuer missing", token: rs(map[string]any{"iss": nil}), want: reason.InvalidToken},
+		{name: "unknown kid", token: sign(t, rsHeader("rsa-9"), f.claims(nil), "RS256", f.rsaKey), want: reason.UnknownKey},
+		{name: "kid of another issuer", token: sign(t, map[string]any{"alg": "ES256", "kid": "b-only"}, f.claims(nil), "ES256", f.ecKey), want: reason.UnknownKey},
+		{name: "kid as a path", token: sign(t, rsHeader("../../etc/passwd"), f.claims(nil), "RS256", f.rsaKey), want: reason.UnknownKey},
+		{name: "bad signature", token: parts[0] + "." + parts[1] + "." + enc(strings.Repeat("x", 256)), want: reason.BadSignature},
+		{name: "payload swapped under a valid signature", token: parts[0] + "." + enc(f.claims(map[string]any{"sub": "admin"})) + "." + parts[2], want: reason.BadSignature},
+		{name: "signed by a key the token carries (jwk header ignored)", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "jwk": map[string]any{"kty": "RSA"}, "jku": "https://evil.example.com/jwks"}, f.claims(nil), "RS256", f.attacker), want: reason.BadSignature},
+		{name: "alg none", token: enc(`{"alg":"none"}`) + "." + enc(f.claims(nil)) + ".", want: reason.InvalidToken},
+		{name: "alg NoNe with a signature", token: sign(t, map[string]any{"alg": "NoNe", "kid": "rsa-1"}, f.claims(nil), "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "alg HS256 with the RSA public key as secret (key confusion)", token: sign(t, map[string]any{"alg": "HS256", "kid": "rsa-1"}, f.claims(nil), "HS256", pubDER), want: reason.InvalidToken},
+		{name: "alg allowed elsewhere but not for this issuer", token: sign(t, rsHeader("rsa-1"), f.claims(nil), "RS256", f.rsaKey), mutate: func(c *IssuerConfig) { c.Algorithms = []string{"ES256"} }, want: reason.InvalidToken},
+		{name: "ES256 header on an RSA kid", token: sign(t, map[string]any{"alg": "ES256", "kid": "rsa-1"}, f.claims(nil), "ES256", f.ecKey), want: reason.UnknownKey},
+		{name: "unknown crit header", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "crit": []string{"exp"}, "exp": 1}, f.claims(nil), "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "b64 false", token: sign(t, map[string]any{"alg": "RS256", "kid": "rsa-1", "b64": false}, f.claims(nil), "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "JWE (five parts)", token: "eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d", want: reason.InvalidToken},
+		{name: "JWS JSON serialisation", token: `{"payload":"x","signatures":[]}`, want: reason.InvalidToken},
+		{name: "two parts", token: parts[0] + "." + parts[1], want: reason.InvalidToken},
+		{name: "empty signature (unsigned)", token: parts[0] + "." + parts[1] + ".", want: reason.InvalidToken},
+		{name: "padded base64", token: parts[0] + "." + parts[1] + "." + parts[2] + "==", want: reason.InvalidToken},
+		{name: "standard base64 alphabet", token: parts[0] + "." + parts[1] + "+/." + parts[2], want: reason.InvalidToken},
+		{name: "payload not an object", token: sign(t, rsHeader("rsa-1"), `["iss"]`, "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "header not an object", token: sign(t, `"RS256"`, f.claims(nil), "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "duplicate claim", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`","sub":"a","sub":"admin","aud":"orders-api","exp":1900000000}`, "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "duplicate header member (escaped spelling)", token: sign(t, `{"alg":"RS256","\u0061lg":"none","kid":"rsa-1"}`, f.claims(nil), "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "deep nesting", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`","x":`+strings.Repeat("[", 40)+strings.Repeat("]", 40)+`}`, "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "trailing data after the claims", token: sign(t, rsHeader("rsa-1"), `{"iss":"`+issA+`"} {}`, "RS256", f.rsaKey), want: reason.InvalidToken},
+		{name: "too large", token: rs(map[string]any{"pad": strings.Repeat("a", 5000)}), want: reason.InvalidToken},
+	}
+	// Every token refusal of the reason table is shown here (unavailable by
+	// TestVerifyNeverLoaded), and nothing else is.
+	shown := map[reason.Code]bool{reason.Unavailable: true}
+	for _, c := range cases {
+		if c.want != "" {
+			shown[c.want] = true
+		}
+	}
+	for _, a := range reason.All() {
+		if a.TokenRefusal != shown[a.Code] {
+			t.Errorf("%s: token refusal %v in the reason table, shown by a case %v", a.Code, a.TokenRefusal, shown[a.Code])
+		}
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -290,7 +308,7 @@ func TestVerify(t *testing.T) {
 			if err == nil {
 				t.Fatalf("accepted, want %s", c.want)
 			}
-			if got := ReasonOf(err); got != c.want {
+			if got := refusal(t, err); got != c.want {
 				t.Errorf("reason = %s (%v), want %s", got, err, c.want)
 			}
 			if strings.Contains(err.Error(), c.token) && len(c.token) > 20 {
@@ -300,11 +318,49 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// refusal returns the reason a refusal carries, failing the test unless err is a *Error whose
+// reason is a token refusal of the reason table (what ReasonOf would otherwise hide).
+func refusal(t testing.TB, err error) reason.Code {
+	t.Helper()
+	var te *Error
+	if !errors.As(err, &te) {
+		t.Fatalf("refusal %v (%T) is not a *token.Error", err, err)
+	}
+	if a, ok := reason.Of(te.Reason); !ok || !a.TokenRefusal {
+		t.Fatalf("refusal %v carries %q, which is not a token refusal of the reason table", err, te.Reason)
+	}
+	if got := ReasonOf(err); got != te.Reason {
+		t.Fatalf("ReasonOf = %s, want the carried %s", got, te.Reason)
+	}
+	return te.Reason
+}
+
+// TestReasonOf: a foreign error, and a *Error whose reason is not a token refusal (a
+// programming mistake), both come out as invalid_token, so the engine still answers 401.
+func TestReasonOf(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want reason.Code
+	}{
+		{errors.New("boom"), reason.InvalidToken},
+		{&Error{Reason: reason.Expired}, reason.Expired},
+		{fmt.Errorf("wrapped: %w", &Error{Reason: reason.UnknownKey}), reason.UnknownKey},
+		{&Error{Reason: reason.OK}, reason.InvalidToken},
+		{&Error{Reason: reason.Forbidden}, reason.InvalidToken},
+		{&Error{Reason: ""}, reason.InvalidToken},
+		{&Error{Reason: "teapot"}, reason.InvalidToken},
+	} {
+		if got := ReasonOf(c.err); got != c.want {
+			t.Errorf("ReasonOf(%#v) = %s, want %s", c.err, got, c.want)
+		}
+	}
+}
+
 func TestVerifyNeverLoaded(t *testing.T) {
 	f := newFixture(t)
 	f.keysA.notLoaded = true
 	_, err := f.verifier(t, nil).Verify(context.Background(), sign(t, rsHeader("rsa-1"), f.claims(nil), "RS256", f.rsaKey))
-	if ReasonOf(err) != ReasonUnavailable || !errors.Is(err, jwks.ErrNotLoaded) {
+	if refusal(t, err) != reason.Unavailable || !errors.Is(err, jwks.ErrNotLoaded) {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -390,8 +446,8 @@ func TestFresh(t *testing.T) {
 func TestKeepClaims(t *testing.T) {
 	f := newFixture(t)
 	v, err := NewVerifier(Options{Issuers: []IssuerConfig{{Issuer: issA, Keys: f.keysA, Algorithms: []string{"RS256"},
-		RolesClaims: []string{"realm_access.roles"}, TokenTypes: []string{"Bearer"}}}, MaxBytes: 4096,
-		Now: func() time.Time { return f.now }, KeepClaims: []string{"email", "tenant"}})
+		RolesClaims: claimPaths(t, "realm_access.roles"), TokenTypes: []string{"Bearer"}}}, MaxBytes: 4096,
+		Now: func() time.Time { return f.now }, KeepClaims: claimPaths(t, "email", "tenant")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,5 +460,146 @@ func TestKeepClaims(t *testing.T) {
 	}
 	if strings.Join(id.Roles, ",") != "user" || strings.Join(id.Scopes, ",") != "openid,orders:write" {
 		t.Errorf("roles and scopes are read before claims are dropped: %v %v", id.Roles, id.Scopes)
+	}
+}
+
+// signPSS builds a compact JWS signed with RSASSA-PSS (PS256, PS384 or PS512) and the given salt
+// length (rsa.PSSSaltLengthAuto = the largest salt the key allows).
+func signPSS(t testing.TB, hdr, payload any, alg string, key *rsa.PrivateKey, salt int) string {
+	t.Helper()
+	hash := map[string]crypto.Hash{"PS256": crypto.SHA256, "PS384": crypto.SHA384, "PS512": crypto.SHA512}[alg]
+	input := enc(hdr) + "." + enc(payload)
+	h := hash.New()
+	h.Write([]byte(input))
+	sig, err := rsa.SignPSS(rand.Reader, key, hash, h.Sum(nil), &rsa.PSSOptions{SaltLength: salt, Hash: hash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// RFC 7518 §3.5: the salt of PS256, PS384 and PS512 is as long as the hash output. A signature
+// with any other salt length, none or the largest the key allows, is refused.
+func TestVerifyPSSSaltLength(t *testing.T) {
+	f := newFixture(t)
+	keys := &fakeKeys{keys: []jwks.Key{
+		keyOf(t, "ps256", jwa.PS256, &f.rsaKey.PublicKey),
+		keyOf(t, "ps384", jwa.PS384, &f.rsaKey.PublicKey),
+		keyOf(t, "ps512", jwa.PS512, &f.rsaKey.PublicKey),
+	}}
+	v := f.verifier(t, func(c *IssuerConfig) {
+		c.Keys = keys
+		c.Algorithms = []string{"PS256", "PS384", "PS512"}
+	})
+	// A 2048-bit key leaves room for a salt of 256-hLen-2 bytes.
+	maxSalt := func(hLen int) int { return f.rsaKey.Size() - hLen - 2 }
+	cases := []struct {
+		alg  string
+		salt int
+		want reason.Code // "" = accepted
+	}{
+		{"PS256", 32, ""},
+		{"PS256", 0, reason.BadSignature},
+		{"PS256", 31, reason.BadSignature},
+		{"PS256", 33, reason.BadSignature},
+		{"PS256", maxSalt(32), reason.BadSignature},
+		{"PS384", 48, ""},
+		{"PS384", 0, reason.BadSignature},
+		{"PS384", 32, reason.BadSignature},
+		{"PS384", maxSalt(48), reason.BadSignature},
+		{"PS512", 64, ""},
+		{"PS512", 0, reason.BadSignature},
+		{"PS512", 32, reason.BadSignature},
+		{"PS512", maxSalt(64), reason.BadSignature},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s salt %d", c.alg, c.salt), func(t *testing.T) {
+			kid := strings.ToLower(c.alg)
+			tok := signPSS(t, map[string]any{"alg": c.alg, "kid": kid, "typ": "JWT"}, f.claims(nil), c.alg, f.rsaKey, c.salt)
+			id, err := v.Verify(context.Background(), tok)
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if id.Subject != "user-1" || id.KeyThumbprint != keys.keys[0].Thumbprint {
+					t.Errorf("identity = %+v", id)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted, want %s", c.want)
+			}
+			want := "bad_signature: signature does not verify with the " + c.alg + " key of " + issA
+			if refusal(t, err) != c.want || err.Error() != want {
+				t.Errorf("err = %v\nwant %s", err, want)
+			}
+		})
+	}
+}
+
+// An Ed25519 "public key" of small order verifies signatures nobody made: with the identity
+// point as key, R = identity and S = 0 verify for every message. Such a key published in a key
+// set (here through a JWKS file, the path that converts nothing at run time) is skipped at load,
+// so a token naming it is refused; a token signed by the good key beside it is accepted.
+func TestVerifyNeverUsesASmallOrderEd25519Key(t *testing.T) {
+	f := newFixture(t)
+	goodPub, goodPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	identity := append([]byte{1}, make([]byte, 31)...)
+	forged := append(append([]byte{}, identity...), make([]byte, 32)...)
+	if !ed25519.Verify(identity, []byte("any message"), forged) {
+		t.Fatal("crypto/ed25519 no longer accepts the identity key: this test shows nothing")
+	}
+	doc, _ := json.Marshal(map[string]any{"keys": []map[string]any{
+		{"kty": "OKP", "crv": "Ed25519", "kid": "forged", "alg": "EdDSA", "x": base64.RawURLEncoding.EncodeToString(identity)},
+		{"kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "alg": "EdDSA", "x": base64.RawURLEncoding.EncodeToString(goodPub)},
+	}})
+	file := filepath.Join(t.TempDir(), "keys.json")
+	if err := os.WriteFile(file, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cache, err := jwks.New(jwks.Options{Issuer: issA, JWKSFile: file, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := f.verifier(t, func(c *IssuerConfig) {
+		c.Keys = cache
+		c.Algorithms = []string{"EdDSA"}
+	})
+	input := func(kid string) string {
+		hdr := map[string]any{"alg": "EdDSA", "typ": "JWT"}
+		if kid != "" {
+			hdr["kid"] = kid
+		}
+		return enc(hdr) + "." + enc(f.claims(map[string]any{"sub": "admin"}))
+	}
+	cases := []struct {
+		name, token string
+		want        string // "" = accepted
+	}{
+		{"signed by the good key", input("ed-1") + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(goodPriv, []byte(input("ed-1")))), ""},
+		{"forged for the small-order kid", input("forged") + "." + base64.RawURLEncoding.EncodeToString(forged),
+			`unknown_key: kid "forged" is not in the key set of ` + issA},
+		{"forged without a kid", input("") + "." + base64.RawURLEncoding.EncodeToString(forged),
+			"bad_signature: signature does not verify with the EdDSA key of " + issA},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			id, err := v.Verify(context.Background(), c.token)
+			if c.want == "" {
+				if err != nil || id.Subject != "admin" {
+					t.Fatalf("Verify = %+v, %v", id, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted a forged token (sub %q)", id.Subject)
+			}
+			if err.Error() != c.want {
+				t.Errorf("err = %v\nwant %s", err, c.want)
+			}
+		})
 	}
 }

@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +18,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 
 	"github.com/portcullis-authz/portcullis/internal/devidp"
+	"github.com/portcullis-authz/portcullis/reason"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -72,22 +77,67 @@ func TestCheckGolden(t *testing.T) {
 		return tok
 	}
 	good := mint(nil, time.Hour)
+	// The same configuration, with path parameters stripped before matching.
+	strip := filepath.Join(filepath.Dir(path), "strip.yaml")
+	if err := os.WriteFile(strip, []byte(checkConfig+"paths: { matrix_parameters: strip }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A rule asking for a scope the tokens lack (appended to the rules list, after which
+	// nothing else matches /purge).
+	scoped := filepath.Join(filepath.Dir(path), "scoped.yaml")
+	if err := os.WriteFile(scoped, []byte(checkConfig+"  - name: purge\n    match: { paths: [\"/purge/**\"] }\n    require: { scopes: [\"orders:delete\"] }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A second issuer whose keys cannot be fetched (nothing listens on port 1 of loopback).
+	const downIssuer = "https://down.example.com/realms/x"
+	down := filepath.Join(filepath.Dir(path), "down.yaml")
+	if err := os.WriteFile(down, []byte(strings.Replace(checkConfig, "rules:\n",
+		"  - issuer: \""+downIssuer+"\"\n    jwks_uri: http://127.0.0.1:1/certs\n    audiences: [orders-api]\nrules:\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(good, ".")
+	// good's claims and signature under another token's header and payload: the signature
+	// does not verify.
+	forged := strings.Join(strings.Split(mint(devidp.Claims{"sub": "admin"}, time.Hour), ".")[:2], ".") + "." + parts[2]
+	// good's payload under a kid the key set does not hold (it is looked up before the
+	// signature is checked).
+	retired := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","kid":"retired-2023","typ":"JWT"}`)) + "." + parts[1] + "." + parts[2]
 	cases := []struct {
-		name  string
-		args  []string
-		stdin string
-		exit  int
+		name   string
+		args   []string
+		stdin  string
+		exit   int
+		config string      // default: path
+		reason reason.Code // the reason the explanation shows
 	}{
-		{name: "allow", args: []string{"--path", "/api/orders/1", "--token", good}, exit: 0},
-		{name: "allow_json", args: []string{"--path", "/api/orders/1", "--token", "-", "--json"}, stdin: good + "\n", exit: 0},
-		{name: "issuer_trailing_slash", args: []string{"--path", "/api/orders/1", "--token", mint(devidp.Claims{"iss": checkIssuer + "/"}, time.Hour)}, exit: 1},
-		{name: "audience_account", args: []string{"--path", "/api/orders/1", "--token", mint(devidp.Claims{"aud": "account"}, time.Hour)}, exit: 1},
-		{name: "expired", args: []string{"--path", "/api/orders/1", "--token", mint(nil, -192*time.Second)}, exit: 1},
-		{name: "clock_skew", args: []string{"--path", "/api/orders/1", "--token", mint(devidp.Claims{"nbf": time.Now().Add(10 * time.Minute).Unix()}, time.Hour)}, exit: 1},
-		{name: "missing_role", args: []string{"--path", "/api/admin/users", "--token", good}, exit: 1},
-		{name: "no_rule", args: []string{"--method", "DELETE", "--path", "/other", "--token", good}, exit: 1},
-		{name: "no_token", args: []string{"--path", "/api/orders/1"}, exit: 1},
-		{name: "public_anonymous", args: []string{"--path", "/healthz"}, exit: 0},
+		{name: "allow", args: []string{"--path", "/api/orders/1", "--token", good}, exit: 0, reason: reason.OK},
+		{name: "allow_json", args: []string{"--path", "/api/orders/1", "--token", "-", "--json"}, stdin: good + "\n", exit: 0, reason: reason.OK},
+		{name: "issuer_trailing_slash", args: []string{"--path", "/api/orders/1", "--token", mint(devidp.Claims{"iss": checkIssuer + "/"}, time.Hour)}, exit: 1, reason: reason.UnknownIssuer},
+		{name: "audience_account", args: []string{"--path", "/api/orders/1", "--token", mint(devidp.Claims{"aud": "account"}, time.Hour)}, exit: 1, reason: reason.WrongAudience},
+		{name: "expired", args: []string{"--path", "/api/orders/1", "--token", mint(nil, -192*time.Second)}, exit: 1, reason: reason.Expired},
+		{name: "clock_skew", args: []string{"--path", "/api/orders/1", "--token", mint(devidp.Claims{"nbf": time.Now().Add(10 * time.Minute).Unix()}, time.Hour)}, exit: 1, reason: reason.InvalidToken},
+		{name: "missing_role", args: []string{"--path", "/api/admin/users", "--token", good}, exit: 1, reason: reason.Forbidden},
+		{name: "no_rule", args: []string{"--method", "DELETE", "--path", "/other", "--token", good}, exit: 1, reason: reason.NoRule},
+		{name: "no_token", args: []string{"--path", "/api/orders/1"}, exit: 1, reason: reason.NoToken},
+		{name: "public_anonymous", args: []string{"--path", "/healthz"}, exit: 0, reason: reason.Public},
+		{name: "path_parameter", args: []string{"--path", "/api/admin;x/users", "--token", good}, exit: 1, reason: reason.BadRequest},
+		{name: "path_parameter_stripped", args: []string{"--path", "/api/admin;x/users", "--token", good}, exit: 1, config: strip, reason: reason.Forbidden},
+		{name: "path_not_utf8", args: []string{"--path", "/healthz%c0%ae"}, exit: 1, reason: reason.BadRequest},
+		{name: "bad_signature", args: []string{"--path", "/api/orders/1", "--token", forged}, exit: 1, reason: reason.BadSignature},
+		{name: "unknown_key", args: []string{"--path", "/api/orders/1", "--token", retired}, exit: 1, reason: reason.UnknownKey},
+		{name: "missing_scope", args: []string{"--path", "/purge/all", "--token", good}, exit: 1, config: scoped, reason: reason.InsufficientScope},
+		{name: "keys_unavailable_json", args: []string{"--path", "/api/orders/1", "--wait", "300ms", "--json", "--token", mint(devidp.Claims{"iss": downIssuer}, time.Hour)},
+			exit: 1, config: down, reason: reason.Unavailable},
+	}
+	// Every reason of the table is explained by at least one case.
+	shown := map[reason.Code]bool{}
+	for _, c := range cases {
+		shown[c.reason] = true
+	}
+	for _, a := range reason.All() {
+		if !shown[a.Code] {
+			t.Errorf("reason %s: no case of `portcullis check` shows it", a.Code)
+		}
 	}
 	volatile := []*regexp.Regexp{
 		regexp.MustCompile(`expired 3m1[23]s ago`),
@@ -96,12 +146,40 @@ func TestCheckGolden(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var out, errs bytes.Buffer
-			args := append([]string{"check", "--config", path}, c.args...)
+			config := path
+			if c.config != "" {
+				config = c.config
+			}
+			args := append([]string{"check", "--config", config}, c.args...)
 			code := run(context.Background(), args, strings.NewReader(c.stdin), &out, &errs)
 			if code != c.exit {
 				t.Errorf("exit %d, want %d; stderr: %s", code, c.exit, errs.String())
 			}
 			got := out.String()
+			var res struct {
+				Status int         `json:"status"`
+				Reason reason.Code `json:"reason"`
+			}
+			if slices.Contains(c.args, "--json") {
+				if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+					t.Fatalf("--json output: %v", err)
+				}
+			} else {
+				for _, line := range strings.Split(got, "\n") {
+					if v, ok := strings.CutPrefix(line, "reason:"); ok {
+						res.Reason = reason.Code(strings.TrimSpace(v))
+					}
+					if v, ok := strings.CutPrefix(line, "decision:"); ok {
+						_, status, _ := strings.Cut(v, "(HTTP ")
+						res.Status, _ = strconv.Atoi(strings.TrimSuffix(strings.Fields(status)[0], ")"))
+					}
+				}
+			}
+			// The status of the explanation is the reason's, but for a dry-run deny (served as
+			// an allow).
+			if a, _ := reason.Of(c.reason); res.Reason != c.reason || res.Status != a.Status {
+				t.Errorf("explains %s (HTTP %d), want %s (HTTP %d)", res.Reason, res.Status, c.reason, a.Status)
+			}
 			for _, re := range volatile {
 				got = re.ReplaceAllStringFunc(got, func(s string) string {
 					switch {
@@ -174,7 +252,7 @@ func TestValidateCommand(t *testing.T) {
 	if code := run(context.Background(), []string{"validate", "--config", bad}, nil, &out, &errs); code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
-	if got := errs.String(); got != "portcullis: config: bogus: unknown key (line 3); known keys here: server, issuers, tokens, identity_headers, forward_token, cache, jwks_cache_dir, forward_auth, rules\n" {
+	if got := errs.String(); got != "portcullis: config: bogus: unknown key (line 3); known keys here: server, issuers, tokens, identity_headers, forward_token, cache, jwks_cache_dir, forward_auth, paths, rules\n" {
 		t.Errorf("stderr = %q", got)
 	}
 }

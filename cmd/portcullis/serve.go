@@ -85,7 +85,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 			if strict && len(cfg.Warnings) > 0 {
 				return &exitError{1, fmt.Errorf("%d warning(s) and --strict", len(cfg.Warnings))}
 			}
-			fmt.Fprintf(g.stdout, "%s: valid (%d issuer(s), %d rule(s))\n", path, len(cfg.Issuers), cfg.Rules.Len())
+			fmt.Fprintf(g.stdout, "%s: valid (%d issuer(s), %d rule(s))\n", path, len(cfg.Issuers), cfg.RuleSet.Len())
 			return nil
 		},
 	}

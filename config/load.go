@@ -1,0 +1,165 @@
+package config
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/portcullis-authz/portcullis/jwks"
+	"github.com/portcullis-authz/portcullis/rules"
+	"github.com/portcullis-authz/portcullis/token"
+)
+
+// Loaded is a configuration that passed every phase, with what compilation made of it.
+type Loaded struct {
+	*Config
+	// Path is the file it came from ("" when parsed from memory).
+	Path string
+	// RuleSet is Config.Rules compiled.
+	RuleSet *rules.Set
+	// Identity is identity_headers compiled: lower-case header name → what it carries.
+	Identity map[string]token.Attribute
+	// RolesClaims are each issuer's roles_claims compiled, in issuer order.
+	RolesClaims [][]token.ClaimPath
+	// IssuerFiles are the files of each issuer, read and parsed once, in issuer order.
+	IssuerFiles []IssuerFiles
+	// Warnings are findings that do not stop the configuration from loading.
+	Warnings []string
+}
+
+// IssuerFiles is what loading read of the files an issuer names.
+type IssuerFiles struct {
+	// JWKSDigest is the SHA-256 (hex) of the jwks_file, which was read and found to be a JWK
+	// Set holding a key usable with the issuer's algorithms; "" without a jwks_file.
+	JWKSDigest string
+	// Roots are the system's certificates plus those of the ca_file; nil without a ca_file.
+	Roots *x509.CertPool
+	// CADigest is the SHA-256 (hex) of the ca_file; "" without one.
+	CADigest string
+}
+
+// Load reads the configuration file at path and runs every phase on it (see Parse).
+func Load(path string) (*Loaded, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	l, err := Parse(data, filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	l.Path = path
+	return l, nil
+}
+
+// Parse is the one entry point: strict decode and normalisation (relative file paths are
+// resolved against baseDir, the configuration file's directory), defaults, validation, and
+// compilation (rules; jwks_file and ca_file read and parsed). It makes no network call. Every
+// error names its field path; all are reported together, but for the content of the issuers'
+// files, which is read only once everything else is valid.
+func Parse(data []byte, baseDir string) (*Loaded, error) {
+	var cfg Config
+	w, err := decode(data, &cfg)
+	if err != nil {
+		return nil, &Error{Problems: splitJoined(err)}
+	}
+	cfg.applyDefaults(w)
+	errs := cfg.normalise(baseDir)
+	verrs, warns := cfg.validate()
+	errs = append(errs, verrs...)
+	identity, rolesClaims := cfg.compileClaims(&errs)
+	set, err := rules.Compile(cfg.Rules)
+	if err != nil {
+		errs = append(errs, splitJoined(err)...)
+	}
+	if len(errs) > 0 {
+		return nil, &Error{Problems: errs}
+	}
+	files, errs := cfg.readIssuerFiles()
+	if len(errs) > 0 {
+		return nil, &Error{Problems: errs}
+	}
+	warns = append(warns, set.Warnings()...)
+	return &Loaded{Config: &cfg, RuleSet: set, Identity: identity, RolesClaims: rolesClaims, IssuerFiles: files, Warnings: warns}, nil
+}
+
+// readIssuerFiles reads each issuer's jwks_file and ca_file and parses them as the key-set
+// cache will: a jwks_file must be a JWK Set with a key usable with the issuer's algorithms,
+// a ca_file must hold a PEM certificate.
+func (c *Config) readIssuerFiles() ([]IssuerFiles, []string) {
+	var errs []string
+	files := make([]IssuerFiles, len(c.Issuers))
+	for i, is := range c.Issuers {
+		p := fmt.Sprintf("issuers[%d]", i)
+		if is.JWKSFile != "" {
+			doc, err := os.ReadFile(is.JWKSFile)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s.jwks_file: cannot read %q: %v", p, is.JWKSFile, unwrapPath(err)))
+			} else if _, err := jwks.CheckSet(doc, token.KeyAlgorithms(is.Algorithms)); err != nil {
+				todo := `write the JWK Set the issuer publishes at its jwks_uri ({"keys": [...]}, RFC 7517 §5)`
+				if errors.Is(err, jwks.ErrNoUsableKeys) {
+					todo = "put the issuer's public signing keys in it, or allow their algorithm in " + p + ".algorithms"
+				}
+				errs = append(errs, fmt.Sprintf("%s.jwks_file: %q: %v; %s", p, is.JWKSFile, err, todo))
+			} else {
+				files[i].JWKSDigest = digest(doc)
+			}
+		}
+		if is.CAFile != "" {
+			pem, err := os.ReadFile(is.CAFile)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s.ca_file: cannot read %q: %v", p, is.CAFile, unwrapPath(err)))
+				continue
+			}
+			roots, err := jwks.Roots(pem)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s.ca_file: %q %v; write the CA certificates as PEM (\"-----BEGIN CERTIFICATE-----\" blocks)", p, is.CAFile, err))
+				continue
+			}
+			files[i].Roots, files[i].CADigest = roots, digest(pem)
+		}
+	}
+	return files, errs
+}
+
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// unwrapPath drops the operation and path of an *os.PathError, which the message names already.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// Error lists every problem found in a configuration.
+type Error struct {
+	Problems []string
+}
+
+func (e *Error) Error() string {
+	if len(e.Problems) == 1 {
+		return "config: " + e.Problems[0]
+	}
+	return fmt.Sprintf("config: %d problems:\n  %s", len(e.Problems), strings.Join(e.Problems, "\n  "))
+}
+
+func splitJoined(err error) []string {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []string
+		for _, e := range j.Unwrap() {
+			out = append(out, splitJoined(e)...)
+		}
+		return out
+	}
+	return []string{err.Error()}
+}
