@@ -9,19 +9,48 @@ import (
 )
 
 // Authorizer is what every front calls: it decides with the current engine (swapped atomically
-// on reload), counts and logs the decision.
+// on reload), counts and logs the decision, and shows it to its Observer.
 type Authorizer struct {
-	engine  atomic.Pointer[Engine]
-	metrics *Metrics
-	log     *slog.Logger
+	engine   atomic.Pointer[Engine]
+	metrics  *Metrics
+	log      *slog.Logger
+	observer Observer
 }
 
-// NewAuthorizer returns an Authorizer serving with e.
-func NewAuthorizer(e *Engine, m *Metrics, log *slog.Logger) *Authorizer {
+// Observer watches the decisions of an Authorizer, on every front: the hook for tracing (a span
+// per check) and other per-decision instrumentation.
+//
+// Start is called before each decision with the front's context, the front (FrontGRPC,
+// FrontHTTP) and the request. On the gRPC front the context carries what gRPC built: the
+// incoming metadata (grpc/metadata.FromIncomingContext), and the span or values a stats handler
+// or interceptor put there. On both fronts r.Headers carries the original request's headers,
+// trace context (traceparent, b3) included, as Envoy or the proxy forwarded them. The decision
+// is made, and logged, with the context Start returns; done, unless nil, is called with the
+// decision before the front answers. Neither Start nor done may change r or d (a decision may
+// share its header lists with the token cache), and both run on the request's goroutine, for
+// every request at once: they must be safe for concurrent use.
+type Observer interface {
+	Start(ctx context.Context, front string, r *Request) (context.Context, func(d *Decision))
+}
+
+// AuthorizerOption sets an optional part of an Authorizer.
+type AuthorizerOption func(*Authorizer)
+
+// WithObserver has o watch every decision. Without it, no observer is called and the cost is
+// nil.
+func WithObserver(o Observer) AuthorizerOption {
+	return func(a *Authorizer) { a.observer = o }
+}
+
+// NewAuthorizer returns an Authorizer serving with e; m and log may be nil.
+func NewAuthorizer(e *Engine, m *Metrics, log *slog.Logger, opts ...AuthorizerOption) *Authorizer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	a := &Authorizer{metrics: m, log: log}
+	for _, o := range opts {
+		o(a)
+	}
 	a.engine.Store(e)
 	return a
 }
@@ -40,6 +69,10 @@ func (a *Authorizer) Authorize(ctx context.Context, front string, r *Request) *D
 // authorizeWith decides with e, for a front that read e's settings to build r, so one request
 // is never built under one configuration and decided under another across a reload.
 func (a *Authorizer) authorizeWith(ctx context.Context, e *Engine, front string, r *Request) *Decision {
+	var done func(*Decision)
+	if a.observer != nil {
+		ctx, done = a.observer.Start(ctx, front, r)
+	}
 	start := time.Now()
 	d := e.Decide(ctx, r)
 	elapsed := time.Since(start)
@@ -47,6 +80,9 @@ func (a *Authorizer) authorizeWith(ctx context.Context, e *Engine, front string,
 		a.metrics.observe(front, d, elapsed.Seconds())
 	}
 	a.logDecision(ctx, front, r, d, elapsed)
+	if done != nil {
+		done(d)
+	}
 	return d
 }
 

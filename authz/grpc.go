@@ -2,93 +2,111 @@ package authz
 
 import (
 	"context"
-	"strings"
+	"fmt"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/genproto/googleapis/rpc/code"
-	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
-	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
 )
+
+// The gRPC front: envoy.service.auth.v3.Authorization/Check, served through the wire path of
+// wire.go. Every decision, 503 included, is answered as a CheckResponse and never as a gRPC
+// error: to Envoy an error is an outage, and with failure_mode_allow an outage lets the request
+// through.
 
 // ContextExtensionRule is the Envoy per-route context extension naming the rule to apply.
 const ContextExtensionRule = "portcullis-rule"
 
-// GRPCService is the Envoy ext_authz v3 Authorization service
-// (envoy.service.auth.v3.Authorization/Check). Portcullis' own server serves it through the wire
-// path of NewGRPCServer; registered on any other gRPC server with
-// authv3.RegisterAuthorizationServer, Check gives the same answers from the generated messages.
-type GRPCService struct {
-	authv3.UnimplementedAuthorizationServer
-	authz *Authorizer
+// NewGRPCServer is a gRPC server answering envoy.service.auth.v3.Authorization/Check with a.
+// Other services (health, reflection) may be registered on it; their messages go through the
+// standard protobuf codec.
+//
+// Check reads its CheckRequest straight from the wire into a *WireRequest and answers a
+// *Decision, which the server writes as the CheckResponse: these, not the generated Envoy
+// messages, are the req and the response a grpc.UnaryServerInterceptor of Check sees, and
+// the Payload of the stats.InPayload and stats.OutPayload a stats handler sees. A stats handler
+// (otelgrpc.NewServerHandler, for one) needs neither: it works on the method name, the
+// metadata and the payload sizes. To see each decision, give the Authorizer an Observer.
+func NewGRPCServer(a *Authorizer, opts ...grpc.ServerOption) *grpc.Server {
+	opts = append(opts, grpc.ForceServerCodecV2(wireCodec{fallback: encoding.GetCodecV2(grpcproto.Name)}))
+	srv := grpc.NewServer(opts...)
+	srv.RegisterService(&authorizationWire, a)
+	return srv
 }
 
-var _ authv3.AuthorizationServer = (*GRPCService)(nil)
+// WireRequest is the request of Check as a unary interceptor sees it: the Request read from
+// Envoy's CheckRequest (see ParseCheckRequest). An interceptor passes the same *WireRequest on,
+// possibly changed; the handler answers a *Decision. An interceptor that passes anything else
+// on gets a 400 bad_request deny, never an allow.
+type WireRequest struct{ Request }
 
-// NewGRPCService serves Check with a.
-func NewGRPCService(a *Authorizer) *GRPCService { return &GRPCService{authz: a} }
-
-// Check answers every decision, 503 included, as a CheckResponse. It never returns an error: to
-// Envoy an error is an outage, and with failure_mode_allow an outage lets the request through.
-func (s *GRPCService) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	r := RequestFromCheck(req)
-	d := s.authz.Authorize(ctx, FrontGRPC, &r)
-	return CheckResponse(d), nil
+// authorizationWire is authv3.Authorization_ServiceDesc with Check decoding into a
+// *WireRequest and answering a *Decision, which wireCodec encodes. The descriptor names stay
+// Envoy's, so reflection and clients see the usual service.
+var authorizationWire = grpc.ServiceDesc{
+	ServiceName: authv3.Authorization_ServiceDesc.ServiceName,
+	HandlerType: (*authorizer)(nil),
+	Methods:     []grpc.MethodDesc{{MethodName: "Check", Handler: checkHandler}},
+	Streams:     []grpc.StreamDesc{},
+	Metadata:    authv3.Authorization_ServiceDesc.Metadata,
 }
 
-// RequestFromCheck translates Envoy's attributes into a Request. Headers come from
-// attributes.request.http.headers (lower-case keys), or from header_map when Envoy is set to
-// send raw headers. The host is the :authority (the `host` field), falling back to the headers.
-func RequestFromCheck(req *authv3.CheckRequest) Request {
-	http := req.GetAttributes().GetRequest().GetHttp()
-	f := checkFields{
-		method:  http.GetMethod(),
-		host:    http.GetHost(),
-		path:    http.GetPath(),
-		headers: http.GetHeaders(),
-		rule:    req.GetAttributes().GetContextExtensions()[ContextExtensionRule],
-	}
-	for _, h := range http.GetHeaderMap().GetHeaders() {
-		v := h.GetValue()
-		if v == "" && len(h.GetRawValue()) > 0 {
-			v = string(h.GetRawValue())
-		}
-		f.headerMap = append(f.headerMap, rawHeader{key: h.GetKey(), value: v})
-	}
-	return f.request()
+// authorizer is what Check is served with: an *Authorizer.
+type authorizer interface {
+	Authorize(ctx context.Context, front string, r *Request) *Decision
 }
 
-// request builds the Request: header_map is used only when the headers map is empty; its
-// keys are lower-cased and repeated headers joined with commas.
-func (f *checkFields) request() Request {
-	r := Request{Method: f.method, Host: f.host, Path: f.path, Headers: f.headers, RuleName: f.rule}
-	if len(r.Headers) == 0 && len(f.headerMap) > 0 {
-		r.Headers = make(map[string]string, len(f.headerMap))
-		for _, h := range f.headerMap {
-			k, v := strings.ToLower(h.key), h.value
-			if prev, ok := r.Headers[k]; ok {
-				v = prev + "," + v
-			}
-			r.Headers[k] = v
+var _ authorizer = (*Authorizer)(nil)
+
+func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := new(WireRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	a := srv.(authorizer)
+	if interceptor == nil {
+		return a.Authorize(ctx, FrontGRPC, &in.Request), nil
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
+	return interceptor(ctx, in, info, func(ctx context.Context, req any) (any, error) {
+		r, ok := req.(*WireRequest)
+		if !ok || r == nil {
+			r = &WireRequest{Request{Headers: map[string]string{},
+				Invalid: fmt.Sprintf("a gRPC interceptor passed %T on to Check instead of the *authz.WireRequest it was given", req)}}
 		}
+		return a.Authorize(ctx, FrontGRPC, &r.Request), nil
+	})
+}
+
+// wireCodec is the server's codec: a *WireRequest is parsed from the wire and a *Decision is
+// written as a CheckResponse; every other message goes to the standard protobuf codec.
+type wireCodec struct{ fallback encoding.CodecV2 }
+
+func (wireCodec) Name() string { return grpcproto.Name }
+
+func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if d, ok := v.(*Decision); ok {
+		return mem.BufferSlice{mem.SliceBuffer(AppendCheckResponse(nil, d))}, nil
 	}
-	if r.Headers == nil {
-		r.Headers = map[string]string{}
-	}
-	if r.Host == "" {
-		r.Host = r.Headers[":authority"]
-		if r.Host == "" {
-			r.Host = r.Headers["host"]
+	return c.fallback.Marshal(v)
+}
+
+func (c wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if r, ok := v.(*WireRequest); ok {
+		// The buffers are the transport's and are reused after this returns: the parser copies
+		// every string it keeps.
+		var b []byte
+		if len(data) == 1 {
+			b = data[0].ReadOnlyData()
+		} else {
+			b = data.Materialize()
 		}
+		return ParseCheckRequest(b, &r.Request)
 	}
-	if r.Method == "" {
-		r.Method = r.Headers[":method"]
-	}
-	if r.Path == "" {
-		r.Path = r.Headers[":path"]
-	}
-	return r
+	return c.fallback.Unmarshal(data, v)
 }
 
 // rpcCodes is the gRPC status code sent with each HTTP status (Envoy uses the HTTP status of
@@ -106,60 +124,4 @@ func rpcCode(status int) code.Code {
 		return c
 	}
 	return code.Code_PERMISSION_DENIED
-}
-
-// CheckResponse translates a Decision into Envoy's answer. The server writes the same message
-// with AppendCheckResponse, straight to the wire.
-func CheckResponse(d *Decision) *authv3.CheckResponse {
-	if !d.Allow {
-		return &authv3.CheckResponse{
-			Status: &rpcstatus.Status{Code: int32(rpcCode(d.Status)), Message: string(d.Reason)},
-			HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
-				Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
-				Headers: headerOptions(d.Set),
-				Body:    string(d.Body),
-			}},
-		}
-	}
-	return &authv3.CheckResponse{
-		Status: &rpcstatus.Status{Code: int32(code.Code_OK)},
-		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
-			Headers:         headerOptions(d.Set),
-			HeadersToRemove: d.Remove,
-		}},
-		DynamicMetadata: metadata(d),
-	}
-}
-
-// headerOptions sets each header with OVERWRITE_IF_EXISTS_OR_ADD: the default action would add
-// a second header beside a client-sent one.
-func headerOptions(hs []Header) []*corev3.HeaderValueOption {
-	if len(hs) == 0 {
-		return nil
-	}
-	out := make([]*corev3.HeaderValueOption, len(hs))
-	vals := make([]corev3.HeaderValue, len(hs))
-	opts := make([]corev3.HeaderValueOption, len(hs))
-	for i, h := range hs {
-		vals[i] = corev3.HeaderValue{Key: h.Name, Value: h.Value}
-		opts[i] = corev3.HeaderValueOption{Header: &vals[i], AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD}
-		out[i] = &opts[i]
-	}
-	return out
-}
-
-// metadata is the dynamic metadata for Envoy's access logs:
-// {"portcullis": {"sub", "issuer", "roles", "rule"}}; roles is the comma-separated list the
-// x-user-roles header carries, so a log line shows it as one field.
-func metadata(d *Decision) *structpb.Struct {
-	fields := make(map[string]*structpb.Value, 4)
-	fields["rule"] = structpb.NewStringValue(d.Rule)
-	if id := d.Identity; id != nil {
-		fields["sub"] = structpb.NewStringValue(id.Subject)
-		fields["issuer"] = structpb.NewStringValue(id.Issuer)
-		fields["roles"] = structpb.NewStringValue(d.roles)
-	}
-	return &structpb.Struct{Fields: map[string]*structpb.Value{
-		"portcullis": structpb.NewStructValue(&structpb.Struct{Fields: fields}),
-	}}
 }

@@ -113,7 +113,7 @@ func TestFrontsReadPathsAlike(t *testing.T) {
 			m := NewMetrics(prometheus.NewRegistry())
 			a := NewAuthorizer(e, m, nil)
 
-			resp, err := NewGRPCService(a).Check(context.Background(), envoyCheck(&authv3.AttributeContext_HttpRequest{
+			resp, err := authv3.NewAuthorizationClient(startGRPC(t, a)).Check(context.Background(), envoyCheck(&authv3.AttributeContext_HttpRequest{
 				Method: "GET", Host: "api.example.com", Path: "/api/admin;x/users",
 				Headers: map[string]string{"authorization": "Bearer " + tok}}, nil))
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -14,12 +15,15 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/reason"
 	"github.com/portcullis-authz/portcullis/token"
 )
 
+// TestRequestFromCheck: the wire parser and the reference translation both read these
+// CheckRequests into these Requests.
 func TestRequestFromCheck(t *testing.T) {
 	cases := []struct {
 		name string
@@ -40,6 +44,23 @@ func TestRequestFromCheck(t *testing.T) {
 			want: Request{Method: "POST", Host: "h.example.com", Path: "/p", Headers: map[string]string{":authority": "h.example.com", "x-a": "1,2"}},
 		},
 		{
+			name: "method, host and path from the pseudo-headers; header_map ignored beside headers",
+			http: &authv3.AttributeContext_HttpRequest{Headers: map[string]string{":method": "PUT", ":authority": "a.example.com", ":path": "/x", "host": "b.example.com"},
+				HeaderMap: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: "x-ignored", Value: "1"}}}},
+			ext:  map[string]string{"other": "x"},
+			want: Request{Method: "PUT", Host: "a.example.com", Path: "/x", Headers: map[string]string{":method": "PUT", ":authority": "a.example.com", ":path": "/x", "host": "b.example.com"}},
+		},
+		{
+			name: "header_map: value before raw_value, an empty entry kept",
+			http: &authv3.AttributeContext_HttpRequest{HeaderMap: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+				{Key: "x-both", Value: "v", RawValue: []byte("raw")}, {Key: "x-empty"}, {Key: "host", RawValue: []byte("h")}}}},
+			want: Request{Host: "h", Headers: map[string]string{"x-both": "v", "x-empty": "", "host": "h"}},
+		},
+		{
+			name: "empty",
+			want: Request{Headers: map[string]string{}},
+		},
+		{
 			name: "host from the host header, rule from the context extension",
 			http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/", Headers: map[string]string{"host": "h:8080"}},
 			ext:  map[string]string{"portcullis-rule": "docs"},
@@ -48,13 +69,31 @@ func TestRequestFromCheck(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := RequestFromCheck(&authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-				Request: &authv3.AttributeContext_Request{Http: c.http}, ContextExtensions: c.ext}})
-			if fmt.Sprint(got) != fmt.Sprint(c.want) {
-				t.Errorf("\n got %+v\nwant %+v", got, c.want)
+			req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+				Request: &authv3.AttributeContext_Request{Http: c.http}, ContextExtensions: c.ext}}
+			if got := RequestFromCheck(req); !reflect.DeepEqual(got, c.want) {
+				t.Errorf("reference:\n got %+v\nwant %+v", got, c.want)
+			}
+			b, err := proto.Marshal(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got Request
+			if err := ParseCheckRequest(b, &got); err != nil || !reflect.DeepEqual(got, c.want) {
+				t.Errorf("wire: %v\n got %+v\nwant %+v", err, got, c.want)
 			}
 		})
 	}
+}
+
+// servedResponse is the CheckResponse the gRPC front sends for d, decoded.
+func servedResponse(t *testing.T, d *Decision) *authv3.CheckResponse {
+	t.Helper()
+	var m authv3.CheckResponse
+	if err := proto.Unmarshal(AppendCheckResponse(nil, d), &m); err != nil {
+		t.Fatal(err)
+	}
+	return &m
 }
 
 func TestCheckResponseDeny(t *testing.T) {
@@ -71,7 +110,7 @@ func TestCheckResponseDeny(t *testing.T) {
 		{reason.BadRequest, 400, code.Code_INVALID_ARGUMENT},
 		{reason.Unavailable, 503, code.Code_UNAVAILABLE},
 	} {
-		resp := CheckResponse(e.deny(c.reason, nil))
+		resp := servedResponse(t, e.deny(c.reason, nil))
 		den := resp.GetDeniedResponse()
 		if code.Code(resp.GetStatus().GetCode()) != c.code || int(den.GetStatus().GetCode()) != c.status {
 			t.Errorf("%s: code %v status %d", c.reason, resp.GetStatus().GetCode(), den.GetStatus().GetCode())
@@ -229,7 +268,7 @@ func TestCheckResponseSharing(t *testing.T) {
 		d    *Decision
 		rule string
 	}{{api, "api"}, {health, "health"}, {api, "api"}} {
-		md := CheckResponse(c.d).GetDynamicMetadata().AsMap()["portcullis"].(map[string]any)
+		md := servedResponse(t, c.d).GetDynamicMetadata().AsMap()["portcullis"].(map[string]any)
 		if md["rule"] != c.rule || md["sub"] != "6f1c2d7e-1b8a-4a55-9a8e-0d6c1f1f2a3b" {
 			t.Errorf("metadata = %v, want rule %s", md, c.rule)
 		}
@@ -240,7 +279,7 @@ func TestCheckResponseSharing(t *testing.T) {
 	if &d.Set[0] == &api.Set[0] {
 		t.Error("a decision with forward_token: false shares the cached header list")
 	}
-	got := headerMapOf(CheckResponse(d))
+	got := headerMapOf(servedResponse(t, d))
 	if _, ok := got["authorization"]; ok || len(d.Remove) == 0 || d.Remove[len(d.Remove)-1] != "authorization" {
 		t.Errorf("forward_token: false: set %v, remove %v", got, d.Remove)
 	}

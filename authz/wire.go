@@ -1,117 +1,296 @@
 package authz
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/encoding"
-	grpcproto "google.golang.org/grpc/encoding/proto"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// The gRPC front's wire path. A generic server decodes Envoy's whole CheckRequest (peers,
-// addresses, every header, TLS details) into a tree of messages and encodes the answer by
-// reflection; on a cached token that costs several times the decision itself. Portcullis'
-// server instead reads only the fields a Request is made of, straight from the wire, and
-// writes the CheckResponse bytes directly. Both are checked against the generated messages
-// (RequestFromCheck and CheckResponse stay the reference translation): the wire tests compare
-// them field by field, and FuzzParseCheckRequest compares them on arbitrary input.
+// The wire format of the gRPC front. A generic server decodes Envoy's whole CheckRequest
+// (peers, addresses, every header, TLS details) into a tree of messages and encodes the answer
+// by reflection; on a cached token that costs several times the decision itself. Portcullis
+// reads only the fields of checkFieldTable, straight from the wire, and writes the
+// CheckResponse bytes directly. The tests hold the reference translation on the generated
+// messages, which reads the same table by field name: the wire tests compare the two field by
+// field, and FuzzParseCheckRequest compares them on arbitrary input.
 
-// NewGRPCServer is a gRPC server answering envoy.service.auth.v3.Authorization/Check with a,
-// through the wire path. Other services (health, reflection) may be registered on it; their
-// messages go through the standard protobuf codec.
-func NewGRPCServer(a *Authorizer, opts ...grpc.ServerOption) *grpc.Server {
-	opts = append(opts, grpc.ForceServerCodecV2(wireCodec{fallback: encoding.GetCodecV2(grpcproto.Name)}))
-	srv := grpc.NewServer(opts...)
-	srv.RegisterService(&authorizationWire, NewGRPCService(a))
-	return srv
+// checkFieldTable is every CheckRequest field a Request is read from. To read one more field,
+// add its entry here (and, for a new part of the Request, its requestPart): ParseCheckRequest
+// follows the numbers, the reference translation in the tests the names, and the tests check
+// that both agree with Envoy's descriptor. Each entry fills its own part of checkFields, so the
+// order of the fields on the wire does not matter between entries.
+var checkFieldTable = [...]checkField{
+	{"attributes.request.http.method", wirePath{1, 4, 2, 2}, kindString, "", partMethod},
+	{"attributes.request.http.host", wirePath{1, 4, 2, 5}, kindString, "", partHost},
+	{"attributes.request.http.path", wirePath{1, 4, 2, 4}, kindString, "", partPath},
+	{"attributes.request.http.headers", wirePath{1, 4, 2, 3}, kindStringMap, "", partHeaders},
+	{"attributes.request.http.header_map.headers", wirePath{1, 4, 2, 13, 1}, kindHeaderValues, "", partHeaderMap},
+	{"attributes.context_extensions", wirePath{1, 10}, kindMapValue, ContextExtensionRule, partRule},
 }
 
-// authorizationWire is authv3.Authorization_ServiceDesc with Check decoding into a wireRequest
-// and answering a *Decision, which wireCodec encodes. The descriptor names stay Envoy's, so
-// reflection and clients see the usual service.
-var authorizationWire = grpc.ServiceDesc{
-	ServiceName: authv3.Authorization_ServiceDesc.ServiceName,
-	HandlerType: (*authv3.AuthorizationServer)(nil),
-	Methods:     []grpc.MethodDesc{{MethodName: "Check", Handler: checkWireHandler}},
-	Streams:     []grpc.StreamDesc{},
-	Metadata:    authv3.Authorization_ServiceDesc.Metadata,
+// checkField is one entry of checkFieldTable.
+type checkField struct {
+	// path names the field from CheckRequest down, as in Envoy's .proto files
+	// (envoy/service/auth/v3/{external_auth,attribute_context}.proto, envoy/config/core/v3/base.proto).
+	path string
+	// nums is the same path by field number.
+	nums wirePath
+	kind fieldKind
+	// key is the map key a kindMapValue field reads.
+	key string
+	// to is the part of checkFields the field fills.
+	to requestPart
 }
 
-func checkWireHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-	in := new(wireRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	s := srv.(*GRPCService)
-	if interceptor == nil {
-		return s.authz.Authorize(ctx, FrontGRPC, &in.Request), nil
-	}
-	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
-	return interceptor(ctx, in, info, func(ctx context.Context, req any) (any, error) {
-		return s.authz.Authorize(ctx, FrontGRPC, &req.(*wireRequest).Request), nil
-	})
-}
+// wirePath is a field's path by field number, from CheckRequest down.
+type wirePath []protowire.Number
 
-// wireRequest is what the Check handler decodes: the Request read from a CheckRequest.
-type wireRequest struct{ Request }
+// fieldKind says how a field of checkFieldTable is read. Every kind is length-delimited on the
+// wire; the last occurrence of a string and of a map key wins, repeated entries accumulate.
+type fieldKind uint8
 
-// wireCodec is the server's codec: a wireRequest is parsed from the wire and a *Decision is
-// written as a CheckResponse; every other message goes to the standard protobuf codec.
-type wireCodec struct{ fallback encoding.CodecV2 }
-
-func (wireCodec) Name() string { return grpcproto.Name }
-
-func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
-	if d, ok := v.(*Decision); ok {
-		return mem.BufferSlice{mem.SliceBuffer(AppendCheckResponse(nil, d))}, nil
-	}
-	return c.fallback.Marshal(v)
-}
-
-func (c wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	if r, ok := v.(*wireRequest); ok {
-		// The buffers are the transport's and are reused after this returns: the parser copies
-		// every string it keeps.
-		var b []byte
-		if len(data) == 1 {
-			b = data[0].ReadOnlyData()
-		} else {
-			b = data.Materialize()
-		}
-		return ParseCheckRequest(b, &r.Request)
-	}
-	return c.fallback.Unmarshal(data, v)
-}
-
-// Field numbers of the messages read and written here (envoy/service/auth/v3,
-// envoy/config/core/v3, google/rpc/status.proto, google/protobuf/struct.proto).
 const (
-	checkRequestAttributes = 1 // CheckRequest.attributes
+	kindString       fieldKind = iota // a string: set(to, "", value)
+	kindStringMap                     // a map<string, string>: set(to, key, value) for every entry
+	kindMapValue                      // one key of a map<string, string>: set(to, "", value)
+	kindHeaderValues                  // repeated config.core.v3.HeaderValue: set(to, key, value, or raw_value when value is empty)
+)
 
-	attributesRequest           = 4  // AttributeContext.request
-	attributesContextExtensions = 10 // AttributeContext.context_extensions (map<string, string>)
+// requestPart is a part of checkFields an entry of checkFieldTable fills. (A switch rather
+// than a func per entry: a call through a func value would move checkFields to the heap, one
+// more allocation per request.)
+type requestPart uint8
 
-	requestHTTP = 2 // AttributeContext.Request.http
+const (
+	partMethod    requestPart = iota // Request.Method
+	partHost                         // Request.Host
+	partPath                         // Request.Path
+	partHeaders                      // an entry of Request.Headers
+	partHeaderMap                    // an entry of checkFields.headerMap
+	partRule                         // Request.RuleName
+)
 
-	httpMethod    = 2  // HttpRequest.method
-	httpHeaders   = 3  // HttpRequest.headers (map<string, string>)
-	httpPath      = 4  // HttpRequest.path
-	httpHost      = 5  // HttpRequest.host
-	httpHeaderMap = 13 // HttpRequest.header_map
+// checkFields is what checkFieldTable fills: the Request, and the header_map entries, which
+// request uses only when the headers map is empty.
+type checkFields struct {
+	Request
+	headerMap []rawHeader
+}
 
-	headerMapHeaders = 1 // HeaderMap.headers
-	headerKey        = 1 // HeaderValue.key
-	headerValue      = 2 // HeaderValue.value
-	headerRawValue   = 3 // HeaderValue.raw_value
+// rawHeader is one entry of HttpRequest.header_map.
+type rawHeader struct{ key, value string }
 
+// set stores what a field held: a string, or the key and value of a map entry or a header.
+func (f *checkFields) set(to requestPart, k, v string) {
+	switch to {
+	case partMethod:
+		f.Method = v
+	case partHost:
+		f.Host = v
+	case partPath:
+		f.Path = v
+	case partRule:
+		f.RuleName = v
+	case partHeaders:
+		if f.Headers == nil {
+			f.Headers = make(map[string]string, 16)
+		}
+		f.Headers[k] = v
+	case partHeaderMap:
+		f.headerMap = append(f.headerMap, rawHeader{k, v})
+	}
+}
+
+// request builds the Request: header_map is used only when the headers map is empty; its
+// keys are lower-cased and repeated headers joined with commas. The host is the :authority
+// (the `host` field), falling back to the headers, and so are the method and the path.
+func (f *checkFields) request() Request {
+	r := f.Request
+	if len(r.Headers) == 0 && len(f.headerMap) > 0 {
+		r.Headers = make(map[string]string, len(f.headerMap))
+		for _, h := range f.headerMap {
+			k, v := strings.ToLower(h.key), h.value
+			if prev, ok := r.Headers[k]; ok {
+				v = prev + "," + v
+			}
+			r.Headers[k] = v
+		}
+	}
+	if r.Headers == nil {
+		r.Headers = map[string]string{}
+	}
+	if r.Host == "" {
+		r.Host = r.Headers[":authority"]
+		if r.Host == "" {
+			r.Host = r.Headers["host"]
+		}
+	}
+	if r.Method == "" {
+		r.Method = r.Headers[":method"]
+	}
+	if r.Path == "" {
+		r.Path = r.Headers[":path"]
+	}
+	return r
+}
+
+// checkRequestReader is checkFieldTable as the tree ParseCheckRequest walks: one node per
+// message on the way to the fields.
+var checkRequestReader = newWireNode(checkFieldTable[:])
+
+// wireNode is a message on the path of some fields of checkFieldTable: for each field number it
+// reads, either the message below or the field itself.
+type wireNode struct{ edges []wireEdge }
+
+type wireEdge struct {
+	num  protowire.Number
+	next *wireNode
+	leaf *checkField
+}
+
+// newWireNode builds the tree of fields; a table whose paths collide is a programming error.
+func newWireNode(table []checkField) *wireNode {
+	root := &wireNode{}
+	for i := range table {
+		c := &table[i]
+		n := root
+		for depth, num := range c.nums {
+			e := n.edge(num)
+			if e == nil {
+				n.edges = append(n.edges, wireEdge{num: num})
+				e = &n.edges[len(n.edges)-1]
+			}
+			if depth == len(c.nums)-1 {
+				if e.next != nil || e.leaf != nil {
+					panic("authz: checkFieldTable: " + c.path + " collides with another entry")
+				}
+				e.leaf = c
+				break
+			}
+			if e.leaf != nil {
+				panic("authz: checkFieldTable: " + c.path + " goes through the field of another entry")
+			}
+			if e.next == nil {
+				e.next = &wireNode{}
+			}
+			n = e.next
+		}
+	}
+	return root
+}
+
+func (n *wireNode) edge(num protowire.Number) *wireEdge {
+	for i := range n.edges {
+		if n.edges[i].num == num {
+			return &n.edges[i]
+		}
+	}
+	return nil
+}
+
+var errWire = errors.New("authz: malformed CheckRequest")
+
+// ParseCheckRequest reads a serialized CheckRequest into r as the generated message would
+// read it, decoded: protobuf's rules hold. A repeated occurrence of a message field merges into
+// it, the last occurrence of a scalar and of a map key wins, a field of an unexpected wire type
+// is an unknown field, and strings must be UTF-8. Fields not read are checked for
+// well-formedness and skipped.
+func ParseCheckRequest(b []byte, r *Request) error {
+	var f checkFields
+	if err := checkRequestReader.read(b, &f); err != nil {
+		return err
+	}
+	*r = f.request()
+	return nil
+}
+
+// read reads the message b into f: the fields of n, and the messages on their way.
+func (n *wireNode) read(b []byte, f *checkFields) error {
+	for len(b) > 0 {
+		num, v, ok, rest, err := nextField(b)
+		if err != nil {
+			return err
+		}
+		b = rest
+		if !ok {
+			continue
+		}
+		e := n.edge(num)
+		switch {
+		case e == nil:
+		case e.next != nil:
+			err = e.next.read(v, f)
+		default:
+			err = e.leaf.read(v, f)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// read reads one occurrence of the field c.
+func (c *checkField) read(b []byte, f *checkFields) error {
+	switch c.kind {
+	case kindString:
+		s, err := utf8String(b)
+		if err == nil {
+			f.set(c.to, "", s)
+		}
+		return err
+	case kindStringMap, kindMapValue:
+		k, v, err := mapEntry(b)
+		switch {
+		case err != nil:
+		case c.kind == kindStringMap:
+			f.set(c.to, k, v)
+		case k == c.key:
+			f.set(c.to, "", v)
+		}
+		return err
+	default: // kindHeaderValues
+		k, v, err := headerEntry(b)
+		if err == nil {
+			f.set(c.to, k, v)
+		}
+		return err
+	}
+}
+
+// nextField reads the first field of the message b: its number and, when it is
+// length-delimited (ok), its content; a field of another wire type is checked and skipped.
+func nextField(b []byte) (num protowire.Number, v []byte, ok bool, rest []byte, err error) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 {
+		return 0, nil, false, nil, fmt.Errorf("%w: %v", errWire, protowire.ParseError(n))
+	}
+	b = b[n:]
+	if typ != protowire.BytesType {
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return 0, nil, false, nil, fmt.Errorf("%w: field %d: %v", errWire, num, protowire.ParseError(n))
+		}
+		return num, nil, false, b[n:], nil
+	}
+	v, n = protowire.ConsumeBytes(b)
+	if n < 0 {
+		return 0, nil, false, nil, fmt.Errorf("%w: field %d: %v", errWire, num, protowire.ParseError(n))
+	}
+	return num, v, true, b[n:], nil
+}
+
+// Field numbers of the messages read and written beside checkFieldTable
+// (envoy/service/auth/v3, envoy/config/core/v3, google/rpc/status.proto,
+// google/protobuf/struct.proto).
+const (
 	mapKey, mapValue = 1, 2 // a map entry
+
+	headerKey, headerValue, headerRawValue = 1, 2, 3 // config.core.v3.HeaderValue
 
 	responseStatus          = 1 // CheckResponse.status
 	responseDenied          = 2 // CheckResponse.denied_response
@@ -131,154 +310,62 @@ const (
 	valueString, valueStruct = 3, 5 // google.protobuf.Value
 )
 
-// overwrite is the append action of every header Portcullis sets.
+// overwrite is the append action of every header Portcullis sets: the default would add a
+// second header beside a client-sent one.
 const overwrite = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-
-var errWire = errors.New("authz: malformed CheckRequest")
-
-// ParseCheckRequest reads a serialized CheckRequest into r as RequestFromCheck would read the
-// decoded message. Protobuf's rules hold: a repeated occurrence of a message field merges into
-// it, the last occurrence of a scalar and of a map key wins, a field of an unexpected wire type
-// is an unknown field, and strings must be UTF-8. Fields not read are checked for
-// well-formedness and skipped.
-func ParseCheckRequest(b []byte, r *Request) error {
-	var f checkFields
-	err := eachField(b, func(num protowire.Number, v []byte) error {
-		if num == checkRequestAttributes {
-			return f.attributes(v)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	*r = f.request()
-	return nil
-}
-
-// eachField calls fn with every length-delimited field of the message b, in order, and skips
-// the others.
-func eachField(b []byte, fn func(num protowire.Number, v []byte) error) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return fmt.Errorf("%w: %v", errWire, protowire.ParseError(n))
-		}
-		b = b[n:]
-		if typ != protowire.BytesType {
-			n = protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return fmt.Errorf("%w: field %d: %v", errWire, num, protowire.ParseError(n))
-			}
-			b = b[n:]
-			continue
-		}
-		v, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return fmt.Errorf("%w: field %d: %v", errWire, num, protowire.ParseError(n))
-		}
-		b = b[n:]
-		if err := fn(num, v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// checkFields are the fields of a CheckRequest a Request is made from.
-type checkFields struct {
-	method, host, path, rule string
-	headers                  map[string]string
-	headerMap                []rawHeader
-}
-
-// rawHeader is one entry of HttpRequest.header_map: value, or raw_value when value is empty.
-type rawHeader struct{ key, value string }
-
-func (f *checkFields) attributes(b []byte) error {
-	return eachField(b, func(num protowire.Number, v []byte) error {
-		switch num {
-		case attributesRequest:
-			return eachField(v, func(num protowire.Number, v []byte) error {
-				if num == requestHTTP {
-					return f.http(v)
-				}
-				return nil
-			})
-		case attributesContextExtensions:
-			k, val, err := mapEntry(v)
-			if err == nil && k == ContextExtensionRule {
-				f.rule = val
-			}
-			return err
-		}
-		return nil
-	})
-}
-
-func (f *checkFields) http(b []byte) error {
-	return eachField(b, func(num protowire.Number, v []byte) (err error) {
-		switch num {
-		case httpMethod:
-			f.method, err = utf8String(v)
-		case httpPath:
-			f.path, err = utf8String(v)
-		case httpHost:
-			f.host, err = utf8String(v)
-		case httpHeaders:
-			var k, val string
-			if k, val, err = mapEntry(v); err == nil {
-				if f.headers == nil {
-					f.headers = make(map[string]string, 16)
-				}
-				f.headers[k] = val
-			}
-		case httpHeaderMap:
-			err = eachField(v, func(num protowire.Number, v []byte) error {
-				if num != headerMapHeaders {
-					return nil
-				}
-				h, err := headerEntry(v)
-				f.headerMap = append(f.headerMap, h)
-				return err
-			})
-		}
-		return err
-	})
-}
 
 // mapEntry reads a map<string, string> entry; a missing key or value is "".
 func mapEntry(b []byte) (k, v string, err error) {
-	err = eachField(b, func(num protowire.Number, f []byte) (err error) {
+	for len(b) > 0 {
+		num, f, ok, rest, err := nextField(b)
+		if err != nil {
+			return "", "", err
+		}
+		b = rest
+		if !ok {
+			continue
+		}
 		switch num {
 		case mapKey:
 			k, err = utf8String(f)
 		case mapValue:
 			v, err = utf8String(f)
 		}
-		return err
-	})
-	return k, v, err
+		if err != nil {
+			return "", "", err
+		}
+	}
+	return k, v, nil
 }
 
-func headerEntry(b []byte) (rawHeader, error) {
-	var h rawHeader
+// headerEntry reads a HeaderValue: its key, and its value, or raw_value when value is empty.
+func headerEntry(b []byte) (k, v string, err error) {
 	var raw []byte
-	err := eachField(b, func(num protowire.Number, f []byte) (err error) {
+	for len(b) > 0 {
+		num, f, ok, rest, err := nextField(b)
+		if err != nil {
+			return "", "", err
+		}
+		b = rest
+		if !ok {
+			continue
+		}
 		switch num {
 		case headerKey:
-			h.key, err = utf8String(f)
+			k, err = utf8String(f)
 		case headerValue:
-			h.value, err = utf8String(f)
+			v, err = utf8String(f)
 		case headerRawValue:
 			raw = f
 		}
-		return err
-	})
-	if h.value == "" && len(raw) > 0 {
-		h.value = string(raw)
+		if err != nil {
+			return "", "", err
+		}
 	}
-	return h, err
+	if v == "" && len(raw) > 0 {
+		v = string(raw)
+	}
+	return k, v, nil
 }
 
 func utf8String(b []byte) (string, error) {
@@ -288,7 +375,11 @@ func utf8String(b []byte) (string, error) {
 	return string(b), nil
 }
 
-// AppendCheckResponse appends d, encoded as the CheckResponse that CheckResponse(d) builds, to b.
+// AppendCheckResponse appends d, encoded as Envoy's CheckResponse, to b: a deny as a
+// denied_response with d's status, headers and body, an allow as an ok_response with the
+// identity headers to set and remove, and the dynamic metadata
+// {"portcullis": {"rule", "sub", "issuer", "roles"}} for Envoy's access logs (roles is the
+// comma-separated list the x-user-roles header carries).
 func AppendCheckResponse(b []byte, d *Decision) []byte {
 	if b == nil {
 		b = make([]byte, 0, responseSizeHint(d))

@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"reflect"
 	"strings"
@@ -16,6 +17,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -130,11 +133,22 @@ func TestParseCheckRequestRejects(t *testing.T) {
 		Http: &authv3.AttributeContext_HttpRequest{Method: "GET"}}}})
 	notUTF8 = append([]byte{}, notUTF8...)
 	notUTF8[len(notUTF8)-1] = 0xff // the last byte of "GET"
+	// http wraps the fields of an HttpRequest in a CheckRequest.
+	http := func(fields []byte) []byte {
+		return wireMsg(1, wireMsg(4, wireMsg(2, fields)))
+	}
 	for name, b := range map[string][]byte{
-		"truncated":  valid[:len(valid)-3],
-		"bad tag":    {0x80},
-		"not utf-8":  notUTF8,
-		"bad length": {0x0a, 0x7f, 0x01},
+		"truncated":                   valid[:len(valid)-3],
+		"bad tag":                     {0x80},
+		"not utf-8":                   notUTF8,
+		"bad length":                  {0x0a, 0x7f, 0x01},
+		"headers key not utf-8":       http(wireMsg(3, wireMsg(1, []byte{0xff}))),
+		"headers value not utf-8":     http(wireMsg(3, append(wireMsg(1, []byte("a")), wireMsg(2, []byte{0xc3})...))),
+		"headers entry truncated":     http(wireMsg(3, []byte{0x0a, 0x05, 'a'})),
+		"context extension truncated": wireMsg(1, wireMsg(10, []byte{0x12, 0x09})),
+		"header_map key not utf-8":    http(wireMsg(13, wireMsg(1, wireMsg(1, []byte{0xfe})))),
+		"header_map value not utf-8":  http(wireMsg(13, wireMsg(1, wireMsg(2, []byte{0xfe})))),
+		"header_map entry truncated":  http(wireMsg(13, wireMsg(1, []byte{0x1a, 0x03, 'x'}))),
 	} {
 		var r Request
 		if err := ParseCheckRequest(b, &r); !errors.Is(err, errWire) {
@@ -143,6 +157,32 @@ func TestParseCheckRequestRejects(t *testing.T) {
 		if proto.Unmarshal(b, &authv3.CheckRequest{}) == nil {
 			t.Errorf("%s: protobuf accepts it", name)
 		}
+	}
+}
+
+// wireMsg is a length-delimited field num holding b.
+func wireMsg(num protowire.Number, b []byte) []byte {
+	return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), b)
+}
+
+// TestWireCodecSplitBuffers: a CheckRequest the transport hands over in several buffers reads
+// as one.
+func TestWireCodecSplitBuffers(t *testing.T) {
+	b, err := proto.Marshal(wireCases()["headers map"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got WireRequest
+	parts := mem.BufferSlice{mem.SliceBuffer(b[:len(b)/3]), mem.SliceBuffer(b[len(b)/3 : len(b)/2]), mem.SliceBuffer(b[len(b)/2:])}
+	if err := (wireCodec{}).Unmarshal(parts, &got); err != nil {
+		t.Fatal(err)
+	}
+	var m authv3.CheckRequest
+	if err := proto.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if want := RequestFromCheck(&m); !reflect.DeepEqual(got.Request, want) {
+		t.Errorf("\n got %+v\nwant %+v", got.Request, want)
 	}
 }
 
@@ -183,19 +223,12 @@ func TestAppendCheckResponse(t *testing.T) {
 	}
 }
 
-// TestGRPCServer: over a real loopback connection, a standard generated client gets the
-// answer CheckResponse describes, and the other services keep the standard codec.
-func TestGRPCServer(t *testing.T) {
-	e, idp := benchEngine(t, 10)
-	reg := prometheus.NewRegistry()
-	a := NewAuthorizer(e, NewMetrics(reg), nil)
-	var intercepted []string
-	srv := NewGRPCServer(a, grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		intercepted = append(intercepted, info.FullMethod)
-		return h(ctx, req)
-	}))
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(srv, hs)
+// startGRPC serves a with NewGRPCServer on a loopback port, with the health service beside it,
+// and returns a client connection.
+func startGRPC(t *testing.T, a *Authorizer, opts ...grpc.ServerOption) *grpc.ClientConn {
+	t.Helper()
+	srv := NewGRPCServer(a, opts...)
+	healthpb.RegisterHealthServer(srv, health.NewServer())
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -207,6 +240,29 @@ func TestGRPCServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// TestGRPCServer: over a real loopback connection, a standard generated client gets the
+// answer CheckResponse describes; a unary interceptor sees the *WireRequest read from the
+// CheckRequest and the *Decision answered; the other services keep the standard codec.
+func TestGRPCServer(t *testing.T) {
+	e, idp := benchEngine(t, 10)
+	reg := prometheus.NewRegistry()
+	a := NewAuthorizer(e, NewMetrics(reg), nil)
+	var intercepted []string
+	conn := startGRPC(t, a, grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		resp, err := h(ctx, req)
+		seen := fmt.Sprintf("%s %T %T", info.FullMethod, req, resp)
+		if r, ok := req.(*WireRequest); ok {
+			seen += " " + r.Method + " " + r.Path
+		}
+		if d, ok := resp.(*Decision); ok {
+			seen += fmt.Sprint(" ", d.Status)
+		}
+		intercepted = append(intercepted, seen)
+		return resp, err
+	}))
 	client := authv3.NewAuthorizationClient(conn)
 	tok := keycloakLike(t, idp, "RS256")
 	for _, c := range []struct {
@@ -233,11 +289,50 @@ func TestGRPCServer(t *testing.T) {
 	if n := testutil.ToFloat64(a.metrics.decisions.WithLabelValues(FrontGRPC, "deny", string(reason.Forbidden))); n != 1 {
 		t.Errorf("grpc forbidden decisions = %v, want 1", n)
 	}
-	if want := []string{authv3.Authorization_Check_FullMethodName, authv3.Authorization_Check_FullMethodName, authv3.Authorization_Check_FullMethodName}; !reflect.DeepEqual(intercepted, want) {
-		t.Errorf("interceptor saw %v, want %v", intercepted, want)
-	}
+	check := authv3.Authorization_Check_FullMethodName + " *authz.WireRequest *authz.Decision GET /api/orders/7 "
 	resp, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
 	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("health: %v %v", resp, err)
+	}
+	want := []string{check + "200", check + "401", check + "403",
+		"/grpc.health.v1.Health/Check *grpc_health_v1.HealthCheckRequest *grpc_health_v1.HealthCheckResponse"}
+	if !reflect.DeepEqual(intercepted, want) {
+		t.Errorf("interceptor saw\n%s\nwant\n%s", strings.Join(intercepted, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestGRPCInterceptors: an interceptor may change the *WireRequest it passes on; one that
+// passes anything else on gets a 400 bad_request deny, never an allow nor a crash.
+func TestGRPCInterceptors(t *testing.T) {
+	e, idp := benchEngine(t, 10)
+	tok := keycloakLike(t, idp, "RS256")
+	req := envoyCheck(&authv3.AttributeContext_HttpRequest{Method: "GET", Host: "api.example.com", Path: "/api/orders/7",
+		Headers: map[string]string{"authorization": "Bearer " + tok}}, nil)
+	for _, c := range []struct {
+		name    string
+		pass    func(req any) any
+		status  int32
+		message string
+	}{
+		{"unchanged", func(req any) any { return req }, 0, ""},
+		{"the rule changed", func(req any) any { req.(*WireRequest).RuleName = "admin"; return req }, 403, "forbidden"},
+		{"the generated message", func(any) any { return &authv3.CheckRequest{} }, 400, "bad_request"},
+		{"a nil *WireRequest", func(any) any { return (*WireRequest)(nil) }, 400, "bad_request"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn := startGRPC(t, NewAuthorizer(e, nil, nil), grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+				return h(ctx, c.pass(req))
+			}))
+			got, err := authv3.NewAuthorizationClient(conn).Check(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := got.GetDeniedResponse().GetStatus().GetCode(); int32(s) != c.status || got.GetStatus().GetMessage() != c.message {
+				t.Errorf("answer %d %q, want %d %q", s, got.GetStatus().GetMessage(), c.status, c.message)
+			}
+			if c.status == 0 && got.GetOkResponse() == nil {
+				t.Errorf("not an allow: %v", got)
+			}
+		})
 	}
 }
