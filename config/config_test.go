@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -212,6 +213,9 @@ func TestRelativePathsResolveAgainstTheFile(t *testing.T) {
 	if got := l.Issuers[0].JWKSFile; got != filepath.Join(dir, "keys.json") {
 		t.Errorf("jwks_file = %s", got)
 	}
+	if f := l.IssuerFiles[0]; f.JWKS == nil || f.JWKS.Len() != 1 || f.JWKSDigest == "" {
+		t.Errorf("IssuerFiles[0] = %+v; want the set parsed, with its 1 key, and its digest", f)
+	}
 }
 
 func TestShippedConfigsValidate(t *testing.T) {
@@ -269,5 +273,26 @@ func TestValidateChangesNothing(t *testing.T) {
 	}
 	if cfg.Tokens.Sources[0].Header != "x-token" || cfg.IdentityHeaders["x-sub"] != "sub" || len(cfg.Issuers[0].Algorithms) != 10 {
 		t.Errorf("defaults or normalisation missing: %+v", cfg)
+	}
+}
+
+// TestJWKSFileTooLarge: a jwks_file is bounded as a fetched key set is (1 MiB), by validate as by
+// serve, which takes the set config read.
+func TestJWKSFileTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	keys, err := os.ReadFile(filepath.Join("testdata", "files", "keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Still a JWK Set with a usable key: only its size is wrong.
+	big := append(bytes.TrimRight(keys, "\n"), bytes.Repeat([]byte(" "), 1<<20)...)
+	if err := os.WriteFile(filepath.Join(dir, "keys.json"), big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := []byte("issuers:\n  - issuer: https://a.example.com\n    audiences: [x]\n    jwks_file: keys.json\nrules:\n  - name: api\n")
+	_, err = Parse(cfg, dir)
+	want := `config: issuers[0].jwks_file: "` + filepath.Join(dir, "keys.json") + `" is larger than 1048576 bytes; keep only the issuer's public signing keys in it`
+	if err == nil || err.Error() != want {
+		t.Errorf("error\n got: %v\nwant: %s", err, want)
 	}
 }

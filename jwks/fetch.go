@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -21,61 +20,47 @@ import (
 // client built when Options.HTTPClient is nil, and NewHTTPClient with timeout ≤ 0).
 const DefaultHTTPTimeout = 10 * time.Second
 
-// Defaults of the HTTP client built when Options.HTTPClient is nil.
+// Settings of the HTTP client and its requests.
 const (
-	defaultHTTPTimeout = DefaultHTTPTimeout
-	maxConnectTimeout  = 5 * time.Second
-	maxRedirects       = 5
-	userAgent          = "portcullis"
-	acceptJSON         = "application/json"
-	acceptJWKS         = "application/jwk-set+json, application/json"
-	discoveryPath      = "/.well-known/openid-configuration"
+	maxConnectTimeout = 5 * time.Second
+	maxRedirects      = 5
+	userAgent         = "portcullis"
+	acceptJSON        = "application/json"
+	acceptJWKS        = "application/jwk-set+json, application/json"
+	discoveryPath     = "/.well-known/openid-configuration"
 )
 
-// NewHTTPClient builds the client used for discovery and key sets: every request is bounded by
-// timeout (≤ 0 means DefaultHTTPTimeout), connecting and the TLS handshake by at most 5s; TLS 1.2
-// or later; certificates checked against the system pool plus, when caFile is set, the PEM
-// certificates in caFile (for a private identity provider); at most 5 redirects, never from
-// https to http. Proxies are taken from the environment (HTTPS_PROXY, NO_PROXY).
-func NewHTTPClient(caFile string, timeout time.Duration) (*http.Client, error) {
-	var roots *x509.CertPool
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("jwks: CA bundle: %w", err)
-		}
-		if roots, err = Roots(pem); err != nil {
-			return nil, fmt.Errorf("jwks: CA bundle %s %w", caFile, err)
-		}
-	}
-	return NewHTTPClientWithRoots(roots, timeout), nil
-}
-
 // Roots is the system certificate pool plus the PEM certificates of a CA bundle (the
-// issuers[].ca_file setting). A bundle without any PEM certificate is an error.
+// issuers[].ca_file setting, read by the configuration). A bundle without any PEM certificate
+// is an error.
 func Roots(pem []byte) (*x509.CertPool, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
+	pool := systemRoots()
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, errors.New("holds no PEM certificate")
 	}
 	return pool, nil
 }
 
-// NewHTTPClientWithRoots is NewHTTPClient with the trusted certificates given (nil = the system
-// pool), for a CA bundle read once by the caller (see Roots).
-func NewHTTPClientWithRoots(roots *x509.CertPool, timeout time.Duration) *http.Client {
+// systemRoots is a fresh copy of the system certificate pool (empty where there is none).
+func systemRoots() *x509.CertPool {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	return pool
+}
+
+// NewHTTPClient builds the client used for discovery and key sets: every request is bounded by
+// timeout (≤ 0 means DefaultHTTPTimeout), connecting and the TLS handshake by at most 5s; TLS 1.2
+// or later; certificates checked against roots (nil means the system pool; see Roots for a
+// private identity provider's CA bundle); at most 5 redirects, never from https to http.
+// Proxies are taken from the environment (HTTPS_PROXY, NO_PROXY).
+func NewHTTPClient(roots *x509.CertPool, timeout time.Duration) *http.Client {
 	if timeout <= 0 {
 		timeout = DefaultHTTPTimeout
 	}
 	if roots == nil {
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		roots = pool
+		roots = systemRoots()
 	}
 	connect := min(timeout, maxConnectTimeout)
 	dialer := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}

@@ -17,8 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -504,11 +502,11 @@ func TestVerifyNeverUsesASmallOrderEd25519Key(t *testing.T) {
 		{"kty": "OKP", "crv": "Ed25519", "kid": "forged", "alg": "EdDSA", "x": base64.RawURLEncoding.EncodeToString(identity)},
 		{"kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "alg": "EdDSA", "x": base64.RawURLEncoding.EncodeToString(goodPub)},
 	}})
-	file := filepath.Join(t.TempDir(), "keys.json")
-	if err := os.WriteFile(file, doc, 0o600); err != nil {
+	set, err := jwks.ParseSet(doc, KeyAlgorithms(SupportedAlgorithms()))
+	if err != nil {
 		t.Fatal(err)
 	}
-	cache, err := jwks.New(jwks.Options{Issuer: issA, JWKSFile: file, Logger: slog.New(slog.DiscardHandler)})
+	cache, err := jwks.New(jwks.Options{Issuer: issA, StaticSet: set, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
