@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,10 +100,10 @@ func (c *Config) readIssuerFiles() ([]IssuerFiles, []string) {
 	for i, is := range c.Issuers {
 		p := fmt.Sprintf("issuers[%d]", i)
 		if is.JWKSFile != "" {
-			doc, err := readBounded(is.JWKSFile, jwks.DefaultMaxResponseBytes)
+			doc, err := readJWKSFile(is.JWKSFile)
 			var set *jwks.Set
 			switch {
-			case errors.Is(err, errTooLarge):
+			case errors.Is(err, jwks.ErrTooLarge):
 				errs = append(errs, fmt.Sprintf("%s.jwks_file: %q is larger than %d bytes; keep only the issuer's public signing keys in it", p, is.JWKSFile, jwks.DefaultMaxResponseBytes))
 			case err != nil:
 				errs = append(errs, fmt.Sprintf("%s.jwks_file: cannot read %q: %v", p, is.JWKSFile, unwrapPath(err)))
@@ -137,24 +136,14 @@ func (c *Config) readIssuerFiles() ([]IssuerFiles, []string) {
 	return files, errs
 }
 
-// errTooLarge is readBounded's answer for a file over its bound.
-var errTooLarge = errors.New("file too large")
-
-// readBounded reads a file of at most limit bytes.
-func readBounded(path string, limit int64) ([]byte, error) {
+// readJWKSFile reads a jwks_file, held to the bound of a fetched key set.
+func readJWKSFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, errTooLarge
-	}
-	return b, nil
+	return jwks.ReadDocument(f, jwks.DefaultMaxResponseBytes)
 }
 
 func digest(b []byte) string {

@@ -30,6 +30,23 @@ const (
 	discoveryPath     = "/.well-known/openid-configuration"
 )
 
+// ErrTooLarge is wrapped by ReadDocument when a document exceeds its bound.
+var ErrTooLarge = errors.New("document too large")
+
+// ReadDocument reads a discovery or key set document of at most limit bytes from r: a
+// response, a persisted set, a jwks_file (read by the configuration, with
+// DefaultMaxResponseBytes). A longer one is an error wrapping ErrTooLarge.
+func ReadDocument(r io.Reader, limit int64) ([]byte, error) {
+	doc, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(doc)) > limit {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrTooLarge, limit)
+	}
+	return doc, nil
+}
+
 // Roots is the system certificate pool plus the PEM certificates of a CA bundle (the
 // issuers[].ca_file setting, read by the configuration). A bundle without any PEM certificate
 // is an error.
@@ -138,12 +155,12 @@ func (c *Cache) get(ctx context.Context, target, accept string) ([]byte, http.He
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return nil, nil, fmt.Errorf("GET %s: HTTP %d", req.URL.Redacted(), resp.StatusCode)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBytes+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("GET %s: reading the body: %w", req.URL.Redacted(), err)
-	}
-	if int64(len(body)) > c.maxBytes {
+	body, err := ReadDocument(resp.Body, c.maxBytes)
+	switch {
+	case errors.Is(err, ErrTooLarge):
 		return nil, nil, fmt.Errorf("GET %s: response larger than %d bytes", req.URL.Redacted(), c.maxBytes)
+	case err != nil:
+		return nil, nil, fmt.Errorf("GET %s: reading the body: %w", req.URL.Redacted(), err)
 	}
 	return body, resp.Header, nil
 }
