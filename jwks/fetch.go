@@ -209,13 +209,20 @@ func (c *Cache) issuerPlainHTTP() bool {
 	return strings.HasPrefix(strings.ToLower(c.issuer), "http://")
 }
 
+// IsHTTPURL reports whether raw is an absolute http or https URL: what an issuer (whose keys
+// are discovered from it) and a jwks_uri must be, and a discovered jwks_uri too.
+func IsHTTPURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.Host != "" && (u.Scheme == "https" || u.Scheme == "http")
+}
+
 // checkFetchURL accepts an absolute https URL, or an http one when allowHTTP is set or its
 // host is loopback (a sidecar or a local development issuer).
 func checkFetchURL(raw string, allowHTTP bool) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+	if !IsHTTPURL(raw) {
 		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
 	}
+	u, _ := url.Parse(raw)
 	if u.Scheme == "http" && !allowHTTP && !isLoopback(u.Hostname()) {
 		return fmt.Errorf("%q is plain http on a host other than loopback; keys fetched without TLS could be forged on the way", raw)
 	}
