@@ -549,3 +549,39 @@ func TestVerifyNeverUsesASmallOrderEd25519Key(t *testing.T) {
 		})
 	}
 }
+
+// TestSupportedAlgorithmsFitKeys: token owns the list of algorithms, jwks the rule of which
+// key fits which algorithm (KeyFits); every algorithm of the list has a kind of key that fits
+// it, so no allowed algorithm can silently match nothing.
+func TestSupportedAlgorithmsFitKeys(t *testing.T) {
+	f := newFixture(t)
+	var pubs []any
+	pubs = append(pubs, &f.rsaKey.PublicKey)
+	for _, c := range []elliptic.Curve{elliptic.P256(), elliptic.P384(), elliptic.P521()} {
+		k, err := ecdsa.GenerateKey(c, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pubs = append(pubs, &k.PublicKey)
+	}
+	ed, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubs = append(pubs, ed)
+	for _, alg := range KeyAlgorithms(SupportedAlgorithms()) {
+		fits := 0
+		for _, pub := range pubs {
+			k, err := jwk.FromRaw(pub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if jwks.KeyFits(k, alg) {
+				fits++
+			}
+		}
+		if fits != 1 {
+			t.Errorf("%s: %d of the RSA, P-256, P-384, P-521 and Ed25519 keys fit it, want 1", alg, fits)
+		}
+	}
+}
