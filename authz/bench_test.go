@@ -2,8 +2,6 @@ package authz
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -45,7 +43,7 @@ func benchEngine(tb testing.TB, cacheSize int) (*Engine, *devidp.IdP) {
 	return e, idp
 }
 
-// benchVerifier is a verifier for one issuer whose keys come from a static JWKS file, and the
+// benchVerifier is a verifier for one issuer whose keys come from a static key set, and the
 // issuer that mints its tokens.
 func benchVerifier(tb testing.TB) (*token.Verifier, *devidp.IdP) {
 	tb.Helper()
@@ -54,11 +52,11 @@ func benchVerifier(tb testing.TB) (*token.Verifier, *devidp.IdP) {
 		tb.Fatal(err)
 	}
 	idp.SetIssuer(benchIssuer)
-	file := filepath.Join(tb.TempDir(), "keys.json")
-	if err := os.WriteFile(file, idp.JWKS(), 0o600); err != nil {
+	set, err := jwks.ParseSet(idp.JWKS(), []jwa.SignatureAlgorithm{jwa.RS256, jwa.ES256})
+	if err != nil {
 		tb.Fatal(err)
 	}
-	keys, err := jwks.New(jwks.Options{Issuer: benchIssuer, JWKSFile: file, Algorithms: []jwa.SignatureAlgorithm{jwa.RS256, jwa.ES256}})
+	keys, err := jwks.New(jwks.Options{Issuer: benchIssuer, StaticSet: set})
 	if err != nil {
 		tb.Fatal(err)
 	}

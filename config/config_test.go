@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"alg_hmac", "issuers[0].algorithms[0]: \"HS256\" is a shared-secret algorithm; Portcullis verifies only with the issuer's public keys (use RS256, ES256, ...)"},
 		{"alg_none", "issuers[0].algorithms[1]: \"none\" means unsigned tokens and is never accepted"},
 		{"alg_unknown", "issuers[0].algorithms[0]: unknown algorithm \"RS257\"; choose from RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"},
+		{"ca_file_missing", `issuers[0].ca_file: cannot read "testdata/files/missing.pem": no such file or directory`},
 		{"ca_file_no_certificate", `issuers[0].ca_file: "testdata/files/no_certificate.pem" holds no PEM certificate; write the CA certificates as PEM ("-----BEGIN CERTIFICATE-----" blocks)`},
 		{"bool_not_bool", "forward_token: expected true or false, got \"no\""},
 		{"cache_negative", "cache.tokens: -1 is negative; use 0 to turn the token cache off"},
@@ -32,11 +34,15 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"identity_header_no_claim", "identity_headers.x-user-id: name the claim to copy, e.g. sub (or roles for the merged role list)"},
 		{"identity_header_reserved", "identity_headers.authorization: \"authorization\" cannot carry identity (it is a request or token header); use a name such as x-user-id"},
 		{"identity_header_twice", "identity_headers.x-user-id: header given twice (header names are case-insensitive)"},
+		{"issuer_empty", "issuers[0].issuer: must be set to the exact `iss` of the tokens, e.g. https://sso.example.com/realms/demo"},
 		{"issuer_not_url", "issuers[0].issuer: \"sso.example.com/realms/demo\" is not an absolute http(s) URL"},
 		{"issuer_twice", "issuers[1].issuer: \"https://sso.example.com/realms/demo\" is already configured as issuers[0]"},
+		{"jwks_file_empty_set", `issuers[0].jwks_file: "testdata/files/empty_set.json": no usable keys: the key set is empty; put the issuer's public signing keys in it, or allow their algorithm in issuers[0].algorithms`},
+		{"jwks_file_missing", `issuers[0].jwks_file: cannot read "testdata/files/missing.json": no such file or directory`},
 		{"jwks_file_not_a_jwk_set", `issuers[0].jwks_file: "testdata/files/not_a_jwks.json": not a JWK Set: no "keys" array; write the JWK Set the issuer publishes at its jwks_uri ({"keys": [...]}, RFC 7517 §5)`},
 		{"jwks_file_no_usable_key", `issuers[0].jwks_file: "testdata/files/keys.json": no usable keys among 1 published (allowed algorithms RS256): keys[0] (kid "config-test"): EC P-256 alg ES256 key fits none of the allowed algorithms; put the issuer's public signing keys in it, or allow their algorithm in issuers[0].algorithms`},
 		{"jwks_uri_and_file", "issuers[0]: set jwks_uri or jwks_file, not both"},
+		{"jwks_uri_not_url", `issuers[0].jwks_uri: "ftp://sso.example.com/realms/demo/certs" is not an absolute http(s) URL`},
 		{"key_twice", "jwks_cache_dir: key given twice (line 6)"},
 		{"leeway_too_large", "issuers[0].leeway: 1h0m0s is more than 5m; fix the clocks instead (NTP)"},
 		{"list_expected", "issuers[0].audiences: expected a list (line 4)"},
@@ -45,6 +51,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"min_refresh_above_refresh", "issuers[0].min_refresh_interval: 5m0s is longer than refresh_interval 1m0s"},
 		{"no_issuers", "issuers: at least one issuer is needed"},
 		{"no_rules", "rules: no rules; every request would be denied with 403 (add at least one rule)"},
+		{"refresh_below_default_floor", "issuers[0].min_refresh_interval: 10s is longer than refresh_interval 5s"},
 		{"refresh_zero", "issuers[0].refresh_interval: must be positive, e.g. 15m"},
 		{"roles_claim_bad_path", "issuers[0].roles_claims[0]: \"realm_access..roles\" is not a claim name or dotted path (write e.g. email_verified or realm_access.roles)"},
 		{"source_empty", "tokens.sources[0]: set header (with an optional prefix) or cookie"},
@@ -206,6 +213,9 @@ func TestRelativePathsResolveAgainstTheFile(t *testing.T) {
 	if got := l.Issuers[0].JWKSFile; got != filepath.Join(dir, "keys.json") {
 		t.Errorf("jwks_file = %s", got)
 	}
+	if f := l.IssuerFiles[0]; f.JWKS == nil || f.JWKS.Len() != 1 || f.JWKSDigest == "" {
+		t.Errorf("IssuerFiles[0] = %+v; want the set parsed, with its 1 key, and its digest", f)
+	}
 }
 
 func TestShippedConfigsValidate(t *testing.T) {
@@ -263,5 +273,26 @@ func TestValidateChangesNothing(t *testing.T) {
 	}
 	if cfg.Tokens.Sources[0].Header != "x-token" || cfg.IdentityHeaders["x-sub"] != "sub" || len(cfg.Issuers[0].Algorithms) != 10 {
 		t.Errorf("defaults or normalisation missing: %+v", cfg)
+	}
+}
+
+// TestJWKSFileTooLarge: a jwks_file is bounded as a fetched key set is (1 MiB), by validate as by
+// serve, which takes the set config read.
+func TestJWKSFileTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	keys, err := os.ReadFile(filepath.Join("testdata", "files", "keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Still a JWK Set with a usable key: only its size is wrong.
+	big := append(bytes.TrimRight(keys, "\n"), bytes.Repeat([]byte(" "), 1<<20)...)
+	if err := os.WriteFile(filepath.Join(dir, "keys.json"), big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := []byte("issuers:\n  - issuer: https://a.example.com\n    audiences: [x]\n    jwks_file: keys.json\nrules:\n  - name: api\n")
+	_, err = Parse(cfg, dir)
+	want := `config: issuers[0].jwks_file: "` + filepath.Join(dir, "keys.json") + `" is larger than 1048576 bytes; keep only the issuer's public signing keys in it`
+	if err == nil || err.Error() != want {
+		t.Errorf("error\n got: %v\nwant: %s", err, want)
 	}
 }

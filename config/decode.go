@@ -3,9 +3,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -226,11 +227,7 @@ func (c *Config) normalise(baseDir string) []string {
 		c.Tokens.Sources[i].Header = strings.ToLower(c.Tokens.Sources[i].Header)
 	}
 	var problems []string
-	names := make([]string, 0, len(c.IdentityHeaders))
-	for name := range c.IdentityHeaders {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(c.IdentityHeaders))
 	lower := make(map[string]string, len(names))
 	for _, name := range names {
 		l := strings.ToLower(name)

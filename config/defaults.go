@@ -4,19 +4,18 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/portcullis-authz/portcullis/jwks"
 	"github.com/portcullis-authz/portcullis/token"
 )
 
-// Defaults, as docs/configuration.md lists them. The key-set defaults are the jwks package's
-// own, so a cache built without them behaves the same.
+// Defaults, as docs/configuration.md lists them. They are applied here only (applyDefaults):
+// the key-set cache (jwks.Options) and the verifier take what they are given.
 const (
 	DefaultGRPCAddr           = ":9191"
 	DefaultHTTPAddr           = ":9192"
 	DefaultAdminAddr          = ":9090"
 	DefaultLeeway             = 30 * time.Second
-	DefaultRefreshInterval    = jwks.DefaultRefreshInterval
-	DefaultMinRefreshInterval = jwks.DefaultMinRefreshInterval
+	DefaultRefreshInterval    = 15 * time.Minute
+	DefaultMinRefreshInterval = 10 * time.Second
 	DefaultMaxTokenBytes      = 16384
 	DefaultTokenCacheSize     = 10000
 )

@@ -32,10 +32,13 @@ type Loaded struct {
 	Warnings []string
 }
 
-// IssuerFiles is what loading read of the files an issuer names.
+// IssuerFiles is what loading read of the files an issuer names. The key-set caches are built
+// from it (jwks.Options.StaticSet, the roots of jwks.NewHTTPClient): nothing reads the files again.
 type IssuerFiles struct {
-	// JWKSDigest is the SHA-256 (hex) of the jwks_file, which was read and found to be a JWK
-	// Set holding a key usable with the issuer's algorithms; "" without a jwks_file.
+	// JWKS is the jwks_file parsed for the issuer's algorithms (a JWK Set holding at least one
+	// usable key); nil without a jwks_file.
+	JWKS *jwks.Set
+	// JWKSDigest is the SHA-256 (hex) of the jwks_file; "" without one.
 	JWKSDigest string
 	// Roots are the system's certificates plus those of the ca_file; nil without a ca_file.
 	Roots *x509.CertPool
@@ -97,17 +100,23 @@ func (c *Config) readIssuerFiles() ([]IssuerFiles, []string) {
 	for i, is := range c.Issuers {
 		p := fmt.Sprintf("issuers[%d]", i)
 		if is.JWKSFile != "" {
-			doc, err := os.ReadFile(is.JWKSFile)
-			if err != nil {
+			doc, err := readJWKSFile(is.JWKSFile)
+			var set *jwks.Set
+			switch {
+			case errors.Is(err, jwks.ErrTooLarge):
+				errs = append(errs, fmt.Sprintf("%s.jwks_file: %q is larger than %d bytes; keep only the issuer's public signing keys in it", p, is.JWKSFile, jwks.DefaultMaxResponseBytes))
+			case err != nil:
 				errs = append(errs, fmt.Sprintf("%s.jwks_file: cannot read %q: %v", p, is.JWKSFile, unwrapPath(err)))
-			} else if _, err := jwks.CheckSet(doc, token.KeyAlgorithms(is.Algorithms)); err != nil {
-				todo := `write the JWK Set the issuer publishes at its jwks_uri ({"keys": [...]}, RFC 7517 §5)`
-				if errors.Is(err, jwks.ErrNoUsableKeys) {
-					todo = "put the issuer's public signing keys in it, or allow their algorithm in " + p + ".algorithms"
+			default:
+				if set, err = jwks.ParseSet(doc, token.KeyAlgorithms(is.Algorithms)); err != nil {
+					todo := `write the JWK Set the issuer publishes at its jwks_uri ({"keys": [...]}, RFC 7517 §5)`
+					if errors.Is(err, jwks.ErrNoUsableKeys) {
+						todo = "put the issuer's public signing keys in it, or allow their algorithm in " + p + ".algorithms"
+					}
+					errs = append(errs, fmt.Sprintf("%s.jwks_file: %q: %v; %s", p, is.JWKSFile, err, todo))
+				} else {
+					files[i].JWKS, files[i].JWKSDigest = set, digest(doc)
 				}
-				errs = append(errs, fmt.Sprintf("%s.jwks_file: %q: %v; %s", p, is.JWKSFile, err, todo))
-			} else {
-				files[i].JWKSDigest = digest(doc)
 			}
 		}
 		if is.CAFile != "" {
@@ -125,6 +134,16 @@ func (c *Config) readIssuerFiles() ([]IssuerFiles, []string) {
 		}
 	}
 	return files, errs
+}
+
+// readJWKSFile reads a jwks_file, held to the bound of a fetched key set.
+func readJWKSFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return jwks.ReadDocument(f, jwks.DefaultMaxResponseBytes)
 }
 
 func digest(b []byte) string {

@@ -3,14 +3,14 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
-	"net/url"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
+	"github.com/portcullis-authz/portcullis/jwks"
 	"github.com/portcullis-authz/portcullis/token"
 )
 
@@ -91,7 +91,7 @@ func (c *Config) validateIssuers(errs, warns *[]string) {
 		p := fmt.Sprintf("issuers[%d]", i)
 		if is.Issuer == "" {
 			*errs = append(*errs, p+".issuer: must be set to the exact `iss` of the tokens, e.g. https://sso.example.com/realms/demo")
-		} else if u, err := url.Parse(is.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		} else if !jwks.IsHTTPURL(is.Issuer) {
 			*errs = append(*errs, fmt.Sprintf("%s.issuer: %q is not an absolute http(s) URL", p, is.Issuer))
 		} else if j, dup := seen[is.Issuer]; dup {
 			*errs = append(*errs, fmt.Sprintf("%s.issuer: %q is already configured as issuers[%d]", p, is.Issuer, j))
@@ -100,10 +100,8 @@ func (c *Config) validateIssuers(errs, warns *[]string) {
 		if is.JWKSURI != "" && is.JWKSFile != "" {
 			*errs = append(*errs, p+": set jwks_uri or jwks_file, not both")
 		}
-		if is.JWKSURI != "" {
-			if u, err := url.Parse(is.JWKSURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-				*errs = append(*errs, fmt.Sprintf("%s.jwks_uri: %q is not an absolute http(s) URL", p, is.JWKSURI))
-			}
+		if is.JWKSURI != "" && !jwks.IsHTTPURL(is.JWKSURI) {
+			*errs = append(*errs, fmt.Sprintf("%s.jwks_uri: %q is not an absolute http(s) URL", p, is.JWKSURI))
 		}
 		checkReadable(errs, p+".jwks_file", is.JWKSFile)
 		checkReadable(errs, p+".ca_file", is.CAFile)
@@ -212,11 +210,7 @@ var reservedHeaders = map[string]bool{
 }
 
 func (c *Config) validateIdentityHeaders(errs *[]string) {
-	names := make([]string, 0, len(c.IdentityHeaders))
-	for name := range c.IdentityHeaders {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(c.IdentityHeaders))
 	tokenHeaders := map[string]bool{}
 	for _, s := range c.Tokens.Sources {
 		if s.Header != "" {
@@ -257,11 +251,7 @@ func validHeaderName(s string) bool {
 // compileClaims compiles the claim paths of identity_headers and of each issuer's roles_claims
 // (token.ClaimPath: the same addressing the rules' claim requirements use).
 func (c *Config) compileClaims(errs *[]string) (map[string]token.Attribute, [][]token.ClaimPath) {
-	names := make([]string, 0, len(c.IdentityHeaders))
-	for name := range c.IdentityHeaders {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(c.IdentityHeaders))
 	identity := make(map[string]token.Attribute, len(names))
 	for _, name := range names {
 		claim := c.IdentityHeaders[name]

@@ -1,5 +1,5 @@
 // Package jwks keeps the verification keys of one token issuer: it finds the JWK Set through
-// OpenID Connect discovery (or takes a configured URL or file), fetches it, refreshes it in the
+// OpenID Connect discovery (or takes a configured URL, or a static set), fetches it, refreshes it in the
 // background and on demand when a token names an unknown key, and serves lookups from an
 // immutable in-memory snapshot.
 //
@@ -21,11 +21,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -34,12 +32,9 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 )
 
-// Defaults of Options.
-const (
-	DefaultRefreshInterval    = 15 * time.Minute
-	DefaultMinRefreshInterval = 10 * time.Second
-	DefaultMaxResponseBytes   = 1 << 20
-)
+// DefaultMaxResponseBytes bounds a discovery or key set document when
+// Options.MaxResponseBytes is 0; a jwks_file is held to the same bound when it is read.
+const DefaultMaxResponseBytes = 1 << 20
 
 // maxLoggedKID bounds how much of a token-supplied kid goes into an error.
 const maxLoggedKID = 64
@@ -52,10 +47,13 @@ var ErrNotLoaded = errors.New("jwks: keys not loaded")
 // refreshed if allowed, has the token's kid and fits its alg.
 var ErrUnknownKey = errors.New("jwks: unknown key")
 
-// Options configure a Cache. Only Issuer is required.
+// Options configure a Cache. They are taken as they are: the configuration (package config)
+// has validated and defaulted them, read and parsed the jwks_file (StaticSet) and the ca_file
+// (the roots of HTTPClient). New refuses only options no configuration can produce, with a plain
+// error.
 type Options struct {
-	// Issuer is the exact issuer identifier (the iss of its tokens). Unless JWKSURI or
-	// JWKSFile is set, the key set is found through Issuer + "/.well-known/openid-configuration"
+	// Issuer is the exact issuer identifier (the iss of its tokens); required. Unless JWKSURI or
+	// StaticSet is set, the key set is found through Issuer + "/.well-known/openid-configuration"
 	// (one slash, whether or not Issuer ends with one), whose issuer must equal Issuer exactly.
 	Issuer string
 	// JWKSURI, when set, is fetched directly and discovery is skipped. Plain http is allowed
@@ -63,23 +61,25 @@ type Options struct {
 	// learnt by discovery must be https unless its host is loopback or the issuer itself is
 	// plain http.
 	JWKSURI string
-	// JWKSFile, when set, holds a static JWK Set read once by New: no fetching, no refresh.
-	JWKSFile string
+	// StaticSet, when set, is the whole key set (a jwks_file, parsed once by ParseSet): it is
+	// served from New on, nothing is fetched or refreshed, and the options below but Clock,
+	// Logger and Metrics are not used.
+	StaticSet *Set
 	// Algorithms is the allow-list of JWS algorithms; keys that fit none (KeyFits) are
-	// skipped. Empty means RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA. Any
-	// other algorithm (HMAC, none) is an error.
+	// skipped. Required unless StaticSet is set. The caller owns the list of algorithms that may
+	// be allowed (token.SupportedAlgorithms): one that fits no key (HMAC, none) lets no key in.
 	Algorithms []jwa.SignatureAlgorithm
-	// RefreshInterval is the background refresh period (default 15m), shortened by a
-	// response's Cache-Control max-age or Expires, jittered by ±10%.
+	// RefreshInterval is the background refresh period, shortened by a response's
+	// Cache-Control max-age or Expires, jittered by ±10%; required unless StaticSet is set.
 	RefreshInterval time.Duration
-	// MinRefreshInterval (default 10s) is the floor between any two fetches: background,
-	// retries after failures, unknown-kid refreshes.
+	// MinRefreshInterval is the floor between any two fetches: background, retries after
+	// failures, unknown-kid refreshes. Required unless StaticSet is set, at most RefreshInterval.
 	MinRefreshInterval time.Duration
-	// HTTPClient fetches discovery and key set documents; nil means NewHTTPClient("", 10s).
+	// HTTPClient fetches discovery and key set documents; nil means NewHTTPClient(nil, 0).
 	HTTPClient *http.Client
 	// CacheDir, when set, keeps the last good key set of the issuer for cold starts; "" = off.
 	CacheDir string
-	// MaxResponseBytes bounds a discovery or key set response (default 1 MiB).
+	// MaxResponseBytes bounds a discovery or key set response; 0 means DefaultMaxResponseBytes.
 	MaxResponseBytes int64
 	// Clock is the source of time; nil means RealClock().
 	Clock Clock
@@ -94,8 +94,29 @@ type Options struct {
 	// OnChange, when set, is called after the cache installs a new key set: the first one
 	// (fetched or persisted, which makes Ready true) and every changed one. It runs on the
 	// goroutine that installed the set, after Ready and Status reflect it, and must not block
-	// or call Lookup. A JWKS file is installed by New and not reported.
+	// or call Lookup. A StaticSet is installed by New and not reported.
 	OnChange func()
+}
+
+// check refuses options no validated configuration produces: they are programming errors.
+func (o *Options) check() error {
+	switch {
+	case o.Issuer == "":
+		return errors.New("jwks: Options.Issuer is empty")
+	case o.StaticSet != nil && o.JWKSURI != "":
+		return errors.New("jwks: Options.StaticSet and Options.JWKSURI are both set")
+	case o.StaticSet != nil:
+		return nil
+	case len(o.Algorithms) == 0:
+		return errors.New("jwks: Options.Algorithms is empty")
+	case o.RefreshInterval <= 0 || o.MinRefreshInterval <= 0:
+		return fmt.Errorf("jwks: Options.RefreshInterval (%s) and MinRefreshInterval (%s) must be positive", o.RefreshInterval, o.MinRefreshInterval)
+	case o.MinRefreshInterval > o.RefreshInterval:
+		return fmt.Errorf("jwks: Options.MinRefreshInterval (%s) exceeds RefreshInterval (%s)", o.MinRefreshInterval, o.RefreshInterval)
+	case o.MaxResponseBytes < 0:
+		return fmt.Errorf("jwks: Options.MaxResponseBytes (%d) is negative", o.MaxResponseBytes)
+	}
+	return nil
 }
 
 // Source says where the current key set of a Cache came from.
@@ -106,7 +127,7 @@ const (
 	SourceNone      Source = ""          // no key set yet
 	SourceFetched   Source = "fetched"   // fetched from the identity provider by this process
 	SourcePersisted Source = "persisted" // read from CacheDir on a cold start; stale
-	SourceFile      Source = "file"      // read from Options.JWKSFile
+	SourceFile      Source = "file"      // Options.StaticSet: a jwks_file
 )
 
 // Status describes a Cache for readiness endpoints and `portcullis check`.
@@ -155,9 +176,9 @@ type Cache struct {
 	metrics  *issuerMetrics
 	rand     func() float64
 	onChange func()
-	static   bool // keys from JWKSFile: never fetched
+	static   bool // keys from Options.StaticSet: never fetched
 
-	// snap is the current key set; nil until one is loaded. Only New (a JWKS file) and the
+	// snap is the current key set; nil until one is loaded. Only New (a static set) and the
 	// fetch in progress store it.
 	snap atomic.Pointer[snapshot]
 
@@ -187,12 +208,16 @@ type state struct {
 	nextDue     time.Time // when the background loop fetches next
 }
 
-// New validates opts and prepares a cache. It does no network I/O; a JWKSFile is read here,
-// so a broken file fails New with a clear error.
+// New prepares a cache from options the configuration has validated (see Options). It does no
+// I/O: a StaticSet is served at once, the other key sets are fetched once Run starts.
 func New(opts Options) (*Cache, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
 	c := &Cache{
 		issuer:   opts.Issuer,
 		jwksURI:  opts.JWKSURI,
+		algs:     slices.Clone(opts.Algorithms),
 		interval: opts.RefreshInterval,
 		floor:    opts.MinRefreshInterval,
 		client:   opts.HTTPClient,
@@ -203,53 +228,11 @@ func New(opts Options) (*Cache, error) {
 		rand:     opts.Rand,
 		onChange: opts.OnChange,
 	}
-	if c.issuer == "" {
-		return nil, errors.New("jwks: the issuer is required")
-	}
-	switch {
-	case opts.JWKSURI != "" && opts.JWKSFile != "":
-		return nil, errors.New("jwks: set a JWKS URI or a JWKS file, not both")
-	case opts.JWKSURI != "":
-		if err := checkFetchURL(opts.JWKSURI, true); err != nil {
-			return nil, fmt.Errorf("jwks: JWKS URI %w", err)
-		}
-	case opts.JWKSFile == "":
-		if err := checkFetchURL(discoveryURL(c.issuer), true); err != nil {
-			return nil, fmt.Errorf("jwks: issuer %q is not an http(s) URL, so its keys cannot be discovered; set a JWKS URI or file", c.issuer)
-		}
-	}
-	if len(opts.Algorithms) == 0 {
-		c.algs = supportedAlgorithms()
-	}
-	for _, a := range opts.Algorithms {
-		if !slices.Contains(supportedAlgorithms(), a) {
-			return nil, fmt.Errorf("jwks: algorithm %q is not supported; choose from %s", a, algList(supportedAlgorithms()))
-		}
-		if !slices.Contains(c.algs, a) {
-			c.algs = append(c.algs, a)
-		}
-	}
-	switch {
-	case c.interval < 0 || c.floor < 0 || c.maxBytes < 0:
-		return nil, errors.New("jwks: intervals and the response size limit must not be negative")
-	case c.interval == 0:
-		c.interval = DefaultRefreshInterval
-	}
-	if c.floor == 0 {
-		c.floor = min(DefaultMinRefreshInterval, c.interval)
-	}
-	if c.floor > c.interval {
-		return nil, fmt.Errorf("jwks: the minimum refresh interval %s exceeds the refresh interval %s", c.floor, c.interval)
-	}
 	if c.maxBytes == 0 {
 		c.maxBytes = DefaultMaxResponseBytes
 	}
-	if c.client == nil {
-		client, err := NewHTTPClient("", defaultHTTPTimeout)
-		if err != nil {
-			return nil, err
-		}
-		c.client = client
+	if c.client == nil && opts.StaticSet == nil {
+		c.client = NewHTTPClient(nil, 0)
 	}
 	if c.clock == nil {
 		c.clock = RealClock()
@@ -261,40 +244,21 @@ func New(opts Options) (*Cache, error) {
 		c.rand = rand.Float64
 	}
 	c.metrics = opts.Metrics.forIssuer(c.issuer)
-	if opts.JWKSFile != "" {
-		if err := c.loadFile(opts.JWKSFile); err != nil {
-			return nil, err
-		}
+	if opts.StaticSet != nil {
+		c.serveStatic(opts.StaticSet)
 	}
 	return c, nil
 }
 
-// loadFile reads a static key set.
-func (c *Cache) loadFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("jwks: JWKS file: %w", err)
-	}
-	defer f.Close()
-	doc, err := io.ReadAll(io.LimitReader(f, c.maxBytes+1))
-	if err != nil {
-		return fmt.Errorf("jwks: JWKS file %s: %w", path, err)
-	}
-	if int64(len(doc)) > c.maxBytes {
-		return fmt.Errorf("jwks: JWKS file %s is larger than %d bytes", path, c.maxBytes)
-	}
-	parsed, skipped, err := parseSet(doc, c.algs)
-	if err != nil {
-		return fmt.Errorf("jwks: JWKS file %s: %w", path, err)
-	}
-	c.logSkipped(skipped, true)
-	s := newSnapshot(parsed)
+// serveStatic installs a static key set for good.
+func (c *Cache) serveStatic(set *Set) {
+	c.logSkipped(set.skipped, true)
+	s := set.snap
 	c.static = true
 	c.snap.Store(s)
 	c.st.source = SourceFile
 	c.metrics.loaded(len(s.keys))
-	c.log.Info("jwks: key set loaded from file", "file", path, "keys", len(s.keys), "kids", s.kids())
-	return nil
+	c.log.Info("jwks: static key set loaded", "keys", len(s.keys), "kids", s.kids())
 }
 
 // Ready reports whether a usable key set is loaded (fresh, persisted or stale).

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -334,7 +333,7 @@ func TestRefreshFailureKeepsTheLastGoodSet(t *testing.T) {
 			h := startHarness(t, idp, func(o *Options) {
 				o.MaxResponseBytes = 4096
 				if tc.client > 0 {
-					o.HTTPClient, _ = NewHTTPClient("", tc.client)
+					o.HTTPClient = NewHTTPClient(nil, tc.client)
 				}
 			})
 			started := h.clock.Now()
@@ -646,25 +645,26 @@ func TestShutdownDuringFetchIsNotAnError(t *testing.T) {
 	idp.wantCounts(t, 1, 2)
 }
 
-func TestJWKSFile(t *testing.T) {
-	dir := t.TempDir()
-	good := filepath.Join(dir, "keys.json")
-	if err := os.WriteFile(good, setOf(t, "rsa1", "ed"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	empty := filepath.Join(dir, "empty.json")
-	if err := os.WriteFile(empty, []byte(`{"keys":[]}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
+// TestStaticSet: a set parsed by ParseSet (a jwks_file, read by the configuration) is served
+// from New on, never fetched, and reported as a file.
+func TestStaticSet(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	c, err := New(Options{Issuer: "https://sso.example.com/realms/demo", JWKSFile: good, Metrics: NewMetrics(reg), HTTPClient: &http.Client{Transport: failTransport{t}}})
+	logs := &syncBuffer{}
+	set := staticSet(t, setJSON(t, jwkJSON(t, keys(t)["rsa1"].public, nil), jwkJSON(t, keys(t)["ed"].public, nil),
+		jwkJSON(t, keys(t)["rsa2"].public, map[string]any{"use": "enc"})))
+	if set.Len() != 2 {
+		t.Errorf("Len = %d, want 2", set.Len())
+	}
+	c, err := New(Options{Issuer: "https://sso.example.com/realms/demo", StaticSet: set, Metrics: NewMetrics(reg),
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), HTTPClient: &http.Client{Transport: failTransport{t}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !c.Ready() {
-		t.Fatal("not ready after New with a file")
+		t.Fatal("not ready after New with a static set")
 	}
+	contains(t, "logs", logs.String(), `level=DEBUG msg="jwks: key skipped" key="keys[2] (kid \"rsa2\"): use \"enc\" is not sig"`,
+		`level=INFO msg="jwks: static key set loaded" keys=2 kids="[rsa1 ed]"`)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.Run(ctx); close(done) }()
@@ -684,14 +684,33 @@ func TestJWKSFile(t *testing.T) {
 	}
 	wantMetrics(t, reg, "https://sso.example.com/realms/demo", lookupSeries(2, 1)+refreshSeries(0, 0, 0, 0, 0, 0)+
 		keysSeries(2))
+}
 
-	for _, tc := range []struct{ file, want string }{
-		{empty, "jwks: JWKS file " + empty + ": no usable keys: the key set is empty"},
-		{filepath.Join(dir, "missing.json"), "jwks: JWKS file: open " + filepath.Join(dir, "missing.json") + ": no such file or directory"},
+// TestParseSet: the errors the configuration reports for a jwks_file (config's TestLoadBadConfigs
+// asserts what a user reads: these within its field path and advice).
+func TestParseSet(t *testing.T) {
+	for _, tc := range []struct{ name, doc, want string }{
+		{"not JSON", `keys`, "not a JWK Set: invalid character 'k' looking for beginning of value"},
+		{"no keys array", `{"kid": "a"}`, `not a JWK Set: no "keys" array`},
+		{"empty", `{"keys": []}`, "no usable keys: the key set is empty"},
 	} {
-		if _, err := New(Options{Issuer: "https://sso.example.com", JWKSFile: tc.file}); err == nil || err.Error() != tc.want {
-			t.Errorf("New(%s) = %v\nwant %s", tc.file, err, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := ParseSet([]byte(tc.doc), testAlgorithms()); err == nil || err.Error() != tc.want {
+				t.Errorf("ParseSet = %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+	// Only the algorithms asked for, each once.
+	set, err := ParseSet(setOf(t, "rsa1", "ec256"), []jwa.SignatureAlgorithm{jwa.ES256, jwa.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Len() != 1 || len(set.snap.byAlg[jwa.ES256]) != 1 || len(set.snap.byAlg) != 1 {
+		t.Errorf("Len %d, by algorithm %v; want ec256 once, for ES256", set.Len(), set.snap.byAlg)
+	}
+	_, err = ParseSet(setOf(t, "rsa1"), []jwa.SignatureAlgorithm{jwa.HS256})
+	if want := "no usable keys among 1 published (allowed algorithms HS256): keys[0] (kid \"rsa1\"): RSA alg RS256 key fits none of the allowed algorithms"; err == nil || err.Error() != want || !errors.Is(err, ErrNoUsableKeys) {
+		t.Errorf("ParseSet for HS256 = %v\nwant %s", err, want)
 	}
 }
 
@@ -703,39 +722,54 @@ func (f failTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return nil, errors.New("no requests expected")
 }
 
-func TestNewValidates(t *testing.T) {
+// TestNewRefusesProgrammingErrors: New takes the options as the configuration validated and
+// defaulted them, and refuses only what no configuration produces, with a plain error. What a
+// user can get wrong is config's to say, with the field path (config's TestLoadBadConfigs:
+// issuer_empty, issuer_not_url, jwks_uri_and_file, jwks_uri_not_url, alg_hmac, alg_none,
+// refresh_zero, min_refresh_above_refresh, refresh_below_default_floor).
+func TestNewRefusesProgrammingErrors(t *testing.T) {
+	algs := []jwa.SignatureAlgorithm{jwa.RS256}
+	fetching := func(change func(*Options)) Options {
+		o := Options{Issuer: "https://a", Algorithms: algs, RefreshInterval: time.Minute, MinRefreshInterval: 10 * time.Second}
+		change(&o)
+		return o
+	}
 	tests := []struct {
 		name string
 		opts Options
 		want string
 	}{
-		{"no issuer", Options{}, "jwks: the issuer is required"},
-		{"issuer not a URL", Options{Issuer: "demo"}, `jwks: issuer "demo" is not an http(s) URL, so its keys cannot be discovered; set a JWKS URI or file`},
-		{"both sources", Options{Issuer: "https://a", JWKSURI: "https://a/k", JWKSFile: "/k"}, "jwks: set a JWKS URI or a JWKS file, not both"},
-		{"bad JWKS URI", Options{Issuer: "https://a", JWKSURI: "ftp://a/k"}, `jwks: JWKS URI "ftp://a/k" is not an absolute http(s) URL`},
-		{"HMAC", Options{Issuer: "https://a", Algorithms: []jwa.SignatureAlgorithm{jwa.RS256, jwa.HS256}}, "jwks: algorithm \"HS256\" is not supported; choose from RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"},
-		{"none", Options{Issuer: "https://a", Algorithms: []jwa.SignatureAlgorithm{jwa.NoSignature}}, `jwks: algorithm "none" is not supported`},
-		{"negative", Options{Issuer: "https://a", RefreshInterval: -time.Second}, "jwks: intervals and the response size limit must not be negative"},
-		{"floor above interval", Options{Issuer: "https://a", RefreshInterval: time.Minute, MinRefreshInterval: 2 * time.Minute}, "jwks: the minimum refresh interval 2m0s exceeds the refresh interval 1m0s"},
+		{"no issuer", fetching(func(o *Options) { o.Issuer = "" }), "jwks: Options.Issuer is empty"},
+		{"static set and URI", Options{Issuer: "https://a", JWKSURI: "https://a/k", StaticSet: staticSet(t, setOf(t, "rsa1"))}, "jwks: Options.StaticSet and Options.JWKSURI are both set"},
+		{"no algorithms", fetching(func(o *Options) { o.Algorithms = nil }), "jwks: Options.Algorithms is empty"},
+		{"no refresh interval", fetching(func(o *Options) { o.RefreshInterval = 0 }), "jwks: Options.RefreshInterval (0s) and MinRefreshInterval (10s) must be positive"},
+		// Formerly the floor was lowered to a short interval in silence; config refuses that.
+		{"no floor", fetching(func(o *Options) { o.RefreshInterval, o.MinRefreshInterval = 5*time.Second, 0 }), "jwks: Options.RefreshInterval (5s) and MinRefreshInterval (0s) must be positive"},
+		{"floor above interval", fetching(func(o *Options) { o.MinRefreshInterval = 2 * time.Minute }), "jwks: Options.MinRefreshInterval (2m0s) exceeds RefreshInterval (1m0s)"},
+		{"negative size", fetching(func(o *Options) { o.MaxResponseBytes = -1 }), "jwks: Options.MaxResponseBytes (-1) is negative"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := New(tc.opts)
-			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			if _, err := New(tc.opts); err == nil || err.Error() != tc.want {
 				t.Errorf("New = %v\nwant %s", err, tc.want)
 			}
 		})
 	}
 
-	c, err := New(Options{Issuer: "https://a", RefreshInterval: 5 * time.Second})
+	c, err := New(fetching(func(o *Options) { o.Algorithms = []jwa.SignatureAlgorithm{jwa.RS256, jwa.HS256} }))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.floor != 5*time.Second || c.maxBytes != 1<<20 || len(c.algs) != 10 || c.client == nil || c.client == http.DefaultClient || c.client.Timeout != 10*time.Second {
-		t.Errorf("defaults: floor %s, max %d, algs %v, client %+v", c.floor, c.maxBytes, c.algs, c.client)
+	if c.interval != time.Minute || c.floor != 10*time.Second || c.maxBytes != 1<<20 || fmt.Sprint(c.algs) != "[RS256 HS256]" ||
+		c.client == nil || c.client == http.DefaultClient || c.client.Timeout != 10*time.Second {
+		t.Errorf("taken as given: interval %s, floor %s, max %d, algs %v, client %+v", c.interval, c.floor, c.maxBytes, c.algs, c.client)
 	}
 	if c.Ready() || c.Status().Issuer != "https://a" {
 		t.Error("a new cache is ready or misnamed")
+	}
+	// A static set needs none of the fetching options.
+	if _, err := New(Options{Issuer: "https://a", StaticSet: staticSet(t, setOf(t, "rsa1"))}); err != nil {
+		t.Errorf("static set: %v", err)
 	}
 }
 
@@ -766,7 +800,7 @@ func TestLogsCarryNoKeyMaterial(t *testing.T) {
 }
 
 func BenchmarkLookupHit(b *testing.B) {
-	c, err := New(Options{Issuer: "https://a", JWKSFile: writeTemp(b, setOf(b, "rsa1", "rsa2", "ec256")), Metrics: NewMetrics(nil)})
+	c, err := New(Options{Issuer: "https://a", StaticSet: staticSet(b, setOf(b, "rsa1", "rsa2", "ec256")), Metrics: NewMetrics(nil)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -811,7 +845,7 @@ type wallNow struct{ *fakeClock }
 func (wallNow) Now() time.Time { return time.Now() }
 
 func BenchmarkContains(b *testing.B) {
-	c, err := New(Options{Issuer: "https://a", JWKSFile: writeTemp(b, setOf(b, "rsa1", "rsa2", "ec256"))})
+	c, err := New(Options{Issuer: "https://a", StaticSet: staticSet(b, setOf(b, "rsa1", "rsa2", "ec256"))})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -824,15 +858,6 @@ func BenchmarkContains(b *testing.B) {
 			b.Fatal("missing")
 		}
 	}
-}
-
-func writeTemp(tb testing.TB, data []byte) string {
-	tb.Helper()
-	path := filepath.Join(tb.TempDir(), "jwks.json")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return path
 }
 
 // A degenerate Ed25519 key never gets into the set, whichever way the set is loaded: fetched,
@@ -855,12 +880,8 @@ func TestDegenerateEd25519KeysAreNeverServed(t *testing.T) {
 			return loaded{h.cache, h.reg, h.logs, h.opts.Issuer, SourceFetched}
 		},
 		"jwks_file": func(t *testing.T, doc []byte) loaded {
-			path := filepath.Join(t.TempDir(), "keys.json")
-			if err := os.WriteFile(path, doc, 0o600); err != nil {
-				t.Fatal(err)
-			}
 			l := loaded{reg: prometheus.NewRegistry(), logs: &syncBuffer{}, issuer: "https://sso.example.com", source: SourceFile}
-			c, err := New(Options{Issuer: l.issuer, JWKSFile: path, Metrics: NewMetrics(l.reg),
+			c, err := New(Options{Issuer: l.issuer, StaticSet: staticSet(t, doc), Metrics: NewMetrics(l.reg),
 				Logger: slog.New(slog.NewTextHandler(l.logs, nil)), HTTPClient: &http.Client{Transport: failTransport{t}}})
 			if err != nil {
 				t.Fatal(err)

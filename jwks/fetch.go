@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -21,61 +20,64 @@ import (
 // client built when Options.HTTPClient is nil, and NewHTTPClient with timeout ≤ 0).
 const DefaultHTTPTimeout = 10 * time.Second
 
-// Defaults of the HTTP client built when Options.HTTPClient is nil.
+// Settings of the HTTP client and its requests.
 const (
-	defaultHTTPTimeout = DefaultHTTPTimeout
-	maxConnectTimeout  = 5 * time.Second
-	maxRedirects       = 5
-	userAgent          = "portcullis"
-	acceptJSON         = "application/json"
-	acceptJWKS         = "application/jwk-set+json, application/json"
-	discoveryPath      = "/.well-known/openid-configuration"
+	maxConnectTimeout = 5 * time.Second
+	maxRedirects      = 5
+	userAgent         = "portcullis"
+	acceptJSON        = "application/json"
+	acceptJWKS        = "application/jwk-set+json, application/json"
+	discoveryPath     = "/.well-known/openid-configuration"
 )
 
-// NewHTTPClient builds the client used for discovery and key sets: every request is bounded by
-// timeout (≤ 0 means DefaultHTTPTimeout), connecting and the TLS handshake by at most 5s; TLS 1.2
-// or later; certificates checked against the system pool plus, when caFile is set, the PEM
-// certificates in caFile (for a private identity provider); at most 5 redirects, never from
-// https to http. Proxies are taken from the environment (HTTPS_PROXY, NO_PROXY).
-func NewHTTPClient(caFile string, timeout time.Duration) (*http.Client, error) {
-	var roots *x509.CertPool
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("jwks: CA bundle: %w", err)
-		}
-		if roots, err = Roots(pem); err != nil {
-			return nil, fmt.Errorf("jwks: CA bundle %s %w", caFile, err)
-		}
+// ErrTooLarge is wrapped by ReadDocument when a document exceeds its bound.
+var ErrTooLarge = errors.New("document too large")
+
+// ReadDocument reads a discovery or key set document of at most limit bytes from r: a
+// response, a persisted set, a jwks_file (read by the configuration, with
+// DefaultMaxResponseBytes). A longer one is an error wrapping ErrTooLarge.
+func ReadDocument(r io.Reader, limit int64) ([]byte, error) {
+	doc, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
 	}
-	return NewHTTPClientWithRoots(roots, timeout), nil
+	if int64(len(doc)) > limit {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrTooLarge, limit)
+	}
+	return doc, nil
 }
 
 // Roots is the system certificate pool plus the PEM certificates of a CA bundle (the
-// issuers[].ca_file setting). A bundle without any PEM certificate is an error.
+// issuers[].ca_file setting, read by the configuration). A bundle without any PEM certificate
+// is an error.
 func Roots(pem []byte) (*x509.CertPool, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
+	pool := systemRoots()
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, errors.New("holds no PEM certificate")
 	}
 	return pool, nil
 }
 
-// NewHTTPClientWithRoots is NewHTTPClient with the trusted certificates given (nil = the system
-// pool), for a CA bundle read once by the caller (see Roots).
-func NewHTTPClientWithRoots(roots *x509.CertPool, timeout time.Duration) *http.Client {
+// systemRoots is a fresh copy of the system certificate pool (empty where there is none).
+func systemRoots() *x509.CertPool {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	return pool
+}
+
+// NewHTTPClient builds the client used for discovery and key sets: every request is bounded by
+// timeout (≤ 0 means DefaultHTTPTimeout), connecting and the TLS handshake by at most 5s; TLS 1.2
+// or later; certificates checked against roots (nil means the system pool; see Roots for a
+// private identity provider's CA bundle); at most 5 redirects, never from https to http.
+// Proxies are taken from the environment (HTTPS_PROXY, NO_PROXY).
+func NewHTTPClient(roots *x509.CertPool, timeout time.Duration) *http.Client {
 	if timeout <= 0 {
 		timeout = DefaultHTTPTimeout
 	}
 	if roots == nil {
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		roots = pool
+		roots = systemRoots()
 	}
 	connect := min(timeout, maxConnectTimeout)
 	dialer := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
@@ -153,12 +155,12 @@ func (c *Cache) get(ctx context.Context, target, accept string) ([]byte, http.He
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return nil, nil, fmt.Errorf("GET %s: HTTP %d", req.URL.Redacted(), resp.StatusCode)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBytes+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("GET %s: reading the body: %w", req.URL.Redacted(), err)
-	}
-	if int64(len(body)) > c.maxBytes {
+	body, err := ReadDocument(resp.Body, c.maxBytes)
+	switch {
+	case errors.Is(err, ErrTooLarge):
 		return nil, nil, fmt.Errorf("GET %s: response larger than %d bytes", req.URL.Redacted(), c.maxBytes)
+	case err != nil:
+		return nil, nil, fmt.Errorf("GET %s: reading the body: %w", req.URL.Redacted(), err)
 	}
 	return body, resp.Header, nil
 }
@@ -207,13 +209,20 @@ func (c *Cache) issuerPlainHTTP() bool {
 	return strings.HasPrefix(strings.ToLower(c.issuer), "http://")
 }
 
+// IsHTTPURL reports whether raw is an absolute http or https URL: what an issuer (whose keys
+// are discovered from it) and a jwks_uri must be, and a discovered jwks_uri too.
+func IsHTTPURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.Host != "" && (u.Scheme == "https" || u.Scheme == "http")
+}
+
 // checkFetchURL accepts an absolute https URL, or an http one when allowHTTP is set or its
 // host is loopback (a sidecar or a local development issuer).
 func checkFetchURL(raw string, allowHTTP bool) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+	if !IsHTTPURL(raw) {
 		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
 	}
+	u, _ := url.Parse(raw)
 	if u.Scheme == "http" && !allowHTTP && !isLoopback(u.Hostname()) {
 		return fmt.Errorf("%q is plain http on a host other than loopback; keys fetched without TLS could be forged on the way", raw)
 	}

@@ -407,6 +407,25 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// testAlgorithms is the allow-list of the tests' caches: every algorithm KeyFits knows. The
+// product's list is token.SupportedAlgorithms; jwks takes whatever it is given.
+func testAlgorithms() []jwa.SignatureAlgorithm {
+	return []jwa.SignatureAlgorithm{
+		jwa.RS256, jwa.RS384, jwa.RS512, jwa.PS256, jwa.PS384, jwa.PS512,
+		jwa.ES256, jwa.ES384, jwa.ES512, jwa.EdDSA,
+	}
+}
+
+// staticSet parses doc for testAlgorithms, as the configuration parses a jwks_file.
+func staticSet(tb testing.TB, doc []byte) *Set {
+	tb.Helper()
+	set, err := ParseSet(doc, testAlgorithms())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return set
+}
+
 // harness is a running cache against a test IdP, with a fake clock and its own registry.
 type harness struct {
 	t     testing.TB
@@ -423,17 +442,17 @@ type harness struct {
 func newHarness(t testing.TB, idp *testIdP, change func(*Options)) *harness {
 	t.Helper()
 	h := &harness{t: t, idp: idp, clock: newFakeClock(), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
-	client, err := NewHTTPClient("", 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h.opts = Options{
 		Issuer:     idp.URL(),
-		HTTPClient: client,
-		Clock:      h.clock,
-		Logger:     slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Metrics:    NewMetrics(h.reg),
-		Rand:       func() float64 { return 0.5 }, // no jitter
+		Algorithms: testAlgorithms(),
+		// The configuration's defaults (config.DefaultRefreshInterval, DefaultMinRefreshInterval).
+		RefreshInterval:    15 * time.Minute,
+		MinRefreshInterval: 10 * time.Second,
+		HTTPClient:         NewHTTPClient(nil, 5*time.Second),
+		Clock:              h.clock,
+		Logger:             slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Metrics:            NewMetrics(h.reg),
+		Rand:               func() float64 { return 0.5 }, // no jitter
 	}
 	if change != nil {
 		change(&h.opts)

@@ -42,16 +42,6 @@ const (
 	maxRSABits = 16384
 )
 
-// supportedAlgorithms are the JWS algorithms (RFC 7518 §3.1, RFC 8037 §3.1) a key can fit, and
-// the default of Options.Algorithms. HMAC and "none" are absent on purpose: a published key set
-// holds public keys, never shared secrets.
-func supportedAlgorithms() []jwa.SignatureAlgorithm {
-	return []jwa.SignatureAlgorithm{
-		jwa.RS256, jwa.RS384, jwa.RS512, jwa.PS256, jwa.PS384, jwa.PS512,
-		jwa.ES256, jwa.ES384, jwa.ES512, jwa.EdDSA,
-	}
-}
-
 // KeyFits reports whether a published key may verify a JWS signed with alg:
 //   - RS256/384/512 and PS256/384/512 need kty RSA with a modulus of at least 2048 bits;
 //   - ES256, ES384, ES512 need kty EC on P-256, P-384, P-521 respectively;
@@ -135,7 +125,7 @@ func (s skippedKey) String() string {
 	return name + ": " + s.reason
 }
 
-// ErrNoUsableKeys is wrapped by CheckSet (and a Cache) when a JWK Set holds no key the cache can
+// ErrNoUsableKeys is wrapped by ParseSet (and a Cache) when a JWK Set holds no key the cache can
 // use: it is empty, or every key was skipped.
 var ErrNoUsableKeys = errors.New("no usable keys")
 
@@ -144,6 +134,7 @@ var ErrNoUsableKeys = errors.New("no usable keys")
 // others down. The document is an error when it is not a JWK Set or nothing usable remains.
 // Among keys sharing a kid, the first that fits an algorithm keeps it.
 func parseSet(doc []byte, algs []jwa.SignatureAlgorithm) ([]parsedKey, []skippedKey, error) {
+	algs = uniqueAlgs(algs)
 	var set struct {
 		Keys *[]json.RawMessage `json:"keys"`
 	}
@@ -194,12 +185,36 @@ func parseSet(doc []byte, algs []jwa.SignatureAlgorithm) ([]parsedKey, []skipped
 	return kept, skipped, nil
 }
 
-// CheckSet parses a JWK Set document as a Cache does (RFC 7517 §5; keys that fit none of algs
-// skipped) and returns the number of usable keys. It is an error when the document is not a
-// JWK Set or no key in it is usable, the errors a Cache's New gives for such a JWKS file.
-func CheckSet(doc []byte, algs []jwa.SignatureAlgorithm) (int, error) {
-	kept, _, err := parseSet(doc, algs)
-	return len(kept), err
+// Set is a parsed JWK Set: the usable keys of a document for a list of algorithms and the keys
+// skipped, as a Cache keeps a fetched one. It is immutable; Options.StaticSet serves it.
+type Set struct {
+	snap    *snapshot
+	skipped []skippedKey
+}
+
+// ParseSet parses a JWK Set document (RFC 7517 §5) as a Cache parses a fetched one: keys that fit
+// none of algs, or cannot be used, are skipped (a Cache serving the set logs why). It is an
+// error when the document is not a JWK Set or no key in it is usable (ErrNoUsableKeys).
+func ParseSet(doc []byte, algs []jwa.SignatureAlgorithm) (*Set, error) {
+	kept, skipped, err := parseSet(doc, algs)
+	if err != nil {
+		return nil, err
+	}
+	return &Set{snap: newSnapshot(kept), skipped: skipped}, nil
+}
+
+// Len is the number of usable keys in the set.
+func (s *Set) Len() int { return len(s.snap.keys) }
+
+// uniqueAlgs is algs without repetitions, in their order.
+func uniqueAlgs(algs []jwa.SignatureAlgorithm) []jwa.SignatureAlgorithm {
+	out := make([]jwa.SignatureAlgorithm, 0, len(algs))
+	for _, a := range algs {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // parseOne turns one member of "keys" into a usable key, or says why it is skipped.

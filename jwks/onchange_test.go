@@ -2,8 +2,6 @@ package jwks
 
 import (
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 )
@@ -69,14 +67,10 @@ func TestOnChange(t *testing.T) {
 		rec.want(t, "the same set fetched", 1)
 	})
 	t.Run("file", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "keys.json")
-		if err := os.WriteFile(path, setOf(t, "rsa1"), 0o600); err != nil {
-			t.Fatal(err)
-		}
 		rec := &changes{}
-		if _, err := New(Options{Issuer: "https://sso.example.com", JWKSFile: path, OnChange: rec.record}); err != nil {
+		if _, err := New(Options{Issuer: "https://sso.example.com", StaticSet: staticSet(t, setOf(t, "rsa1")), OnChange: rec.record}); err != nil {
 			t.Fatal(err)
 		}
-		rec.want(t, "a JWKS file read by New", 0)
+		rec.want(t, "a static set installed by New", 0)
 	})
 }

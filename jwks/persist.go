@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -91,12 +90,12 @@ func readPersisted(dir, issuer string, limit int64) (*persisted, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	data, err := ReadDocument(f, limit)
+	if errors.Is(err, ErrTooLarge) {
+		return nil, fmt.Errorf("%s is larger than %d bytes", f.Name(), limit)
+	}
 	if err != nil {
 		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", f.Name(), limit)
 	}
 	var p persisted
 	if err := json.Unmarshal(data, &p); err != nil {

@@ -13,7 +13,7 @@ import (
 
 func TestPersistRoundTrip(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "nested", "cache") // created on demand
-	parsed, _, err := parseSet(setOf(t, "rsa1", "ec256", "ed"), supportedAlgorithms())
+	parsed, _, err := parseSet(setOf(t, "rsa1", "ec256", "ed"), testAlgorithms())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestPersistRoundTrip(t *testing.T) {
 	if p.Issuer != issuer || !p.FetchedAt.Equal(at) || p.JWKSURI != "https://sso.example.com/certs" {
 		t.Errorf("read back %+v", p)
 	}
-	back, _, err := parseSet(p.Set, supportedAlgorithms())
+	back, _, err := parseSet(p.Set, testAlgorithms())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,8 @@ type keySpec struct {
 
 // keySet describes issuers[i] of cfg to the jwks package: the spec that identifies its cache,
 // and the options that build one (all but the HTTP client, the logger, metrics and OnChange).
+// The files the issuer names are taken as config.Load read them (cfg.IssuerFiles), never read
+// again.
 func keySet(cfg *config.Loaded, i int) (keySpec, jwks.Options) {
 	is, files := cfg.Issuers[i], cfg.IssuerFiles[i]
 	spec := keySpec{
@@ -55,10 +57,12 @@ func keySet(cfg *config.Loaded, i int) (keySpec, jwks.Options) {
 		caFile: is.CAFile, caDigest: files.CADigest, cacheDir: cfg.JWKSCacheDir,
 		refresh: is.RefreshInterval, floor: is.MinRefreshInterval, algorithms: strings.Join(is.Algorithms, " "),
 	}
+	if files.JWKS != nil {
+		return spec, jwks.Options{Issuer: is.Issuer, StaticSet: files.JWKS}
+	}
 	return spec, jwks.Options{
 		Issuer:             is.Issuer,
 		JWKSURI:            is.JWKSURI,
-		JWKSFile:           is.JWKSFile,
 		Algorithms:         token.KeyAlgorithms(is.Algorithms),
 		RefreshInterval:    is.RefreshInterval,
 		MinRefreshInterval: is.MinRefreshInterval,
@@ -80,8 +84,10 @@ func (k *keySets) build(cfg *config.Loaded) (caches []*jwks.Cache, commit func()
 			caches = append(caches, rc.cache)
 			continue
 		}
-		// The ca_file was read and parsed by config.Load; a nil pool is the system's.
-		opts.HTTPClient = jwks.NewHTTPClientWithRoots(cfg.IssuerFiles[i].Roots, jwks.DefaultHTTPTimeout)
+		if opts.StaticSet == nil {
+			// The ca_file as config.Load read it; nil roots are the system's.
+			opts.HTTPClient = jwks.NewHTTPClient(cfg.IssuerFiles[i].Roots, jwks.DefaultHTTPTimeout)
+		}
 		opts.Logger = k.log.With("issuer", opts.Issuer)
 		opts.Metrics = k.metrics
 		opts.OnChange = k.onChange

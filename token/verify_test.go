@@ -17,8 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -557,11 +555,11 @@ func TestVerifyNeverUsesASmallOrderEd25519Key(t *testing.T) {
 		{"kty": "OKP", "crv": "Ed25519", "kid": "forged", "alg": "EdDSA", "x": base64.RawURLEncoding.EncodeToString(identity)},
 		{"kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "alg": "EdDSA", "x": base64.RawURLEncoding.EncodeToString(goodPub)},
 	}})
-	file := filepath.Join(t.TempDir(), "keys.json")
-	if err := os.WriteFile(file, doc, 0o600); err != nil {
+	set, err := jwks.ParseSet(doc, KeyAlgorithms(SupportedAlgorithms()))
+	if err != nil {
 		t.Fatal(err)
 	}
-	cache, err := jwks.New(jwks.Options{Issuer: issA, JWKSFile: file, Logger: slog.New(slog.DiscardHandler)})
+	cache, err := jwks.New(jwks.Options{Issuer: issA, StaticSet: set, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -602,5 +600,41 @@ func TestVerifyNeverUsesASmallOrderEd25519Key(t *testing.T) {
 				t.Errorf("err = %v\nwant %s", err, c.want)
 			}
 		})
+	}
+}
+
+// TestSupportedAlgorithmsFitKeys: token owns the list of algorithms, jwks the rule of which
+// key fits which algorithm (KeyFits); every algorithm of the list has a kind of key that fits
+// it, so no allowed algorithm can silently match nothing.
+func TestSupportedAlgorithmsFitKeys(t *testing.T) {
+	f := newFixture(t)
+	var pubs []any
+	pubs = append(pubs, &f.rsaKey.PublicKey)
+	for _, c := range []elliptic.Curve{elliptic.P256(), elliptic.P384(), elliptic.P521()} {
+		k, err := ecdsa.GenerateKey(c, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pubs = append(pubs, &k.PublicKey)
+	}
+	ed, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubs = append(pubs, ed)
+	for _, alg := range KeyAlgorithms(SupportedAlgorithms()) {
+		fits := 0
+		for _, pub := range pubs {
+			k, err := jwk.FromRaw(pub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if jwks.KeyFits(k, alg) {
+				fits++
+			}
+		}
+		if fits != 1 {
+			t.Errorf("%s: %d of the RSA, P-256, P-384, P-521 and Ed25519 keys fit it, want 1", alg, fits)
+		}
 	}
 }
