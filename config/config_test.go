@@ -57,6 +57,8 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"source_empty", "tokens.sources[0]: set header (with an optional prefix) or cookie"},
 		{"source_header_and_cookie", "tokens.sources[0]: set header or cookie, not both"},
 		{"tls_cert_without_key", "server.tls: cert_file and key_file must be set together"},
+		{"tls_cert_not_pem", `server.tls: cert_file "testdata/files/no_certificate.pem" and key_file "testdata/files/test-server-key.pem" are not a usable key pair: tls: failed to find any PEM data in certificate input; write the certificate chain and its private key as PEM`},
+		{"tls_client_ca_no_certificate", `server.tls.client_ca_file: "testdata/files/no_certificate.pem" holds no PEM certificate; write the CA certificates that sign client certificates as PEM ("-----BEGIN CERTIFICATE-----" blocks)`},
 		{"token_type_id", "issuers[0].token_types[1]: \"ID\" tokens are not access tokens and must never be accepted as bearer tokens"},
 		{"unknown_key", "server.grpc_adr: unknown key (line 2); known keys here: grpc_addr, http_addr, admin_addr, tls"},
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -26,6 +27,9 @@ type Loaded struct {
 	Identity map[string]token.Attribute
 	// RolesClaims are each issuer's roles_claims compiled, in issuer order.
 	RolesClaims [][]token.ClaimPath
+	// ServerTLS is server.tls read once: the listeners' certificate and, for mutual TLS, the
+	// client CAs; nil when TLS is off.
+	ServerTLS *tls.Config
 	// IssuerFiles are the files of each issuer, read and parsed once, in issuer order.
 	IssuerFiles []IssuerFiles
 	// Warnings are findings that do not stop the configuration from loading.
@@ -84,11 +88,12 @@ func Parse(data []byte, baseDir string) (*Loaded, error) {
 		return nil, &Error{Problems: errs}
 	}
 	files, errs := cfg.readIssuerFiles()
-	if len(errs) > 0 {
+	serverTLS, tlsErrs := cfg.Server.TLS.read()
+	if errs = append(errs, tlsErrs...); len(errs) > 0 {
 		return nil, &Error{Problems: errs}
 	}
 	warns = append(warns, set.Warnings()...)
-	return &Loaded{Config: &cfg, RuleSet: set, Identity: identity, RolesClaims: rolesClaims, IssuerFiles: files, Warnings: warns}, nil
+	return &Loaded{Config: &cfg, RuleSet: set, Identity: identity, RolesClaims: rolesClaims, ServerTLS: serverTLS, IssuerFiles: files, Warnings: warns}, nil
 }
 
 // readIssuerFiles reads each issuer's jwks_file and ca_file and parses them as the key-set
@@ -134,6 +139,35 @@ func (c *Config) readIssuerFiles() ([]IssuerFiles, []string) {
 		}
 	}
 	return files, errs
+}
+
+// read loads the listeners' key pair and client CAs as the listeners will use them; nil when
+// TLS is off.
+func (t TLS) read() (*tls.Config, []string) {
+	if !t.Enabled() {
+		return nil, nil
+	}
+	var errs []string
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		errs = append(errs, fmt.Sprintf("server.tls: cert_file %q and key_file %q are not a usable key pair: %v; write the certificate chain and its private key as PEM", t.CertFile, t.KeyFile, unwrapPath(err)))
+	}
+	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		pool := x509.NewCertPool()
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Sprintf("server.tls.client_ca_file: cannot read %q: %v", t.ClientCAFile, unwrapPath(err)))
+		case !pool.AppendCertsFromPEM(pem):
+			errs = append(errs, fmt.Sprintf("server.tls.client_ca_file: %q holds no PEM certificate; write the CA certificates that sign client certificates as PEM (\"-----BEGIN CERTIFICATE-----\" blocks)", t.ClientCAFile))
+		}
+		c.ClientCAs, c.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
 }
 
 // readJWKSFile reads a jwks_file, held to the bound of a fetched key set.

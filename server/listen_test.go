@@ -196,28 +196,18 @@ func TestTLSListeners(t *testing.T) {
 	}
 }
 
-// TestTLSFilesRefusedAtListen: TLS files that are readable but unusable pass validation and
-// make Listen fail, naming the field, before any listener opens.
-func TestTLSFilesRefusedAtListen(t *testing.T) {
-	cases := []struct {
-		name  string
-		tls   string
-		setup func(t *testing.T, dir string)
-		want  string // {dir} is the directory
+// TestTLSFilesReadAtLoad: TLS files that are readable but unusable are refused when the
+// configuration loads (New fails, nothing listens), with the field and what to write; files
+// that were usable at load are what the listeners serve, even if they go away afterwards.
+func TestTLSFilesReadAtLoad(t *testing.T) {
+	for _, c := range []struct {
+		name, tls, want string // {dir} is the directory
 	}{
-		{"cert_file not PEM", `{ cert_file: junk.pem, key_file: server-key.pem }`, nil,
-			"server.tls: tls: failed to find any PEM data in certificate input"},
-		{"client_ca_file not PEM", `{ cert_file: server.pem, key_file: server-key.pem, client_ca_file: junk.pem }`, nil,
-			"server.tls.client_ca_file: {dir}/junk.pem holds no PEM certificate"},
-		{"client_ca_file gone after loading", `{ cert_file: server.pem, key_file: server-key.pem, client_ca_file: ca.pem }`,
-			func(t *testing.T, dir string) {
-				if err := os.Remove(filepath.Join(dir, "ca.pem")); err != nil {
-					t.Fatal(err)
-				}
-			},
-			"server.tls.client_ca_file: open {dir}/ca.pem: no such file or directory"},
-	}
-	for _, c := range cases {
+		{"cert_file not PEM", `{ cert_file: junk.pem, key_file: server-key.pem }`,
+			`config: server.tls: cert_file "{dir}/junk.pem" and key_file "{dir}/server-key.pem" are not a usable key pair: tls: failed to find any PEM data in certificate input; write the certificate chain and its private key as PEM`},
+		{"client_ca_file not PEM", `{ cert_file: server.pem, key_file: server-key.pem, client_ca_file: junk.pem }`,
+			`config: server.tls.client_ca_file: "{dir}/junk.pem" holds no PEM certificate; write the CA certificates that sign client certificates as PEM ("-----BEGIN CERTIFICATE-----" blocks)`},
+	} {
 		t.Run(c.name, func(t *testing.T) {
 			pki := newPKI(t)
 			if err := os.WriteFile(filepath.Join(pki.dir, "junk.pem"), []byte("not a certificate\n"), 0o600); err != nil {
@@ -227,21 +217,34 @@ func TestTLSFilesRefusedAtListen(t *testing.T) {
   http_addr: "127.0.0.1:0"
   admin_addr: "127.0.0.1:0"
   tls: `+c.tls, "")
-			srv := newServer(t, Options{ConfigPath: path})
-			if c.setup != nil {
-				c.setup(t, pki.dir)
-			}
-			err := srv.Listen()
+			_, err := New(Options{ConfigPath: path})
 			if want := strings.ReplaceAll(c.want, "{dir}", pki.dir); err == nil || err.Error() != want {
-				t.Errorf("Listen: %v\nwant %s", err, want)
-			}
-			for _, name := range []string{"grpc", "http", "admin"} {
-				if a := srv.Addr(name); a != nil {
-					t.Errorf("%s listening at %v", name, a)
-				}
+				t.Errorf("New: %v\nwant %s", err, want)
 			}
 		})
 	}
+	t.Run("files gone after loading", func(t *testing.T) {
+		pki := newPKI(t)
+		path, _ := writeFileConfig(t, pki.dir, `  grpc_addr: "127.0.0.1:0"
+  http_addr: "127.0.0.1:0"
+  admin_addr: "127.0.0.1:0"
+  tls: { cert_file: server.pem, key_file: server-key.pem, client_ca_file: ca.pem }`, "")
+		srv := newServer(t, Options{ConfigPath: path})
+		for _, f := range []string{"server.pem", "server-key.pem", "ca.pem"} {
+			if err := os.Remove(filepath.Join(pki.dir, f)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := srv.Listen(); err != nil {
+			t.Fatalf("Listen: %v", err)
+		}
+		t.Cleanup(func() { _ = srv.shutdown() })
+		for _, name := range []string{"grpc", "http", "admin"} {
+			if srv.Addr(name) == nil {
+				t.Errorf("%s not listening", name)
+			}
+		}
+	})
 }
 
 // TestListenerInUse: a listener that cannot bind fails Listen (and Run) with its name and

@@ -104,12 +104,13 @@ func TestReloadRefusals(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
+	pki := newPKI(t)
 	refusals := []struct {
 		name, server, issuer, want string
 	}{
 		{"invalid rule", "", withAudience, `config: rules[0].match.paths[0]: "status" must start with "/"`},
 		{"CA bundle without a certificate", "", withAudience + "\n    ca_file: ca.pem", "config: issuers[0].ca_file: \"{dir}/ca.pem\" holds no PEM certificate; write the CA certificates as PEM (\"-----BEGIN CERTIFICATE-----\" blocks)"},
-		{"TLS added", "  tls: { cert_file: keys.json, key_file: keys.json }", withAudience,
+		{"TLS added", "  tls: { cert_file: " + filepath.Join(pki.dir, "server.pem") + ", key_file: " + filepath.Join(pki.dir, "server-key.pem") + " }", withAudience,
 			"server: listen addresses and TLS settings cannot change on reload; restart Portcullis"},
 	}
 	for i, c := range refusals {

@@ -5,14 +5,11 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -249,12 +246,8 @@ func (s *Server) stopServing() {
 // Listen opens every configured listener. Run serves on them.
 func (s *Server) Listen() error {
 	s.mu.Lock()
-	sc := s.cfg.Server
+	sc, tlsCfg := s.cfg.Server, s.cfg.ServerTLS
 	s.mu.Unlock()
-	tlsCfg, err := serverTLS(sc.TLS)
-	if err != nil {
-		return err
-	}
 	listen := func(name, addr string) (net.Listener, error) {
 		if addr == "" {
 			return nil, nil
@@ -404,28 +397,4 @@ func (s *Server) adminHandler() http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	return mux
-}
-
-// serverTLS builds the listeners' TLS configuration; nil when TLS is off.
-func serverTLS(t config.TLS) (*tls.Config, error) {
-	if !t.Enabled() {
-		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("server.tls: %w", err)
-	}
-	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
-	if t.ClientCAFile != "" {
-		pem, err := os.ReadFile(t.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("server.tls.client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("server.tls.client_ca_file: %s holds no PEM certificate", t.ClientCAFile)
-		}
-		c.ClientCAs, c.ClientAuth = pool, tls.RequireAndVerifyClientCert
-	}
-	return c, nil
 }
