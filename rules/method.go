@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -93,7 +94,7 @@ func (s *methodSet) covers(t *methodSet) bool {
 		return false
 	}
 	for _, e := range t.ext {
-		if !contains(s.ext, e) {
+		if !slices.Contains(s.ext, e) {
 			return false
 		}
 	}
@@ -105,7 +106,7 @@ func (s *methodSet) overlaps(t *methodSet) bool {
 		return true
 	}
 	for _, e := range t.ext {
-		if contains(s.ext, e) {
+		if slices.Contains(s.ext, e) {
 			return true
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -53,13 +54,13 @@ func (r *Rule) Check(p *Principal) Outcome {
 		forbidden = true
 	}
 	for _, q := range r.allRoles {
-		if !contains(p.Roles, q.value) {
+		if !slices.Contains(p.Roles, q.value) {
 			out.Missing = append(out.Missing, q.missing)
 			forbidden = true
 		}
 	}
 	for _, q := range r.scopes {
-		if !contains(p.Scopes, q.value) {
+		if !slices.Contains(p.Scopes, q.value) {
 			out.Missing = append(out.Missing, q.missing)
 			out.MissingScopes = append(out.MissingScopes, q.value)
 		}
@@ -79,18 +80,9 @@ func (r *Rule) Check(p *Principal) Outcome {
 	return out
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func containsAny(have, want []string) bool {
 	for _, w := range want {
-		if contains(have, w) {
+		if slices.Contains(have, w) {
 			return true
 		}
 	}
@@ -177,7 +169,7 @@ func (c *claimReq) met(claims map[string]any) bool {
 		if c.kind != claimString {
 			return false
 		}
-		return contains(list, c.str)
+		return slices.Contains(list, c.str)
 	}
 	return c.equal(v)
 }

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -47,7 +48,7 @@ func shadowWarnings(rules []*Rule) ([]string, []bool) {
 			shadowed[j] = true
 			var names []string
 			for k, i := range by {
-				if !containsInt(by[:k], i) {
+				if !slices.Contains(by[:k], i) {
 					names = append(names, fmt.Sprintf("rules[%d] %q", i, rules[i].Name()))
 				}
 			}
@@ -186,15 +187,6 @@ func hostsOverlap(a, b *Rule) bool {
 			if ha.overlaps(hb) {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-func containsInt(l []int, v int) bool {
-	for _, x := range l {
-		if x == v {
-			return true
 		}
 	}
 	return false
