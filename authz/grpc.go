@@ -104,7 +104,12 @@ func (c wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		} else {
 			b = data.Materialize()
 		}
-		return ParseCheckRequest(b, &r.Request)
+		if err := ParseCheckRequest(b, &r.Request); err != nil {
+			// Answered as a decision (400 bad_request), not as a gRPC error: Envoy would count an
+			// error as an outage, and with failure_mode_allow let the request through.
+			r.Request = Request{Invalid: err.Error()}
+		}
+		return nil
 	}
 	return c.fallback.Unmarshal(data, v)
 }

@@ -315,31 +315,16 @@ const (
 const overwrite = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
 
 // mapEntry reads a map<string, string> entry; a missing key or value is "".
-func mapEntry(b []byte) (k, v string, err error) {
-	for len(b) > 0 {
-		num, f, ok, rest, err := nextField(b)
-		if err != nil {
-			return "", "", err
-		}
-		b = rest
-		if !ok {
-			continue
-		}
-		switch num {
-		case mapKey:
-			k, err = utf8String(f)
-		case mapValue:
-			v, err = utf8String(f)
-		}
-		if err != nil {
-			return "", "", err
-		}
-	}
-	return k, v, nil
-}
+func mapEntry(b []byte) (k, v string, err error) { return stringPair(b, mapKey, mapValue, 0) }
 
 // headerEntry reads a HeaderValue: its key, and its value, or raw_value when value is empty.
 func headerEntry(b []byte) (k, v string, err error) {
+	return stringPair(b, headerKey, headerValue, headerRawValue)
+}
+
+// stringPair reads a message of two string fields (key and value) and, when rawNum is not 0,
+// a bytes field that stands in for an empty value. Unknown fields are skipped.
+func stringPair(b []byte, keyNum, valueNum, rawNum protowire.Number) (k, v string, err error) {
 	var raw []byte
 	for len(b) > 0 {
 		num, f, ok, rest, err := nextField(b)
@@ -350,12 +335,12 @@ func headerEntry(b []byte) (k, v string, err error) {
 		if !ok {
 			continue
 		}
-		switch num {
-		case headerKey:
+		switch {
+		case num == keyNum:
 			k, err = utf8String(f)
-		case headerValue:
+		case num == valueNum:
 			v, err = utf8String(f)
-		case headerRawValue:
+		case rawNum != 0 && num == rawNum:
 			raw = f
 		}
 		if err != nil {
