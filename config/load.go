@@ -21,6 +21,8 @@ type Loaded struct {
 	*Config
 	// Path is the file it came from ("" when parsed from memory).
 	Path string
+	// Source is the content it was parsed from (nil when parsed from memory).
+	Source []byte
 	// RuleSet is Config.Rules compiled.
 	RuleSet *rules.Set
 	// Identity is identity_headers compiled: lower-case header name → what it carries.
@@ -60,7 +62,7 @@ func Load(path string) (*Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.Path = path
+	l.Path, l.Source = path, data
 	return l, nil
 }
 

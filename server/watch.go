@@ -103,7 +103,11 @@ func (s *Server) watchConfig() (*configWatch, error) {
 	}
 	cw := &configWatch{s: s, path: path, w: w, scope: watchScope{dirs: []string{dir}}}
 	cw.rescope()
-	cw.last, _ = os.ReadFile(path)
+	// The content the serving configuration was parsed from, not the file as it is now: a
+	// change written between the load and the watch must still be seen.
+	s.mu.Lock()
+	cw.last = s.cfg.Source
+	s.mu.Unlock()
 	return cw, nil
 }
 
@@ -137,6 +141,9 @@ func (cw *configWatch) rescope() {
 func (cw *configWatch) run(ctx context.Context) {
 	defer cw.w.Close()
 	var due <-chan time.Time // armed by the first relevant event; later ones do not push it back
+	if now, err := os.ReadFile(cw.path); err == nil && !bytes.Equal(now, cw.last) {
+		due = time.After(0) // changed between the load and the watch: no event will say so
+	}
 	for {
 		select {
 		case <-ctx.Done():

@@ -219,3 +219,46 @@ func TestWatchAppliesAChangeWhateverElseHappens(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchSeesAChangeMadeBeforeItStarted: a configuration changed after the server loaded it
+// but before the watch began is applied when the watch starts, though no event reports it.
+func TestWatchSeesAChangeMadeBeforeItStarted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portcullis.yaml")
+	var original string
+	st := startStackAt(t, 0, func(t *testing.T, c string) string {
+		original = c
+		if err := os.WriteFile(path, []byte(c), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	})
+	adminOnly := strings.Replace(original, "require: { claims: { email_verified: true } }", "require: { any_roles: [admin] }", 1)
+	if adminOnly == original {
+		t.Fatal("test config changed: cannot find the api rule")
+	}
+	writeAtomically(t, path, adminOnly)
+	cw, err := st.srv.watchConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() { defer close(watched); cw.run(ctx) }()
+	defer func() { cancel(); <-watched }()
+	alice := st.mint(t, jwa.RS256, devidp.Claims{"realm_access": map[string]any{"roles": []string{"user"}}})
+	req := checkRequest("GET", "h", "/api/x", map[string]string{"authorization": "Bearer " + alice})
+	started := time.Now()
+	for {
+		resp, err := st.client.Check(ctx, req)
+		if err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+		if resp.GetDeniedResponse().GetStatus().GetCode() == 403 {
+			break
+		}
+		if time.Since(started) > 2*time.Second {
+			t.Fatal("the change made before the watch started is not in force 2 s after it started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
