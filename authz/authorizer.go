@@ -94,7 +94,7 @@ func (a *Authorizer) logDecision(ctx context.Context, front string, r *Request, 
 	switch {
 	case !d.Allow:
 		level, msg = slog.LevelInfo, "deny"
-	case d.DryRun && !d.WouldAllow:
+	case d.DryRun != nil && !d.DryRun.Allow:
 		level, msg = slog.LevelInfo, "dry-run deny (allowed)"
 	}
 	if !a.log.Enabled(ctx, level) {
@@ -114,8 +114,8 @@ func (a *Authorizer) logDecision(ctx context.Context, front string, r *Request, 
 	if d.Identity != nil {
 		attrs = append(attrs, slog.String("sub", d.Identity.Subject), slog.String("issuer", d.Identity.Issuer))
 	}
-	if d.Detail != "" {
-		attrs = append(attrs, slog.String("detail", d.Detail))
+	if detail := d.Evaluated().Detail; detail != "" {
+		attrs = append(attrs, slog.String("detail", detail))
 	}
 	a.log.LogAttrs(ctx, level, msg, attrs...)
 }
