@@ -66,8 +66,7 @@ func (a *Authorizer) Authorize(ctx context.Context, front string, r *Request) *D
 	return a.authorizeWith(ctx, a.engine.Load(), front, r)
 }
 
-// authorizeWith decides with e, for a front that read e's settings to build r, so one request
-// is never built under one configuration and decided under another across a reload.
+// authorizeWith decides with e and records the decision.
 func (a *Authorizer) authorizeWith(ctx context.Context, e *Engine, front string, r *Request) *Decision {
 	var done func(*Decision)
 	if a.observer != nil {
