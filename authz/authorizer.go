@@ -61,13 +61,10 @@ func (a *Authorizer) Swap(e *Engine) { a.engine.Store(e) }
 // Engine returns the engine currently serving.
 func (a *Authorizer) Engine() *Engine { return a.engine.Load() }
 
-// Authorize decides one request for a front and records the decision.
+// Authorize decides one request for a front with the engine serving, and records the
+// decision.
 func (a *Authorizer) Authorize(ctx context.Context, front string, r *Request) *Decision {
-	return a.authorizeWith(ctx, a.engine.Load(), front, r)
-}
-
-// authorizeWith decides with e and records the decision.
-func (a *Authorizer) authorizeWith(ctx context.Context, e *Engine, front string, r *Request) *Decision {
+	e := a.engine.Load()
 	var done func(*Decision)
 	if a.observer != nil {
 		ctx, done = a.observer.Start(ctx, front, r)
