@@ -61,14 +61,10 @@ func (a *Authorizer) Swap(e *Engine) { a.engine.Store(e) }
 // Engine returns the engine currently serving.
 func (a *Authorizer) Engine() *Engine { return a.engine.Load() }
 
-// Authorize decides one request for a front and records the decision.
+// Authorize decides one request for a front with the engine serving, and records the
+// decision.
 func (a *Authorizer) Authorize(ctx context.Context, front string, r *Request) *Decision {
-	return a.authorizeWith(ctx, a.engine.Load(), front, r)
-}
-
-// authorizeWith decides with e, for a front that read e's settings to build r, so one request
-// is never built under one configuration and decided under another across a reload.
-func (a *Authorizer) authorizeWith(ctx context.Context, e *Engine, front string, r *Request) *Decision {
+	e := a.engine.Load()
 	var done func(*Decision)
 	if a.observer != nil {
 		ctx, done = a.observer.Start(ctx, front, r)
@@ -94,7 +90,7 @@ func (a *Authorizer) logDecision(ctx context.Context, front string, r *Request, 
 	switch {
 	case !d.Allow:
 		level, msg = slog.LevelInfo, "deny"
-	case d.DryRun && !d.WouldAllow:
+	case d.DryRun != nil && !d.DryRun.Allow:
 		level, msg = slog.LevelInfo, "dry-run deny (allowed)"
 	}
 	if !a.log.Enabled(ctx, level) {
@@ -114,8 +110,8 @@ func (a *Authorizer) logDecision(ctx context.Context, front string, r *Request, 
 	if d.Identity != nil {
 		attrs = append(attrs, slog.String("sub", d.Identity.Subject), slog.String("issuer", d.Identity.Issuer))
 	}
-	if d.Detail != "" {
-		attrs = append(attrs, slog.String("detail", d.Detail))
+	if detail := d.Evaluated().Detail; detail != "" {
+		attrs = append(attrs, slog.String("detail", detail))
 	}
 	a.log.LogAttrs(ctx, level, msg, attrs...)
 }

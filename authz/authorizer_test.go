@@ -182,10 +182,9 @@ func TestObserverGRPC(t *testing.T) {
 // original request as reconstructed (trace headers included) and the decision answered.
 func TestObserverHTTP(t *testing.T) {
 	e, idp := benchEngine(t, 10)
-	e.forwardAuth = config.ForwardAuth{TrustedHeaders: []string{"x-forwarded"}}
 	obs := &recordingObserver{}
 	logs := &contextLog{}
-	h := NewHTTPHandler(NewAuthorizer(e, nil, slog.New(logs), WithObserver(obs)))
+	h := NewHTTPHandler(NewAuthorizer(e, nil, slog.New(logs), WithObserver(obs)), config.ForwardAuth{TrustedHeaders: []string{"x-forwarded"}})
 	tok := keycloakLike(t, idp, "RS256")
 	var statuses []int
 	for _, auth := range []string{"Bearer " + tok, ""} {

@@ -1,25 +1,12 @@
 package authz
 
 import (
+	"context"
 	"crypto/sha256"
-	"strings"
 	"unsafe"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-
-	"github.com/portcullis-authz/portcullis/rules"
-	"github.com/portcullis-authz/portcullis/token"
 )
-
-// identity is a verified token rendered once for the engine: the rules' view of it and the
-// identity headers it yields. It is immutable and shared by every decision served from it.
-type identity struct {
-	id        *token.Identity
-	principal rules.Principal
-	set       []Header // identity headers set upstream on allow
-	remove    []string // configured identity headers this identity does not carry
-	roles     string   // the merged roles, comma-separated
-}
 
 // tokenCache remembers verified tokens, keyed by the token's SHA-256, so a repeated token skips
 // parsing, the signature check and header rendering. The digest (not the token) is the key: an
@@ -53,17 +40,28 @@ func newTokenCache(size int, counted func(hit bool)) *tokenCache {
 	return &tokenCache{lru: l, counted: counted}
 }
 
-// render builds the engine's view of a verified identity.
-func (e *Engine) render(id *token.Identity) *identity {
-	ci := &identity{id: id, principal: rules.Principal{Roles: id.Roles, Scopes: id.Scopes, Claims: id.Claims},
-		roles: strings.Join(id.Roles, ",")}
-	ci.set = make([]Header, 0, len(e.identity))
-	for _, h := range e.identity {
-		if v, ok := identityValue(id, h.value, ci.roles); ok {
-			ci.set = append(ci.set, Header{h.name, v})
-		} else {
-			ci.remove = append(ci.remove, h.name)
+// identify verifies a token, or finds it in the token cache still fresh.
+func (e *Engine) identify(ctx context.Context, raw string) (*identity, error) {
+	var key [sha256.Size]byte
+	if e.cache != nil {
+		key = tokenKey(raw)
+		if ci, ok := e.cache.lru.Get(key); ok {
+			if e.verifier.Fresh(ci.id) {
+				e.cache.counted(true)
+				return ci, nil
+			}
+			// Expired, or its key was rotated out: verify afresh for the precise reason.
+			e.cache.lru.Remove(key)
 		}
+		e.cache.counted(false)
 	}
-	return ci
+	id, err := e.verifier.Verify(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	ci := e.render(id)
+	if e.cache != nil {
+		e.cache.lru.Add(key, ci)
+	}
+	return ci, nil
 }

@@ -116,7 +116,7 @@ func TestTokenCache(t *testing.T) {
 		return e.Decide(context.Background(), &Request{Method: "GET", Host: "h", Path: path, Headers: map[string]string{"authorization": "Bearer " + tok}})
 	}
 	for i := 0; i < 3; i++ {
-		if d := decide("/api/x", tok); !d.Allow || d.Set[0] != (Header{"x-user-id", "u1"}) {
+		if d := decide("/api/x", tok); !d.Allow || d.Upstream[0] != (Header{"x-user-id", "u1"}) {
 			t.Fatalf("call %d: %+v", i, d)
 		}
 	}

@@ -50,7 +50,7 @@ type decideFixture struct {
 // removes.
 const allIdentityHeaders = "[x-user-email x-user-id x-user-issuer x-user-name x-user-roles]"
 
-func newDecideFixture(t *testing.T, fa config.ForwardAuth) *decideFixture {
+func newDecideFixture(t *testing.T) *decideFixture {
 	t.Helper()
 	f := &decideFixture{t: t, now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
 	mk := func(issuer string) *devidp.IdP {
@@ -85,7 +85,7 @@ func newDecideFixture(t *testing.T, fa config.ForwardAuth) *decideFixture {
 	f.engine = NewEngine(Options{Rules: set, Verifier: v,
 		Sources:         []config.TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Cookie: "access_token"}},
 		IdentityHeaders: attributes(t, map[string]string{"x-user-id": "sub", "x-user-name": "preferred_username", "x-user-email": "email", "x-user-roles": "roles", "X-User-Issuer": "iss"}),
-		ForwardToken:    true, CacheSize: 16, ForwardAuth: fa})
+		ForwardToken:    true, CacheSize: 16})
 	return f
 }
 
@@ -146,15 +146,16 @@ type decisionWant struct {
 	status   int
 	reason   reason.Code
 	rule     string
-	set      string // fmt.Sprint(d.Set)
-	remove   string // fmt.Sprint(d.Remove)
+	set      string // fmt.Sprint(d.Upstream)
+	remove   string // fmt.Sprint(d.UpstreamRemove)
+	answer   string // fmt.Sprint(d.Answer), "" for none
 	body     string
-	detail   string
-	missing  string // fmt.Sprint(d.Missing)
+	detail   string // d.Evaluated().Detail: a dry-run rule's would-be deny explained
+	missing  string // fmt.Sprint(d.Evaluated().Missing)
 	sub      string // the identity's subject, "" for none
-	dryRun   bool
-	would    bool
-	noVerify bool // no key lookup may happen
+	dryRun   bool   // d.DryRun != nil
+	would    bool   // d.DryRun.Allow
+	noVerify bool   // no key lookup may happen
 }
 
 func checkDecision(t *testing.T, f *decideFixture, r *Request, want decisionWant) {
@@ -165,17 +166,21 @@ func checkDecision(t *testing.T, f *decideFixture, r *Request, want decisionWant
 	if d.Identity != nil {
 		sub = d.Identity.Subject
 	}
-	got := decisionWant{allow: d.Allow, status: d.Status, reason: d.Reason, rule: d.Rule, set: fmt.Sprint(d.Set),
-		remove: fmt.Sprint(d.Remove), body: string(d.Body), detail: d.Detail, missing: fmt.Sprint(d.Missing), sub: sub,
-		dryRun: d.DryRun, would: d.WouldAllow, noVerify: want.noVerify}
+	ev := d.Evaluated()
+	got := decisionWant{allow: d.Allow, status: d.Status, reason: d.Reason, rule: d.Rule, set: fmt.Sprint(d.Upstream),
+		remove: fmt.Sprint(d.UpstreamRemove), body: string(d.Body), detail: ev.Detail, missing: fmt.Sprint(ev.Missing), sub: sub,
+		dryRun: d.DryRun != nil, would: d.DryRun != nil && d.DryRun.Allow, noVerify: want.noVerify}
+	if len(d.Answer) > 0 {
+		got.answer = fmt.Sprint(d.Answer)
+	}
 	if got != want {
 		t.Errorf("decision\n got %+v\nwant %+v", got, want)
 	}
 	if want.noVerify && f.lookups() != before {
 		t.Errorf("%d key lookups, want none", f.lookups()-before)
 	}
-	if strings.Contains(d.Detail, "eyJ") {
-		t.Errorf("the detail echoes a token: %s", d.Detail)
+	if strings.Contains(ev.Detail, "eyJ") {
+		t.Errorf("the detail echoes a token: %s", ev.Detail)
 	}
 }
 
@@ -183,7 +188,7 @@ func checkDecision(t *testing.T, f *decideFixture, r *Request, want decisionWant
 // bad_request with the front's reason as detail, before the path is read, a rule is chosen or
 // a token is verified.
 func TestDecideInvalidFrontRequest(t *testing.T) {
-	f := newDecideFixture(t, config.ForwardAuth{})
+	f := newDecideFixture(t)
 	const why = "the trusted forward-auth headers disagree about the original request (x-original says GET /api/admin)"
 	for name, r := range map[string]*Request{
 		"with a valid token":                   {Method: "GET", Host: "api.example.com", Path: "/api/x", Headers: bearer(f.valid()), Invalid: why},
@@ -192,7 +197,7 @@ func TestDecideInvalidFrontRequest(t *testing.T) {
 		"without headers (public rule's path)": {Method: "GET", Path: "/healthz", Invalid: why},
 	} {
 		t.Run(name, func(t *testing.T) {
-			checkDecision(t, f, r, decisionWant{status: 400, reason: reason.BadRequest, set: "[{content-type application/json}]",
+			checkDecision(t, f, r, decisionWant{status: 400, reason: reason.BadRequest, set: "[]", answer: "[{content-type application/json}]",
 				remove: "[]", body: badBody, detail: why, missing: "[]", noVerify: true})
 		})
 	}
@@ -202,25 +207,25 @@ func TestDecideInvalidFrontRequest(t *testing.T) {
 // would match; a name that is not configured is a 403 no_rule saying so, without verifying the
 // token.
 func TestDecideNamedRule(t *testing.T) {
-	f := newDecideFixture(t, config.ForwardAuth{})
+	f := newDecideFixture(t)
 	cases := []struct {
 		name string
 		r    *Request
 		want decisionWant
 	}{
 		{"unknown rule", &Request{Method: "GET", Host: "api.example.com", Path: "/api/x", Headers: bearer(f.admin()), RuleName: "nope"},
-			decisionWant{status: 403, reason: reason.NoRule, set: "[{content-type application/json}]", remove: "[]", body: noRuleBody,
+			decisionWant{status: 403, reason: reason.NoRule, set: "[]", answer: "[{content-type application/json}]", remove: "[]", body: noRuleBody,
 				detail: `the route names rule "nope" (context extension portcullis-rule), which is not configured`, missing: "[]", noVerify: true}},
 		{"rule names are exact", &Request{Method: "GET", Path: "/healthz", RuleName: "Health"},
-			decisionWant{status: 403, reason: reason.NoRule, set: "[{content-type application/json}]", remove: "[]", body: noRuleBody,
+			decisionWant{status: 403, reason: reason.NoRule, set: "[]", answer: "[{content-type application/json}]", remove: "[]", body: noRuleBody,
 				detail: `the route names rule "Health" (context extension portcullis-rule), which is not configured`, missing: "[]", noVerify: true}},
 		{"a public rule named on a protected path", &Request{Method: "POST", Path: "/api/admin/x", RuleName: "health"},
 			decisionWant{allow: true, status: 200, reason: reason.Public, rule: "health", set: "[]", remove: allIdentityHeaders, missing: "[]"}},
 		{"a protected rule named on a public path", &Request{Method: "GET", Path: "/healthz", Headers: bearer(f.valid()), RuleName: "admin"},
-			decisionWant{status: 403, reason: reason.Forbidden, rule: "admin", set: "[{content-type application/json}]", remove: "[]",
+			decisionWant{status: 403, reason: reason.Forbidden, rule: "admin", set: "[]", answer: "[{content-type application/json}]", remove: "[]",
 				body: forbiddenBody, detail: `missing role "admin"`, missing: `[role "admin"]`, sub: "alice-id"}},
 		{"no rule named, none matches", &Request{Method: "GET", Host: "api.example.com", Path: "/other/./x?q=1", Headers: bearer(f.admin())},
-			decisionWant{status: 403, reason: reason.NoRule, set: "[{content-type application/json}]", remove: "[]", body: noRuleBody,
+			decisionWant{status: 403, reason: reason.NoRule, set: "[]", answer: "[{content-type application/json}]", remove: "[]", body: noRuleBody,
 				detail: "no rule matches GET api.example.com/other/x", missing: "[]", noVerify: true}},
 	}
 	for _, c := range cases {
@@ -232,7 +237,7 @@ func TestDecideNamedRule(t *testing.T) {
 // reason public, that removes every identity header and sets none; the refusal is kept as
 // detail for the log. A valid token yields its identity headers.
 func TestDecidePublicRule(t *testing.T) {
-	f := newDecideFixture(t, config.ForwardAuth{})
+	f := newDecideFixture(t)
 	anon := func(detail string) decisionWant {
 		return decisionWant{allow: true, status: 200, reason: reason.Public, rule: "health", set: "[]", remove: allIdentityHeaders, detail: detail, missing: "[]"}
 	}
@@ -266,13 +271,13 @@ func TestDecidePublicRule(t *testing.T) {
 // TestDecideRefusals: each way a token fails on a protected rule, with its status, reason,
 // WWW-Authenticate, body and detail.
 func TestDecideRefusals(t *testing.T) {
-	f := newDecideFixture(t, config.ForwardAuth{})
+	f := newDecideFixture(t)
 	good := f.valid()
 	parts := strings.Split(good, ".")
 	other := strings.Split(f.mint(f.idp, 0, 5*time.Minute, devidp.Claims{"sub": "mallory"}), ".")
 	deny401 := func(reason reason.Code, description, detail string) decisionWant {
 		return decisionWant{status: 401, reason: reason, rule: "api", remove: "[]", missing: "[]",
-			set:  "[{content-type application/json} {www-authenticate " + invalidTokenChallenge(description) + "}]",
+			set: "[]", answer: "[{content-type application/json} {www-authenticate " + invalidTokenChallenge(description) + "}]",
 			body: invalidTokenBody(description), detail: detail}
 	}
 	cases := []struct {
@@ -282,7 +287,7 @@ func TestDecideRefusals(t *testing.T) {
 		want    decisionWant
 	}{
 		{"no token", "/api/x", map[string]string{"authorization": "Basic YTpi"}, decisionWant{status: 401, reason: reason.NoToken, rule: "api",
-			set: "[{content-type application/json} {www-authenticate " + noTokenChallenge + "}]", remove: "[]", body: noTokenBody,
+			set: "[]", answer: "[{content-type application/json} {www-authenticate " + noTokenChallenge + "}]", remove: "[]", body: noTokenBody,
 			detail: "no token in header authorization, cookie access_token", missing: "[]", noVerify: true}},
 		{"not a JWT", "/api/x", bearer("abc"), deny401(reason.InvalidToken, "the access token is invalid", "not a JWT: expected three dot-separated parts")},
 		{"expired", "/api/x", bearer(f.mint(f.idp, -10*time.Minute, 5*time.Minute, nil)), deny401(reason.Expired, "the access token has expired", "expired 5m0s ago")},
@@ -295,12 +300,12 @@ func TestDecideRefusals(t *testing.T) {
 		{"wrong audience", "/api/x", bearer(f.mint(f.idp, 0, time.Minute, devidp.Claims{"aud": "billing"})),
 			deny401(reason.WrongAudience, "the access token is not meant for this service", `aud is ["billing"]; expected one of ["orders-api"]`)},
 		{"keys never loaded", "/api/x", bearer(f.mint(f.down, 0, time.Minute, nil)), decisionWant{status: 503, reason: reason.Unavailable, rule: "api",
-			set: "[{content-type application/json}]", remove: "[]", body: unavailableBody, detail: unavailableDetail, missing: "[]"}},
+			set: "[]", answer: "[{content-type application/json}]", remove: "[]", body: unavailableBody, detail: unavailableDetail, missing: "[]"}},
 		{"role missing", "/api/admin/x", bearer(good), decisionWant{status: 403, reason: reason.Forbidden, rule: "admin",
-			set: "[{content-type application/json}]", remove: "[]", body: forbiddenBody, detail: `missing role "admin"`,
+			set: "[]", answer: "[{content-type application/json}]", remove: "[]", body: forbiddenBody, detail: `missing role "admin"`,
 			missing: `[role "admin"]`, sub: "alice-id"}},
 		{"scope missing", "/api/reports/q", bearer(good), decisionWant{status: 403, reason: reason.InsufficientScope, rule: "reports",
-			set: "[{content-type application/json} {www-authenticate " + scopeChallenge + "}]", remove: "[]", body: scopeBody,
+			set: "[]", answer: "[{content-type application/json} {www-authenticate " + scopeChallenge + "}]", remove: "[]", body: scopeBody,
 			detail: `missing scope "reports:read"`, missing: `[scope "reports:read"]`, sub: "alice-id"}},
 		{"allowed", "/api/x", bearer(good), decisionWant{allow: true, status: 200, reason: reason.OK, rule: "api", set: aliceHeaders, remove: "[]",
 			missing: "[]", sub: "alice-id"}},
@@ -329,7 +334,7 @@ func kidOf(t *testing.T, tok string) string {
 // TestDecideDryRun: a dry-run rule's deny is served as an allow carrying the identity the token
 // proved (or none), with the decision it would have been kept for logs and the dry-run metric.
 func TestDecideDryRun(t *testing.T) {
-	f := newDecideFixture(t, config.ForwardAuth{})
+	f := newDecideFixture(t)
 	cases := []struct {
 		name    string
 		headers map[string]string
@@ -377,7 +382,7 @@ portcullis_dry_run_decisions_total{decision="deny",reason="no_token",rule="beta"
 func TestTokenCacheLookupMetric(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	f := newDecideFixture(t, config.ForwardAuth{})
+	f := newDecideFixture(t)
 	e := NewEngine(Options{Rules: f.engine.rules, Verifier: f.engine.verifier, Sources: f.engine.sources, CacheSize: 4, CacheLookups: m.TokenCacheLookup})
 	tok := f.valid()
 	for i := 0; i < 3; i++ {

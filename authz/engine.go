@@ -1,16 +1,20 @@
 // Package authz is the decision engine and its fronts. A front (the Envoy ext_authz v3 gRPC
 // service, the HTTP forward-auth handler) translates its wire request into a Request, the Engine
 // decides, and the front translates the Decision back. The engine knows nothing of protobuf.
+//
+// Where each part lives: engine.go the decision order; decision.go the Request and the
+// Decision; tokens.go finding the token and cutting it out of the upstream request;
+// identity.go what a verified token becomes (its identity headers); cache.go the verified-token
+// cache; answers.go the allow and deny answers; dryrun.go dry-run rules; authorizer.go the
+// Authorizer every front calls (metrics, logs); grpc.go and wire.go the gRPC front; http.go
+// the HTTP forward-auth front.
 package authz
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/portcullis-authz/portcullis/config"
@@ -18,65 +22,6 @@ import (
 	"github.com/portcullis-authz/portcullis/rules"
 	"github.com/portcullis-authz/portcullis/token"
 )
-
-// Request is the original request being authorised, as any front sees it.
-type Request struct {
-	Method string
-	// Host is the :authority (or Host), possibly with a port.
-	Host string
-	// Path is the raw request target: undecoded, possibly with query and fragment.
-	Path string
-	// Headers has lower-case names; repeated headers are joined with commas (Envoy's convention).
-	Headers map[string]string
-	// RuleName, when set, names the rule to apply instead of matching (Envoy's per-route
-	// context extension `portcullis-rule`).
-	RuleName string
-	// Invalid, when set, says why the front could not reconstruct the original request; the
-	// engine answers 400 bad_request.
-	Invalid string
-}
-
-// Header is one header to set on the upstream request (allow) or on the answer (deny).
-type Header struct {
-	Name, Value string
-}
-
-// Decision is the engine's answer, with everything a front needs to build its wire answer and
-// everything a log line or `portcullis check` needs to explain it.
-type Decision struct {
-	Allow  bool
-	Status int
-	// Reason is the decision's reason; a deny's status, body and headers are its row of the
-	// reason table.
-	Reason reason.Code
-	// Rule is the name of the matched rule ("" when none matched).
-	Rule string
-	// DryRun is set when the matched rule is in dry-run mode; Allow is then true whatever
-	// WouldAllow says.
-	DryRun     bool
-	WouldAllow bool
-	// Set are the identity headers for the upstream (allow) or the answer headers (deny).
-	Set []Header
-	// Remove are upstream request headers to remove (allow only): every configured identity
-	// header not in Set, and the token's carrier when forward_token is false.
-	Remove []string
-	// Body is the JSON deny body; nil on allow.
-	Body []byte
-	// Identity is the verified token's identity, if any.
-	Identity *token.Identity
-	// roles is Identity's roles comma-separated (for Envoy's dynamic metadata).
-	roles string
-	// Detail explains the reason precisely (never the token itself); Hint says what to change.
-	Detail, Hint string
-	// Missing lists unmet requirements on a 403.
-	Missing []string
-}
-
-// identityHeader maps an upstream header to what it carries.
-type identityHeader struct {
-	name  string
-	value token.Attribute
-}
 
 // Options build an Engine.
 type Options struct {
@@ -89,8 +34,6 @@ type Options struct {
 	CacheSize int
 	// CacheLookups is called on every token cache lookup (the hit/miss metric); may be nil.
 	CacheLookups func(hit bool)
-	// ForwardAuth says how the HTTP front reconstructs the original request.
-	ForwardAuth config.ForwardAuth
 	// Paths says how request paths are normalised (paths.matrix_parameters); the zero value
 	// is rules.NormalizePath's default.
 	Paths rules.PathOptions
@@ -105,16 +48,15 @@ type Engine struct {
 	identity     []identityHeader
 	forwardToken bool
 	// removeAll is every identity header name, for anonymous allows (shared, never mutated).
-	removeAll   []string
-	cache       *tokenCache
-	forwardAuth config.ForwardAuth
-	paths       rules.PathOptions
+	removeAll []string
+	cache     *tokenCache
+	paths     rules.PathOptions
 }
 
 // NewEngine builds an engine from its parts.
 func NewEngine(o Options) *Engine {
 	e := &Engine{rules: o.Rules, verifier: o.Verifier, sources: o.Sources, forwardToken: o.ForwardToken,
-		cache: newTokenCache(o.CacheSize, o.CacheLookups), forwardAuth: o.ForwardAuth, paths: o.Paths}
+		cache: newTokenCache(o.CacheSize, o.CacheLookups), paths: o.Paths}
 	for name, value := range o.IdentityHeaders {
 		e.identity = append(e.identity, identityHeader{name: strings.ToLower(name), value: value})
 	}
@@ -156,21 +98,12 @@ func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 	d := e.decideRule(ctx, r, rule)
 	d.Rule = rule.Name()
 	if rule.DryRun() {
-		d.DryRun, d.WouldAllow = true, d.Allow
-		if !d.Allow {
-			// Serve an allow, with the identity the token proved if any.
-			code, detail, hint, missing, id := d.Reason, d.Detail, d.Hint, d.Missing, d.Identity
-			var ci *identity
-			if id != nil {
-				ci = e.render(id)
-			}
-			*d = *e.allow(code, ci, r)
-			d.Rule, d.DryRun, d.WouldAllow, d.Detail, d.Hint, d.Missing = rule.Name(), true, false, detail, hint, missing
-		}
+		return e.dryRun(d, r)
 	}
 	return d
 }
 
+// decideRule applies steps 3 to 8 of the decision order with the rule chosen.
 func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule) *Decision {
 	// 3. The token, from the first configured source present.
 	raw, found := e.findToken(r.Headers)
@@ -212,209 +145,4 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule) *
 	d.Identity, d.Missing = ci.id, out.Missing
 	d.Detail = "missing " + strings.Join(out.Missing, ", ")
 	return d
-}
-
-// identify verifies a token, or finds it in the token cache still fresh.
-func (e *Engine) identify(ctx context.Context, raw string) (*identity, error) {
-	var key [sha256.Size]byte
-	if e.cache != nil {
-		key = tokenKey(raw)
-		if ci, ok := e.cache.lru.Get(key); ok {
-			if e.verifier.Fresh(ci.id) {
-				e.cache.counted(true)
-				return ci, nil
-			}
-			// Expired, or its key was rotated out: verify afresh for the precise reason.
-			e.cache.lru.Remove(key)
-		}
-		e.cache.counted(false)
-	}
-	id, err := e.verifier.Verify(ctx, raw)
-	if err != nil {
-		return nil, err
-	}
-	ci := e.render(id)
-	if e.cache != nil {
-		e.cache.lru.Add(key, ci)
-	}
-	return ci, nil
-}
-
-func (e *Engine) describeSources() string {
-	parts := make([]string, 0, len(e.sources))
-	for _, s := range e.sources {
-		if s.Cookie != "" {
-			parts = append(parts, "cookie "+s.Cookie)
-		} else {
-			parts = append(parts, "header "+s.Header)
-		}
-	}
-	return strings.Join(parts, ", ")
-}
-
-// findToken returns the token from the first configured source present in the headers.
-func (e *Engine) findToken(h map[string]string) (string, bool) {
-	for _, s := range e.sources {
-		if s.Cookie != "" {
-			if v, ok := cookieValue(h["cookie"], s.Cookie); ok {
-				return v, true
-			}
-			continue
-		}
-		v, ok := h[s.Header]
-		if !ok {
-			continue
-		}
-		if s.Prefix != "" {
-			if len(v) < len(s.Prefix) || !strings.EqualFold(v[:len(s.Prefix)], s.Prefix) {
-				continue
-			}
-			v = v[len(s.Prefix):]
-		}
-		v = strings.TrimSpace(v)
-		if v == "" {
-			continue
-		}
-		return v, true
-	}
-	return "", false
-}
-
-// cookieValue finds a cookie in a Cookie header (several headers arrive joined by commas or
-// semicolons).
-func cookieValue(header, name string) (string, bool) {
-	for header != "" {
-		var part string
-		i := strings.IndexAny(header, ";,")
-		if i < 0 {
-			part, header = header, ""
-		} else {
-			part, header = header[:i], header[i+1:]
-		}
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if ok && k == name && v != "" {
-			return strings.Trim(v, `"`), true
-		}
-	}
-	return "", false
-}
-
-// allow builds an allow with the identity headers set and every other identity header removed.
-// The header lists of a cached identity are shared: they are copied before anything is added.
-func (e *Engine) allow(code reason.Code, ci *identity, r *Request) *Decision {
-	d := &Decision{Allow: true, Status: 200, Reason: code}
-	if ci == nil {
-		d.Remove = e.removeAll
-	} else {
-		d.Identity, d.roles, d.Set, d.Remove = ci.id, ci.roles, ci.set, ci.remove
-	}
-	if !e.forwardToken {
-		d.Set, d.Remove = slices.Clone(d.Set), slices.Clone(d.Remove)
-		e.stripToken(d, r.Headers)
-	}
-	return d
-}
-
-// stripToken removes every configured token carrier from the upstream request.
-func (e *Engine) stripToken(d *Decision, h map[string]string) {
-	var cookies []string
-	for _, s := range e.sources {
-		if s.Header != "" {
-			if _, ok := h[s.Header]; ok {
-				d.Remove = append(d.Remove, s.Header)
-			}
-		} else {
-			cookies = append(cookies, s.Cookie)
-		}
-	}
-	if len(cookies) == 0 || h["cookie"] == "" {
-		return
-	}
-	var kept []string
-	for _, part := range strings.FieldsFunc(h["cookie"], func(r rune) bool { return r == ';' || r == ',' }) {
-		part = strings.TrimSpace(part)
-		name, _, _ := strings.Cut(part, "=")
-		drop := false
-		for _, c := range cookies {
-			drop = drop || name == c
-		}
-		if !drop && part != "" {
-			kept = append(kept, part)
-		}
-	}
-	if len(kept) == 0 {
-		d.Remove = append(d.Remove, "cookie")
-	} else {
-		d.Set = append(d.Set, Header{"cookie", strings.Join(kept, "; ")})
-	}
-}
-
-// maxHeaderValue bounds an identity header; a larger claim is left out rather than truncated.
-const maxHeaderValue = 4096
-
-// identityValue renders a claim as a header value. Lists become comma-separated; objects and
-// values with control characters are left out (and so removed upstream).
-func identityValue(id *token.Identity, a token.Attribute, roles string) (string, bool) {
-	var v string
-	switch a.Field() {
-	case token.FieldRoles:
-		if len(id.Roles) == 0 {
-			return "", false
-		}
-		v = roles
-	case token.FieldScopes:
-		if len(id.Scopes) == 0 {
-			return "", false
-		}
-		v = strings.Join(id.Scopes, ",")
-	case token.FieldSubject:
-		v = id.Subject
-	case token.FieldIssuer:
-		v = id.Issuer
-	default:
-		c, ok := a.Path().Lookup(id.Claims)
-		if !ok {
-			return "", false
-		}
-		if v, ok = scalarString(c); !ok {
-			list, isList := c.([]any)
-			if !isList {
-				return "", false
-			}
-			parts := make([]string, 0, len(list))
-			for _, x := range list {
-				s, ok := scalarString(x)
-				if !ok {
-					return "", false
-				}
-				parts = append(parts, s)
-			}
-			v = strings.Join(parts, ",")
-		}
-	}
-	if v == "" || len(v) > maxHeaderValue || !safeHeaderValue(v) {
-		return "", false
-	}
-	return v, true
-}
-
-func scalarString(c any) (string, bool) {
-	switch c := c.(type) {
-	case string:
-		return c, true
-	case bool:
-		return strconv.FormatBool(c), true
-	case float64:
-		return strconv.FormatFloat(c, 'f', -1, 64), true
-	}
-	return "", false
-}
-
-func safeHeaderValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }

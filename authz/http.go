@@ -3,40 +3,61 @@ package authz
 import (
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"github.com/portcullis-authz/portcullis/config"
 )
 
 // HTTPHandler is the forward-auth front (Envoy http_service, nginx auth_request, Traefik
 // forwardAuth, Caddy forward_auth): every request asks "may this original request pass?". The
-// answer is 200 with the identity headers in the response, or the deny status with the same
-// headers and JSON body as the gRPC front.
+// answer is 200 with the decision's upstream headers as response headers, for the proxy to copy
+// onto the upstream request, and the headers to remove from it listed in
+// x-envoy-auth-headers-to-remove; or the deny status with the same headers and JSON body as the
+// gRPC front. How the original request is read (forward_auth) is this front's own setting.
 type HTTPHandler struct {
-	authz *Authorizer
+	authz       *Authorizer
+	forwardAuth atomic.Pointer[config.ForwardAuth]
 }
 
-// NewHTTPHandler serves forward-auth decisions with a.
-func NewHTTPHandler(a *Authorizer) *HTTPHandler { return &HTTPHandler{authz: a} }
+// HeaderAuthHeadersToRemove is the answer header of an allow that lists, comma-separated, the
+// headers to remove from the upstream request: the identity headers the answer does not set,
+// and the token's header with forward_token: false. Envoy's ext_authz http_service honours it
+// (the HTTP form of OkHttpResponse.headers_to_remove); nginx, Traefik and Caddy do not, so with
+// them the proxy's own configuration removes those headers (docs/decisions.md).
+const HeaderAuthHeadersToRemove = "x-envoy-auth-headers-to-remove"
+
+// NewHTTPHandler serves forward-auth decisions with a, reading the original request as fa says.
+func NewHTTPHandler(a *Authorizer, fa config.ForwardAuth) *HTTPHandler {
+	h := &HTTPHandler{authz: a}
+	h.SetForwardAuth(fa)
+	return h
+}
+
+// SetForwardAuth changes how the original request is read, on a configuration reload; a
+// request already running finishes with the settings it started with.
+func (h *HTTPHandler) SetForwardAuth(fa config.ForwardAuth) { h.forwardAuth.Store(&fa) }
 
 // ServeHTTP decides the original request described by r.
 func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	e := h.authz.Engine()
-	req := RequestFromHTTP(r, e.forwardAuth)
-	d := h.authz.authorizeWith(r.Context(), e, FrontHTTP, &req)
+	req := RequestFromHTTP(r, *h.forwardAuth.Load())
+	d := h.authz.Authorize(r.Context(), FrontHTTP, &req)
 	hdr := w.Header()
-	for _, x := range d.Set {
-		if d.Allow && x.Name == "cookie" {
-			continue // a rewritten Cookie header is for Envoy's gRPC front only
-		}
-		hdr.Set(x.Name, x.Value)
-	}
 	hdr.Set("Cache-Control", "no-store")
-	if d.Allow {
-		w.WriteHeader(http.StatusOK)
+	if !d.Allow {
+		for _, x := range d.Answer {
+			hdr.Set(x.Name, x.Value)
+		}
+		w.WriteHeader(d.Status)
+		_, _ = w.Write(d.Body)
 		return
 	}
-	w.WriteHeader(d.Status)
-	_, _ = w.Write(d.Body)
+	for _, x := range d.Upstream {
+		hdr.Set(x.Name, x.Value)
+	}
+	if len(d.UpstreamRemove) > 0 {
+		hdr.Set(HeaderAuthHeadersToRemove, strings.Join(d.UpstreamRemove, ", "))
+	}
+	w.WriteHeader(http.StatusOK)
 }
 
 // convention is one way proxies describe the original request in headers.

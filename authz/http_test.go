@@ -18,14 +18,17 @@ import (
 // identity headers in the response, or the deny status with the exact headers and body of the
 // decision. Every answer is marked no-store.
 func TestServeHTTP(t *testing.T) {
-	f := newDecideFixture(t, config.ForwardAuth{TrustedHeaders: []string{"x-forwarded", "x-original"}, PathPrefix: "/authz"})
+	f := newDecideFixture(t)
 	reg := prometheus.NewRegistry()
-	h := NewHTTPHandler(NewAuthorizer(f.engine, NewMetrics(reg), nil))
+	h := NewHTTPHandler(NewAuthorizer(f.engine, NewMetrics(reg), nil), config.ForwardAuth{TrustedHeaders: []string{"x-forwarded", "x-original"}, PathPrefix: "/authz"})
 	good, expired := f.valid(), f.mint(f.idp, -10*time.Minute, 5*time.Minute, nil)
 
 	alice := http.Header{"X-User-Id": {"alice-id"}, "X-User-Name": {"alice"}, "X-User-Email": {"alice@example.com"},
 		"X-User-Roles": {"user"}, "X-User-Issuer": {benchIssuer}, "Cache-Control": {"no-store"}}
-	anonymous := http.Header{"Cache-Control": {"no-store"}}
+	// An anonymous allow sets no identity header and lists all of them for removal (Envoy's
+	// http_service removes them; the other proxies clear them themselves).
+	anonymous := http.Header{"Cache-Control": {"no-store"},
+		"X-Envoy-Auth-Headers-To-Remove": {"x-user-email, x-user-id, x-user-issuer, x-user-name, x-user-roles"}}
 	deny := func(challenge string) http.Header {
 		h := http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}}
 		if challenge != "" {
@@ -105,12 +108,12 @@ func TestServeHTTP(t *testing.T) {
 	}
 }
 
-// TestServeHTTPFollowsSwap: the handler reads the forward-auth settings and decides with the
-// engine serving at the time of each request, so a reload changes both at once.
+// TestServeHTTPFollowsSwap: a reload swaps the engine and gives the handler the new
+// forward-auth settings (as the server does); the next request is read and decided with both.
 func TestServeHTTPFollowsSwap(t *testing.T) {
-	prefixed := newDecideFixture(t, config.ForwardAuth{PathPrefix: "/authz"})
+	prefixed := newDecideFixture(t)
 	a := NewAuthorizer(prefixed.engine, nil, nil)
-	h := NewHTTPHandler(a)
+	h := NewHTTPHandler(a, config.ForwardAuth{PathPrefix: "/authz"})
 	ask := func(target string, hdr map[string]string) int {
 		r := httptest.NewRequest("GET", "http://portcullis.local"+target, nil)
 		for k, v := range hdr {
@@ -123,8 +126,9 @@ func TestServeHTTPFollowsSwap(t *testing.T) {
 	if got := ask("/authz/healthz", nil); got != 200 {
 		t.Fatalf("before the swap: %d", got)
 	}
-	forwarded := newDecideFixture(t, config.ForwardAuth{TrustedHeaders: []string{"x-forwarded"}})
+	forwarded := newDecideFixture(t)
 	a.Swap(forwarded.engine)
+	h.SetForwardAuth(config.ForwardAuth{TrustedHeaders: []string{"x-forwarded"}})
 	if a.Engine() != forwarded.engine {
 		t.Fatal("Engine is not the swapped engine")
 	}

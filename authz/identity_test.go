@@ -54,7 +54,7 @@ func TestIdentityHeadersByClaimPath(t *testing.T) {
 		"profile":                  map[string]any{"level": 3.0},
 	}}
 	ci := e.render(id)
-	if got := fmt.Sprint(ci.set); got != "[{x-iss https://kubernetes.default.svc} {x-level 3} {x-ns shop} {x-sa web} {x-scopes a,b} {x-tier gold}]" {
+	if got := fmt.Sprint(ci.upstream); got != "[{x-iss https://kubernetes.default.svc} {x-level 3} {x-ns shop} {x-sa web} {x-scopes a,b} {x-tier gold}]" {
 		t.Errorf("set = %s", got)
 	}
 	if got := fmt.Sprint(ci.remove); got != "[x-absent x-object]" {

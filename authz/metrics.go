@@ -79,11 +79,11 @@ func (m *Metrics) observe(front string, d *Decision, seconds float64) {
 	}
 	m.duration.WithLabelValues(front, decision).Observe(seconds)
 	m.decisions.WithLabelValues(front, decision, string(d.Reason)).Inc()
-	if d.DryRun {
+	if ev := d.DryRun; ev != nil {
 		would := "deny"
-		if d.WouldAllow {
+		if ev.Allow {
 			would = "allow"
 		}
-		m.dryRun.WithLabelValues(d.Rule, would, string(d.Reason)).Inc()
+		m.dryRun.WithLabelValues(d.Rule, would, string(ev.Reason)).Inc()
 	}
 }

@@ -33,8 +33,7 @@ func pathsEngines(t *testing.T) (map[rules.PathOptions]*Engine, string) {
 	engines := map[rules.PathOptions]*Engine{}
 	for _, o := range []rules.PathOptions{{}, {StripMatrixParameters: true}} {
 		engines[o] = NewEngine(Options{Rules: set, Verifier: v, Sources: []config.TokenSource{{Header: "authorization", Prefix: "Bearer "}},
-			IdentityHeaders: attributes(t, map[string]string{"x-user-id": "sub"}), ForwardToken: true, Paths: o,
-			ForwardAuth: config.ForwardAuth{TrustedHeaders: []string{"x-forwarded"}}})
+			IdentityHeaders: attributes(t, map[string]string{"x-user-id": "sub"}), ForwardToken: true, Paths: o})
 	}
 	return engines, keycloakLike(t, idp, jwa.RS256)
 }
@@ -129,7 +128,7 @@ func TestFrontsReadPathsAlike(t *testing.T) {
 			req.Header.Set("X-Forwarded-Uri", "/api/admin;x/users")
 			req.Header.Set("Authorization", "Bearer "+tok)
 			w := httptest.NewRecorder()
-			NewHTTPHandler(a).ServeHTTP(w, req)
+			NewHTTPHandler(a, config.ForwardAuth{TrustedHeaders: []string{"x-forwarded"}}).ServeHTTP(w, req)
 			if w.Code != c.status {
 				t.Errorf("http: status %d, want %d", w.Code, c.status)
 			}

@@ -242,7 +242,7 @@ func TestEveryReasonOnBothFronts(t *testing.T) {
 	}
 	t.Cleanup(func() { conn.Close() })
 	client := authv3.NewAuthorizationClient(conn)
-	fwd := NewHTTPHandler(a)
+	fwd := NewHTTPHandler(a, config.ForwardAuth{})
 
 	for _, c := range cases {
 		t.Run(string(c.reason), func(t *testing.T) {

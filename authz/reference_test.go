@@ -170,7 +170,7 @@ func CheckResponse(d *Decision) *authv3.CheckResponse {
 			Status: &rpcstatus.Status{Code: int32(rpcCode(d.Status)), Message: string(d.Reason)},
 			HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 				Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
-				Headers: headerOptions(d.Set),
+				Headers: headerOptions(d.Answer),
 				Body:    string(d.Body),
 			}},
 		}
@@ -178,8 +178,8 @@ func CheckResponse(d *Decision) *authv3.CheckResponse {
 	return &authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(code.Code_OK)},
 		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
-			Headers:         headerOptions(d.Set),
-			HeadersToRemove: d.Remove,
+			Headers:         headerOptions(d.Upstream),
+			HeadersToRemove: d.UpstreamRemove,
 		}},
 		DynamicMetadata: dynamicMetadata(d),
 	}

@@ -163,14 +163,14 @@ func TestIdentityHeadersAndTokenStripping(t *testing.T) {
 		"groups": []any{"g1", "g2"}, "profile": map[string]any{"level": 3.0}, "evil": "x\r\nx-admin: 1",
 	}}
 	d := e.allow(reason.OK, e.render(id), &Request{Headers: map[string]string{"authorization": "Bearer t", "cookie": "a=1; access_token=t"}})
-	if got := fmt.Sprint(d.Set); got != "[{x-groups g1,g2} {x-level 3} {x-user-id u1} {x-user-roles a,b} {cookie a=1}]" {
+	if got := fmt.Sprint(d.Upstream); got != "[{x-groups g1,g2} {x-level 3} {x-user-id u1} {x-user-roles a,b} {cookie a=1}]" {
 		t.Errorf("set = %s", got)
 	}
-	if got := fmt.Sprint(d.Remove); got != "[x-evil x-user-email authorization]" {
+	if got := fmt.Sprint(d.UpstreamRemove); got != "[x-evil x-user-email authorization]" {
 		t.Errorf("remove = %s", got)
 	}
 	anon := e.allow(reason.Public, nil, &Request{Headers: map[string]string{"cookie": "access_token=t"}})
-	if got := fmt.Sprint(anon.Remove); got != "[x-evil x-groups x-level x-user-email x-user-id x-user-roles cookie]" {
+	if got := fmt.Sprint(anon.UpstreamRemove); got != "[x-evil x-groups x-level x-user-email x-user-id x-user-roles cookie]" {
 		t.Errorf("anonymous remove = %s", got)
 	}
 	if got := fmt.Sprint(e.removeAll); got != "[x-evil x-groups x-level x-user-email x-user-id x-user-roles]" {
@@ -261,8 +261,8 @@ func TestCheckResponseSharing(t *testing.T) {
 	ctx := context.Background()
 	api := e.Decide(ctx, benchRequest(tok))
 	health := e.Decide(ctx, &Request{Method: "GET", Host: "h", Path: "/healthz", Headers: map[string]string{"authorization": "Bearer " + tok}})
-	if api.Rule != "api" || health.Rule != "health" || &api.Set[0] != &health.Set[0] {
-		t.Fatalf("decisions: %s %s, header lists shared: %v", api.Rule, health.Rule, &api.Set[0] == &health.Set[0])
+	if api.Rule != "api" || health.Rule != "health" || &api.Upstream[0] != &health.Upstream[0] {
+		t.Fatalf("decisions: %s %s, header lists shared: %v", api.Rule, health.Rule, &api.Upstream[0] == &health.Upstream[0])
 	}
 	for _, c := range []struct {
 		d    *Decision
@@ -273,18 +273,18 @@ func TestCheckResponseSharing(t *testing.T) {
 			t.Errorf("metadata = %v, want rule %s", md, c.rule)
 		}
 	}
-	cachedRemove := len(api.Remove)
+	cachedRemove := len(api.UpstreamRemove)
 	e.forwardToken = false
 	d := e.Decide(ctx, benchRequest(tok))
-	if &d.Set[0] == &api.Set[0] {
+	if &d.Upstream[0] == &api.Upstream[0] {
 		t.Error("a decision with forward_token: false shares the cached header list")
 	}
 	got := headerMapOf(servedResponse(t, d))
-	if _, ok := got["authorization"]; ok || len(d.Remove) == 0 || d.Remove[len(d.Remove)-1] != "authorization" {
-		t.Errorf("forward_token: false: set %v, remove %v", got, d.Remove)
+	if _, ok := got["authorization"]; ok || len(d.UpstreamRemove) == 0 || d.UpstreamRemove[len(d.UpstreamRemove)-1] != "authorization" {
+		t.Errorf("forward_token: false: set %v, remove %v", got, d.UpstreamRemove)
 	}
-	if again := e.Decide(ctx, benchRequest(tok)); len(again.Remove) != cachedRemove+1 || len(api.Remove) != cachedRemove {
-		t.Errorf("the cached remove list changed: %v, then %v", api.Remove, again.Remove)
+	if again := e.Decide(ctx, benchRequest(tok)); len(again.UpstreamRemove) != cachedRemove+1 || len(api.UpstreamRemove) != cachedRemove {
+		t.Errorf("the cached remove list changed: %v, then %v", api.UpstreamRemove, again.UpstreamRemove)
 	}
 }
 

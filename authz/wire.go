@@ -379,14 +379,14 @@ func AppendCheckResponse(b []byte, d *Decision) []byte {
 			b = appendMessage(b, deniedStatus, func(b []byte) []byte {
 				return appendVarintField(b, httpStatusCode, uint64(d.Status))
 			})
-			b = appendHeaderOptions(b, deniedHeaders, d.Set)
+			b = appendHeaderOptions(b, deniedHeaders, d.Answer)
 			return appendStringField(b, deniedBody, string(d.Body))
 		})
 	}
 	b = appendMessage(b, responseStatus, func(b []byte) []byte { return b })
 	b = appendMessage(b, responseOK, func(b []byte) []byte {
-		b = appendHeaderOptions(b, okHeaders, d.Set)
-		for _, h := range d.Remove {
+		b = appendHeaderOptions(b, okHeaders, d.Upstream)
+		for _, h := range d.UpstreamRemove {
 			b = protowire.AppendTag(b, okHeadersToRemove, protowire.BytesType)
 			b = protowire.AppendString(b, h)
 		}
@@ -409,10 +409,13 @@ func AppendCheckResponse(b []byte, d *Decision) []byte {
 // allocation.
 func responseSizeHint(d *Decision) int {
 	n := 64 + len(d.Body) + len(d.Rule) + len(d.roles)
-	for _, h := range d.Set {
+	for _, h := range d.Upstream {
 		n += 12 + len(h.Name) + len(h.Value)
 	}
-	for _, h := range d.Remove {
+	for _, h := range d.Answer {
+		n += 12 + len(h.Name) + len(h.Value)
+	}
+	for _, h := range d.UpstreamRemove {
 		n += 3 + len(h)
 	}
 	if id := d.Identity; id != nil {

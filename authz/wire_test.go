@@ -200,7 +200,7 @@ func TestAppendCheckResponse(t *testing.T) {
 		"no rule":        e.Decide(ctx, &Request{Method: "GET", Host: "h", Path: "/elsewhere", Headers: map[string]string{}}),
 		"empty identity": {Allow: true, Status: 200, Reason: reason.OK, Identity: &token.Identity{}},
 		"long header": {Allow: true, Status: 200, Reason: reason.OK, Rule: strings.Repeat("r", 200),
-			Set: []Header{{"x-user-roles", strings.Repeat("role,", 4000)}}, Remove: []string{"x-user-email"}},
+			Upstream: []Header{{"x-user-roles", strings.Repeat("role,", 4000)}}, UpstreamRemove: []string{"x-user-email"}},
 		"unknown status": {Status: 418, Reason: "teapot", Body: []byte("{}")},
 	}
 	for _, a := range reason.All() {

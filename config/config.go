@@ -5,8 +5,9 @@
 // a Loaded. One entry point, Load (or Parse), is used by `serve`, `validate`, `check`, `dev` and
 // hot reload, so every path sees the same errors; none of them touches the network.
 //
-// The types here are the configuration's one vocabulary: the engine takes TokenSource and
-// ForwardAuth as they are, and the key sets and the verifier are built from Issuer.
+// The types here are the configuration's one vocabulary: the engine takes TokenSource and the
+// HTTP forward-auth front ForwardAuth as they are, and the key sets and the verifier are built
+// from Issuer.
 package config
 
 import (

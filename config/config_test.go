@@ -298,3 +298,35 @@ func TestJWKSFileTooLarge(t *testing.T) {
 		t.Errorf("error\n got: %v\nwant: %s", err, want)
 	}
 }
+
+// TestForwardTokenWarning: forward_token: false with the HTTP forward-auth front on warns, and
+// says what to do in each proxy for the configured token sources; the gRPC front alone, or
+// the token forwarded, says nothing.
+func TestForwardTokenWarning(t *testing.T) {
+	const head = "forward_token: false, and the HTTP forward-auth front (server.http_addr) is on: its answer cannot take the token off the upstream request by itself. Envoy's http_service removes the headers the answer lists in x-envoy-auth-headers-to-remove; nginx, Caddy and Traefik ignore that list"
+	const tail = " (docs/configuration.md#forward_token)"
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"default source", "forward_token: false\n",
+			head + `, so remove the token there: nginx proxy_set_header Authorization ""; in the proxied location; Caddy header_up -Authorization in reverse_proxy; Traefik a headers middleware after forwardAuth with customRequestHeaders Authorization: ""` + tail},
+		{"two headers and a cookie", "forward_token: false\ntokens:\n  sources:\n    - header: authorization\n      prefix: \"Bearer \"\n    - header: x-access-token\n    - cookie: access_token\n",
+			head + `, so remove the token there: nginx proxy_set_header Authorization ""; proxy_set_header X-Access-Token ""; in the proxied location; Caddy header_up -Authorization, header_up -X-Access-Token in reverse_proxy; Traefik a headers middleware after forwardAuth with customRequestHeaders Authorization: "", X-Access-Token: ""` +
+				"; the answer's Cookie header comes without the token cookie access_token: have every proxy set it on the request (Envoy: cookie in allowed_upstream_headers)" + tail},
+		{"a cookie alone", "forward_token: false\ntokens:\n  sources:\n    - cookie: session_token\n",
+			head + "; the answer's Cookie header comes without the token cookie session_token: have every proxy set it on the request (Envoy: cookie in allowed_upstream_headers)" + tail},
+		{"no HTTP front", "forward_token: false\nserver:\n  http_addr: \"\"\n", ""},
+		{"token forwarded", "forward_token: true\n", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l, err := Parse([]byte("issuers:\n  - issuer: https://a.example.com\n    audiences: [api]\n    jwks_uri: https://a.example.com/keys\nrules:\n  - name: api\n"+c.yaml), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(l.Warnings, "\n"); got != c.want {
+				t.Errorf("warnings\n got: %s\nwant: %s", got, c.want)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/textproto"
 	"os"
 	"slices"
 	"strings"
@@ -22,6 +23,7 @@ func (c *Config) validate() (errs, warns []string) {
 	c.validateTokens(&errs)
 	c.validateIdentityHeaders(&errs)
 	c.validateForwardAuth(&errs)
+	c.warnForwardToken(&warns)
 	c.validatePaths(&errs)
 	if c.Cache.Tokens < 0 {
 		errs = append(errs, fmt.Sprintf("cache.tokens: %d is negative; use 0 to turn the token cache off", c.Cache.Tokens))
@@ -192,6 +194,36 @@ func (c *Config) validateForwardAuth(errs *[]string) {
 	if pp := c.ForwardAuth.PathPrefix; pp != "" && (!strings.HasPrefix(pp, "/") || strings.HasSuffix(pp, "/") || strings.ContainsAny(pp, "?#%")) {
 		*errs = append(*errs, fmt.Sprintf("forward_auth.path_prefix: %q must start with \"/\" and not end with one, e.g. \"/authz\"", pp))
 	}
+}
+
+// warnForwardToken warns that forward_token: false needs the proxy's help on the HTTP
+// forward-auth front: its answer lists the token's header for removal in
+// x-envoy-auth-headers-to-remove, which only Envoy's http_service honours, and returns the
+// Cookie header without the token cookies, which the proxy must be told to copy.
+func (c *Config) warnForwardToken(warns *[]string) {
+	if c.ForwardToken || c.Server.HTTPAddr == "" {
+		return
+	}
+	var nginx, caddy, traefik, cookies []string
+	for _, s := range c.Tokens.Sources {
+		if s.Cookie != "" {
+			cookies = append(cookies, s.Cookie)
+			continue
+		}
+		h := textproto.CanonicalMIMEHeaderKey(s.Header)
+		nginx = append(nginx, fmt.Sprintf("proxy_set_header %s \"\";", h))
+		caddy = append(caddy, "header_up -"+h)
+		traefik = append(traefik, h+`: ""`)
+	}
+	w := "forward_token: false, and the HTTP forward-auth front (server.http_addr) is on: its answer cannot take the token off the upstream request by itself. Envoy's http_service removes the headers the answer lists in x-envoy-auth-headers-to-remove; nginx, Caddy and Traefik ignore that list"
+	if len(nginx) > 0 {
+		w += fmt.Sprintf(", so remove the token there: nginx %s in the proxied location; Caddy %s in reverse_proxy; Traefik a headers middleware after forwardAuth with customRequestHeaders %s",
+			strings.Join(nginx, " "), strings.Join(caddy, ", "), strings.Join(traefik, ", "))
+	}
+	if len(cookies) > 0 {
+		w += fmt.Sprintf("; the answer's Cookie header comes without the token cookie %s: have every proxy set it on the request (Envoy: cookie in allowed_upstream_headers)", strings.Join(cookies, ", "))
+	}
+	*warns = append(*warns, w+" (docs/configuration.md#forward_token)")
 }
 
 func (c *Config) validatePaths(errs *[]string) {

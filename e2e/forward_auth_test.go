@@ -172,12 +172,19 @@ func TestForwardAuthCaddy(t *testing.T) {
 }
 
 func TestForwardAuthEnvoyHTTPService(t *testing.T) {
-	authPort := forwardAuthPortcullis(t)
+	base := startEnvoyHTTPService(t, "envoy-http-service", forwardAuthPortcullis(t))
+	checkForwardAuth(t, base, proxyTraits{portcullisBody: true})
+}
+
+// startEnvoyHTTPService runs examples/forward-auth/envoy-http-service.yaml in front of the echo
+// upstream, calling the Portcullis HTTP front on authPort, and returns its base URL.
+func startEnvoyHTTPService(t *testing.T, name string, authPort int) string {
+	t.Helper()
 	ports, err := freePorts(2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := filepath.Join(env.work, "envoy-http-service.yaml")
+	conf := filepath.Join(env.work, name+".yaml")
 	if err := env.render("examples/forward-auth/envoy-http-service.yaml", conf, map[string]string{
 		"admin-port":      strconv.Itoa(ports[1]),
 		"listen-port":     strconv.Itoa(ports[0]),
@@ -187,14 +194,97 @@ func TestForwardAuthEnvoyHTTPService(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := env.startEnvoyWith("envoy-http-service", conf, fmt.Sprintf("http://127.0.0.1:%d", ports[1]))
+	p, err := env.startEnvoyWith(name, conf, fmt.Sprintf("http://127.0.0.1:%d", ports[1]))
 	if p != nil {
 		t.Cleanup(func() { p.stop(10 * time.Second) })
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkForwardAuth(t, fmt.Sprintf("http://127.0.0.1:%d", ports[0]), proxyTraits{portcullisBody: true})
+	return fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+}
+
+// TestForwardAuthEnvoyHTTPServiceWithoutToken: with forward_token: false, Envoy's http_service
+// keeps the token from the upstream with nothing but the example's configuration: it removes
+// the Authorization header Portcullis lists in x-envoy-auth-headers-to-remove, and sets the
+// Cookie header Portcullis returns without the token cookie (or removes it when nothing else
+// was in it). The identity headers still arrive, and the upstream never sees the removal list.
+func TestForwardAuthEnvoyHTTPServiceWithoutToken(t *testing.T) {
+	ports, err := freePorts(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(env.work, "forward-auth-no-token-portcullis.yaml")
+	if err := env.render("examples/forward-auth/portcullis.yaml", config, map[string]string{
+		"grpc-addr":  strconv.Quote(fmt.Sprintf("127.0.0.1:%d", ports[0])),
+		"http-addr":  strconv.Quote(fmt.Sprintf("127.0.0.1:%d", ports[1])),
+		"admin-addr": strconv.Quote(fmt.Sprintf("127.0.0.1:%d", ports[2])),
+		"issuer":     strconv.Quote(env.kc.issuer),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteString("\nforward_token: false\ntokens:\n  sources:\n    - header: authorization\n      prefix: \"Bearer \"\n    - cookie: access_token\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := env.startPortcullisWith("forward-auth-no-token-portcullis", config, fmt.Sprintf("http://127.0.0.1:%d", ports[2]))
+	if p != nil {
+		t.Cleanup(func() { p.stop(10 * time.Second) })
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := startEnvoyHTTPService(t, "envoy-http-service-no-token", ports[1])
+	alice := env.kc.login(t, "alice")
+
+	for _, c := range []struct {
+		name   string
+		token  string            // sent as Authorization: Bearer
+		extra  map[string]string // other request headers
+		cookie []string          // the Cookie header the upstream must see (nil: none)
+	}{
+		{"token in Authorization", alice.Access, map[string]string{"Cookie": "theme=dark"}, []string{"theme=dark"}},
+		{"token cookie among others", "", map[string]string{"Cookie": "theme=dark; access_token=" + alice.Access + "; lang=en"}, []string{"theme=dark; lang=en"}},
+		{"token cookie alone", "", map[string]string{"Cookie": "access_token=" + alice.Access}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := callAt(t, base, http.MethodGet, "/api/orders/1", c.token, c.extra)
+			if r.status != http.StatusOK || !r.reached {
+				t.Fatalf("got %s, want 200 from the upstream", r)
+			}
+			for _, h := range []string{"authorization", "x-envoy-auth-headers-to-remove"} {
+				if v, ok := r.seen.Headers[h]; ok {
+					t.Errorf("upstream saw %s (%d bytes)", h, len(strings.Join(v, "")))
+				}
+			}
+			// Compared whole, reported by cookie name only: a failure must not print the token.
+			if got := r.seen.Headers["cookie"]; !slices.Equal(got, c.cookie) {
+				t.Errorf("upstream saw the cookies %v, want %q", cookieNames(got), c.cookie)
+			}
+			if v := r.one(t, "x-user-name"); v != "alice" {
+				t.Errorf("x-user-name = %q, want alice", v)
+			}
+		})
+	}
+}
+
+// cookieNames lists the names of the cookies in Cookie headers, without their values.
+func cookieNames(headers []string) []string {
+	var names []string
+	for _, h := range headers {
+		for _, part := range strings.Split(h, ";") {
+			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // proxyTraits are the differences between proxies that the checks allow for.

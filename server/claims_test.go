@@ -116,10 +116,10 @@ func TestDottedClaimNames(t *testing.T) {
 					t.Errorf("%s: %d %s %s %v", where, d.Status, d.Reason, d.Detail, d.Missing)
 					continue
 				}
-				if got := fmt.Sprint(d.Set); got != c.set {
+				if got := fmt.Sprint(d.Upstream); got != c.set {
 					t.Errorf("%s: set %s, want %s", where, got, c.set)
 				}
-				if got := fmt.Sprint(d.Remove); got != c.remove {
+				if got := fmt.Sprint(d.UpstreamRemove); got != c.remove {
 					t.Errorf("%s: remove %s, want %s", where, got, c.remove)
 				}
 			}

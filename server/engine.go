@@ -45,7 +45,6 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics) (*aut
 		ForwardToken:    cfg.ForwardToken,
 		CacheSize:       cfg.Cache.Tokens,
 		CacheLookups:    lookups,
-		ForwardAuth:     cfg.ForwardAuth,
 		Paths:           cfg.Paths.Options(),
 	}), nil
 }

@@ -53,7 +53,8 @@ type Server struct {
 	reloadOK prometheus.Gauge
 	keys     *keySets
 	authz    *authz.Authorizer
-	cfg      *config.Loaded // the configuration serving; guarded by mu
+	httpAuth *authz.HTTPHandler // the HTTP forward-auth front, with forward_auth of cfg
+	cfg      *config.Loaded     // the configuration serving; guarded by mu
 	mu       sync.Mutex
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -128,6 +129,7 @@ func New(opts Options) (*Server, error) {
 	s.setReadiness() // key sets from files are there already
 	s.cfg = cfg
 	s.authz = authz.NewAuthorizer(engine, s.metrics, s.log)
+	s.httpAuth = authz.NewHTTPHandler(s.authz, cfg.ForwardAuth)
 	for _, w := range cfg.Warnings {
 		s.log.Warn("configuration warning", "warning", w)
 	}
@@ -179,6 +181,7 @@ func (s *Server) reload() error {
 	}
 	commit()
 	s.authz.Swap(engine)
+	s.httpAuth.SetForwardAuth(cfg.ForwardAuth)
 	s.setReadiness() // an added issuer may have no keys yet; a removed one may have been the last missing
 	s.cfg = cfg
 	for _, w := range cfg.Warnings {
@@ -289,7 +292,7 @@ func (s *Server) Listen() error {
 	}
 	s.serveLater(func() error { return s.grpc.Serve(gl) })
 	if hl != nil {
-		s.http = &http.Server{Handler: authz.NewHTTPHandler(s.authz), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+		s.http = &http.Server{Handler: s.httpAuth, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 		s.serveLater(func() error {
 			if tlsCfg != nil {
 				return s.http.ServeTLS(hl, "", "")

@@ -157,17 +157,18 @@ func readToken(t string, stdin io.Reader) (string, error) {
 }
 
 func resultOf(d *authz.Decision) checkResult {
-	r := checkResult{Decision: "deny", Status: d.Status, Reason: string(d.Reason), Rule: d.Rule, DryRun: d.DryRun,
-		Detail: d.Detail, Hint: d.Hint, Missing: d.Missing, Remove: d.Remove}
+	ev := d.Evaluated() // a dry-run rule's would-be deny is explained, the allow served is shown
+	r := checkResult{Decision: "deny", Status: d.Status, Reason: string(d.Reason), Rule: d.Rule, DryRun: d.DryRun != nil,
+		Detail: ev.Detail, Hint: ev.Hint, Missing: ev.Missing, Remove: d.UpstreamRemove}
 	if d.Allow {
 		r.Decision = "allow"
 	}
 	if id := d.Identity; id != nil {
 		r.Subject, r.Issuer, r.Roles = id.Subject, id.Issuer, id.Roles
 	}
-	if d.Allow && len(d.Set) > 0 {
+	if len(d.Upstream) > 0 {
 		r.Headers = map[string]string{}
-		for _, h := range d.Set {
+		for _, h := range d.Upstream {
 			r.Headers[h.Name] = h.Value
 		}
 	}

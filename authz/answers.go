@@ -1,11 +1,30 @@
 package authz
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/portcullis-authz/portcullis/reason"
 )
+
+// allow builds an allow: the identity headers of ci set upstream and every other identity
+// header removed (all of them for an anonymous allow, ci nil), and with forward_token: false the
+// token cut out of the upstream request. The header lists of a cached identity are shared: they
+// are copied before anything is added.
+func (e *Engine) allow(code reason.Code, ci *identity, r *Request) *Decision {
+	d := &Decision{Allow: true, Status: 200, Reason: code}
+	if ci == nil {
+		d.UpstreamRemove = e.removeAll
+	} else {
+		d.Identity, d.roles, d.Upstream, d.UpstreamRemove = ci.id, ci.roles, ci.upstream, ci.remove
+	}
+	if !e.forwardToken {
+		d.Upstream, d.UpstreamRemove = slices.Clone(d.Upstream), slices.Clone(d.UpstreamRemove)
+		e.stripToken(d, r.Headers)
+	}
+	return d
+}
 
 // realm is the realm of every Bearer challenge (RFC 6750 §3).
 const realm = `Bearer realm="portcullis"`
@@ -21,18 +40,18 @@ func (e *Engine) deny(code reason.Code, scopes []string) *Decision {
 		a, _ = reason.Of(reason.Forbidden)
 	}
 	d := &Decision{Status: a.Status, Reason: a.Code, Body: denyBody(a.Error, a.Description)}
-	d.Set = append(make([]Header, 0, 2), Header{"content-type", "application/json"})
+	d.Answer = append(make([]Header, 0, 2), Header{"content-type", "application/json"})
 	switch a.Challenge {
 	case reason.ChallengeBare:
-		d.Set = append(d.Set, Header{"www-authenticate", realm})
+		d.Answer = append(d.Answer, Header{"www-authenticate", realm})
 	case reason.ChallengeInvalidToken:
-		d.Set = append(d.Set, Header{"www-authenticate", realm + `, error="invalid_token", error_description="` + a.Description + `"`})
+		d.Answer = append(d.Answer, Header{"www-authenticate", realm + `, error="invalid_token", error_description="` + a.Description + `"`})
 	case reason.ChallengeInsufficientScope:
 		v := realm + `, error="insufficient_scope", error_description="` + a.Description + `"`
 		if len(scopes) > 0 {
 			v += `, scope="` + strings.Join(scopes, " ") + `"`
 		}
-		d.Set = append(d.Set, Header{"www-authenticate", v})
+		d.Answer = append(d.Answer, Header{"www-authenticate", v})
 	}
 	return d
 }
