@@ -142,7 +142,7 @@ func (cw *configWatch) run(ctx context.Context) {
 	defer cw.w.Close()
 	var due <-chan time.Time // armed by the first relevant event; later ones do not push it back
 	if now, err := os.ReadFile(cw.path); err == nil && !bytes.Equal(now, cw.last) {
-		due = time.After(0) // changed between the load and the watch: no event will say so
+		due = time.After(watchDebounce) // changed between the load and the watch: no event will say so
 	}
 	for {
 		select {
