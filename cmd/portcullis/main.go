@@ -82,7 +82,7 @@ Start with "portcullis dev" for a local playground that needs no identity provid
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	root.AddCommand(newServeCmd(g), newValidateCmd(g), newCheckCmd(g), newDevCmd(g), newVersionCmd(g))
+	root.AddCommand(newServeCmd(g), newValidateCmd(g), newCheckCmd(g), newTestCmd(g), newDevCmd(g), newVersionCmd(g))
 	return root
 }
 

@@ -6,6 +6,7 @@ package devidp
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -30,22 +31,53 @@ type IdP struct {
 }
 
 // New generates an RSA-2048 (RS256) and an EC P-256 (ES256) signing key.
-func New() (*IdP, error) {
-	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, fmt.Errorf("devidp: %w", err)
-	}
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("devidp: %w", err)
-	}
+func New() (*IdP, error) { return NewFor(jwa.RS256, jwa.ES256) }
+
+// NewFor generates one signing key for each of algs, of the kind the algorithm needs: RSA-2048
+// for RS256, RS384, RS512, PS256, PS384 and PS512, EC on the matching curve for ES256 (P-256),
+// ES384 (P-384) and ES512 (P-521), Ed25519 for EdDSA. Each key is published for its
+// algorithm only.
+func NewFor(algs ...jwa.SignatureAlgorithm) (*IdP, error) {
 	idp := &IdP{keys: map[jwa.SignatureAlgorithm]jwk.Key{}, public: jwk.NewSet()}
-	for alg, raw := range map[jwa.SignatureAlgorithm]any{jwa.RS256: rsaKey, jwa.ES256: ecKey} {
+	for _, alg := range algs {
+		if _, done := idp.keys[alg]; done {
+			continue
+		}
+		raw, err := generate(alg)
+		if err != nil {
+			return nil, err
+		}
 		if err := idp.addKey(alg, raw); err != nil {
 			return nil, err
 		}
 	}
 	return idp, nil
+}
+
+// generate makes a private key of the kind alg signs with.
+func generate(alg jwa.SignatureAlgorithm) (any, error) {
+	var (
+		key any
+		err error
+	)
+	switch alg {
+	case jwa.RS256, jwa.RS384, jwa.RS512, jwa.PS256, jwa.PS384, jwa.PS512:
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	case jwa.ES256:
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case jwa.ES384:
+		key, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case jwa.ES512:
+		key, err = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	case jwa.EdDSA:
+		_, key, err = ed25519.GenerateKey(rand.Reader)
+	default:
+		return nil, fmt.Errorf("devidp: no key kind for algorithm %q", alg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("devidp: %w", err)
+	}
+	return key, nil
 }
 
 // addKey makes raw (a private key) the signing key for alg and publishes its public half; the
