@@ -66,10 +66,15 @@ func compare(file string, c *Case, d *authz.Decision) Result {
 		differ("reason", *e.Reason, string(d.Reason), "reason "+*e.Reason, "reason "+string(d.Reason))
 	}
 	if len(e.Headers) > 0 {
+		// The headers of what was served: set upstream on an allow, sent to the client on a deny.
+		served := d.Upstream
+		if !d.Allow {
+			served = d.Answer
+		}
 		want, got := map[string]any{}, map[string]any{}
 		var wantText, gotText []string
 		for _, name := range slices.Sorted(maps.Keys(e.Headers)) {
-			value, set := header(d.Set, name)
+			value, set := header(served, name)
 			if set && value == e.Headers[name] {
 				continue
 			}
@@ -89,12 +94,12 @@ func compare(file string, c *Case, d *authz.Decision) Result {
 	}
 	var kept []string
 	for _, name := range e.Removed {
-		if !slices.ContainsFunc(d.Remove, func(h string) bool { return strings.EqualFold(h, name) }) {
+		if !slices.ContainsFunc(d.UpstreamRemove, func(h string) bool { return strings.EqualFold(h, name) }) {
 			kept = append(kept, name)
 		}
 	}
 	if len(kept) > 0 {
-		removed := d.Remove
+		removed := d.UpstreamRemove
 		if removed == nil {
 			removed = []string{}
 		}
