@@ -50,7 +50,7 @@ func expectDeny(t *testing.T, r reply, status int, token string) map[string]stri
 		t.Fatalf("got %s, want %d", r, status)
 	}
 	if r.reached {
-		t.Fatalf("denied request reached the upstream: %s", r.body)
+		t.Fatalf("denied request reached the upstream: %s", r)
 	}
 	if token != "" && strings.Contains(string(r.body), token) {
 		t.Fatalf("deny body echoes the token")

@@ -555,5 +555,10 @@ func callAt(t *testing.T, base, method, path, token string, extra map[string]str
 }
 
 func (r reply) String() string {
-	return fmt.Sprintf("%d %s (www-authenticate %q)", r.status, bytes.TrimSpace(r.body), r.header.Get("Www-Authenticate"))
+	body := bytes.TrimSpace(r.body)
+	if r.reached {
+		// The upstream echoes the request it got, Authorization and Cookie included: never print it.
+		body = []byte("(the upstream's echo, withheld: it carries the request's credentials)")
+	}
+	return fmt.Sprintf("%d %s (www-authenticate %q)", r.status, body, r.header.Get("Www-Authenticate"))
 }
