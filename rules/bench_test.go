@@ -117,7 +117,7 @@ func BenchmarkCheck(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if r.Check(p).Reason != reason.OK {
+		if r.Check(p, nil).Reason != reason.OK {
 			b.Fatal("not ok")
 		}
 	}

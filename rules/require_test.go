@@ -89,7 +89,7 @@ func TestCheck(t *testing.T) {
 		{"nil principal", "none", nil, reason.Forbidden, []string{"an authenticated principal"}, nil},
 	}
 	for _, c := range cases {
-		out := s.Lookup(c.rule).Check(c.p)
+		out := s.Lookup(c.rule).Check(c.p, nil)
 		if out.Reason != c.verdict || !reflect.DeepEqual(out.Missing, c.missing) || !reflect.DeepEqual(out.MissingScopes, c.scopes) {
 			t.Errorf("%s: got %v %q %q, want %v %q %q", c.name, out.Reason, out.Missing, out.MissingScopes, c.verdict, c.missing, c.scopes)
 		}
@@ -103,7 +103,7 @@ func TestCheckDoesNotAllocateWhenMet(t *testing.T) {
 `)
 	p := &Principal{Roles: []string{"c", "b"}, Scopes: []string{"s"}, Claims: map[string]any{"x": map[string]any{"y": 1.0}, "z": []any{false, true}}}
 	r := s.Lookup("r")
-	if n := testing.AllocsPerRun(100, func() { r.Check(p) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { r.Check(p, nil) }); n != 0 {
 		t.Errorf("%v allocations", n)
 	}
 }
@@ -155,7 +155,7 @@ func TestClaimPathsKeepWhatCheckReads(t *testing.T) {
 	}
 	r := s.Lookup("r")
 	for name, claims := range map[string]map[string]any{"all claims": all, "kept claims": kept} {
-		if out := r.Check(&Principal{Claims: claims}); out.Reason != reason.OK {
+		if out := r.Check(&Principal{Claims: claims}, nil); out.Reason != reason.OK {
 			t.Errorf("%s: %v, missing %v", name, out.Reason, out.Missing)
 		}
 	}
