@@ -20,14 +20,17 @@ import (
 	"github.com/google/cel-go/interpreter"
 )
 
-// The cost bounds of a `when` expression. CEL's cost is a count of elementary steps; the
+// The cost bounds of a `when` expression. CEL's cost is a count of elementary steps. The
 // estimate at load assumes strings of at most estimatedStringSize characters and lists and maps
-// of at most estimatedListSize entries (claims, headers). An expression whose estimated worst
-// case exceeds MaxEstimatedCost is refused at load; one whose actual cost on a request exceeds
-// MaxRuntimeCost stops and denies.
+// of at most estimatedListSize entries (claims, headers): an expression whose estimated worst
+// case exceeds MaxEstimatedCost is refused at load (nested loops over lists are). An expression
+// with a comprehension (all, exists, exists_one, map, filter) is also metered on each request:
+// past MaxRuntimeCost it stops, and denies. One without is linear in the size of what it reads,
+// so it is not metered (metering costs allocations, and cel-go's meter grows quadratically
+// with the iterations of a comprehension, which is why MaxRuntimeCost is low).
 const (
-	MaxEstimatedCost    = 1_000_000
-	MaxRuntimeCost      = 1_000_000
+	MaxEstimatedCost    = 100_000
+	MaxRuntimeCost      = 10_000
 	estimatedStringSize = 1024
 	estimatedListSize   = 64
 )
@@ -111,7 +114,11 @@ func compileCondition(env *cel.Env, field, expr string) (*condition, string) {
 		return nil, fmt.Sprintf("estimated cost %d exceeds the limit of %d (assuming lists and maps of up to %d entries and strings of up to %d characters); simplify it, for example avoid nested loops over lists",
 			est.Max, MaxEstimatedCost, estimatedListSize, estimatedStringSize)
 	}
-	prg, err := env.Program(checked, cel.CostLimit(MaxRuntimeCost), cel.EvalOptions(cel.OptOptimize))
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if hasComprehension(checked.NativeRep().Expr()) {
+		opts = append(opts, cel.CostLimit(MaxRuntimeCost))
+	}
+	prg, err := env.Program(checked, opts...)
 	if err != nil {
 		return nil, err.Error()
 	}
@@ -151,6 +158,19 @@ func (sizeEstimator) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
 
 func (sizeEstimator) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
 	return nil
+}
+
+// hasComprehension reports whether an expression loops (the all, exists, exists_one, map and
+// filter macros expand to comprehensions).
+func hasComprehension(e celast.Expr) bool {
+	found := false
+	visit := celast.NewExprVisitor(func(e celast.Expr) {
+		if e.Kind() == celast.ComprehensionKind {
+			found = true
+		}
+	})
+	celast.PostOrderVisit(e, visit)
+	return found
 }
 
 // readPaths lists the variables an expression reads, each with the longest run of constant

@@ -95,7 +95,7 @@ func TestCompileErrors(t *testing.T) {
 		"context_rule_extension":   `rules[0].match.context.portcullis-rule: "portcullis-rule" names the rule to apply directly and is not matched on; remove it here`,
 		"public_with_when":         `rules[0].require: a public rule lets requests through without a token, so it cannot require anything; remove require, or public: true`,
 		"when_blank":               `rules[0].require.when: empty expression; omit when, or write a CEL expression such as claims.tenant_id == params.tenant`,
-		"when_cost":                `rules[0].require.when: estimated cost 228713306115 exceeds the limit of 1000000 (assuming lists and maps of up to 64 entries and strings of up to 1024 characters); simplify it, for example avoid nested loops over lists`,
+		"when_cost":                `rules[0].require.when: estimated cost 228713306115 exceeds the limit of 100000 (assuming lists and maps of up to 64 entries and strings of up to 1024 characters); simplify it, for example avoid nested loops over lists`,
 		"when_in_any_of":           `rules[1].require.any_of[1].when: column 27: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}`,
 		"when_multiline":           `rules[0].require.when: line 2, column 1: undeclared reference to 'request' (in container ''); the variables are claims, roles, scopes, params, request.method, request.host, request.path, request.headers, request.query, source.address, context, now`,
 		"when_not_boolean":         `rules[0].require.when: the expression gives a string, not a boolean; compare it (for example request.method == "GET")`,
