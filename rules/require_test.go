@@ -163,3 +163,53 @@ func TestClaimPathsKeepWhatCheckReads(t *testing.T) {
 		t.Error("a claim no rule reads was kept")
 	}
 }
+
+// TestClaimPathsOfConditions: the claims a `when` selects by constant keys, and aud for
+// require.audiences, are kept; a `when` that reads the claims otherwise keeps them all.
+func TestClaimPathsOfConditions(t *testing.T) {
+	cases := []struct {
+		name, rules string
+		paths       string
+		all         bool
+	}{
+		{"selects", `
+- name: a
+  require:
+    claims: { email_verified: true }
+    when: 'claims.tenant_id == params.t && claims["https://example.com/org"].unit == "x" && has(claims.team)'
+    any_of:
+      - { when: 'claims.sub == "alice"' }
+      - { any_roles: [admin] }
+- name: b
+  require: { audiences: [internal-api], when: 'claims.tenant_id == "acme"' }
+`, "email_verified tenant_id https://example.com/org team sub aud", false},
+		{"whole map", `
+- name: a
+  require: { when: '"tenant_id" in claims' }
+`, "", true},
+		{"computed key", `
+- name: a
+  require: { when: 'claims[request.headers["x-claim"]] == "x"' }
+`, "", true},
+		{"comprehension", `
+- name: a
+  require: { when: 'claims.exists(k, k.startsWith("x"))' }
+`, "", true},
+		{"no conditions", `
+- name: a
+  require: { claims: { level: 3 } }
+`, "level", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := mustCompile(t, c.rules)
+			var got []string
+			for _, p := range s.ClaimPaths() {
+				got = append(got, p.String())
+			}
+			if strings.Join(got, " ") != c.paths || s.ReadsAllClaims() != c.all {
+				t.Errorf("ClaimPaths %q, ReadsAllClaims %v; want %q, %v", got, s.ReadsAllClaims(), c.paths, c.all)
+			}
+		})
+	}
+}
