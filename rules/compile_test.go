@@ -94,6 +94,7 @@ func TestCompileErrors(t *testing.T) {
 		"context_empty":            `rules[0].match.context: empty; omit context, or list the context extensions and their values`,
 		"context_rule_extension":   `rules[0].match.context.portcullis-rule: "portcullis-rule" names the rule to apply directly and is not matched on; remove it here`,
 		"public_with_when":         `rules[0].require: a public rule lets requests through without a token, so it cannot require anything; remove require, or public: true`,
+		"when_bad_cidr":            `rules[0].require.when: column 6: invalid cidr argument: CIDR "10.0.0/8" parse error during conversion from string: netip.ParsePrefix("10.0.0/8"): ParseAddr("10.0.0"): IPv4 address too short`,
 		"when_blank":               `rules[0].require.when: empty expression; omit when, or write a CEL expression such as claims.tenant_id == params.tenant`,
 		"when_cost":                `rules[0].require.when: estimated cost 228713306115 exceeds the limit of 100000 (assuming lists and maps of up to 64 entries and strings of up to 1024 characters); simplify it, for example avoid nested loops over lists`,
 		"when_in_any_of":           `rules[1].require.any_of[1].when: column 27: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}`,

@@ -25,7 +25,8 @@ type Input struct {
 	// Query holds the first value of each query parameter, decoded: `request.query`.
 	Query map[string]string
 	// SourceAddress is the client address Envoy reports (attributes.source.address), as a
-	// string, without the port: `source.address`.
+	// string, without the port, an IPv4-mapped IPv6 address unmapped ("10.0.0.1", not
+	// "::ffff:10.0.0.1", which the network functions refuse): `source.address`.
 	SourceAddress string
 	// Context holds Envoy's per-route context_extensions: matched by match.context, read by
 	// the `context` variable.

@@ -1,8 +1,10 @@
 // Package rules holds Portcullis's route-to-role rules: their configuration (Spec), their
-// validation and compilation once at load (Compile), the normalisation of request paths
-// (NormalizePath), the choice of the rule for a request (Set.Match, first match in file order,
-// on host, method and path), and the check of a verified principal against the rule's
-// requirements (Rule.Check: roles, scopes, claims).
+// validation and compilation once at load (Compile, `when` conditions in CEL included), the
+// normalisation of request paths (NormalizePath), the choice of the rule for a request
+// (Set.MatchRequest, first match in file order, on host, method, path and Envoy context
+// extensions, with the pattern's {name} params), and the check of a verified principal and the
+// request (Input) against the rule's requirements (Rule.Check: audiences, roles, scopes,
+// claims, conditions, alternatives).
 //
 // It knows nothing of tokens' wire format, of gRPC or of HTTP; a compiled Set is immutable and
 // safe for concurrent use.
