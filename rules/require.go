@@ -80,8 +80,16 @@ func (r *Rule) Check(p *Principal, in *Input) Outcome {
 	if len(r.audiences) > 0 && !audienceMet(p.Claims["aud"], r.audiences) {
 		return Outcome{Reason: reason.WrongAudience, Missing: []string{r.audMissing}}
 	}
-	st := checkState{rule: r, p: p, in: in}
-	v, missing, scopes := r.req.check(&st)
+	st := checkState{rule: r}
+	if r.hasWhen {
+		// Copies, so that neither the principal nor the input escapes to the heap (CEL's
+		// interfaces hide that the activation does not outlive the evaluation).
+		st.act = &activation{p: *p}
+		if in != nil {
+			st.act.in = *in
+		}
+	}
+	v, missing, scopes := r.req.check(p, &st)
 	out := Outcome{Reason: reason.OK, Missing: missing, MissingScopes: scopes, Errors: st.errs}
 	switch v {
 	case unmet:
@@ -115,27 +123,12 @@ const (
 
 type checkState struct {
 	rule *Rule
-	p    *Principal
-	in   *Input
-	act  *activation // built on the first condition
+	act  *activation // when the rule has a condition
 	errs []ConditionError
 }
 
-func (st *checkState) activation() *activation {
-	if st.act == nil {
-		// Copies, so that neither the principal nor the input escapes to the heap (CEL's
-		// interfaces hide that the activation does not outlive the evaluation).
-		st.act = &activation{p: *st.p}
-		if st.in != nil {
-			st.act.in = *st.in
-		}
-	}
-	return st.act
-}
-
 // check applies the block; missing and scopes are nil when it holds.
-func (b *block) check(st *checkState) (v verdict, missing, scopes []string) {
-	p := st.p
+func (b *block) check(p *Principal, st *checkState) (v verdict, missing, scopes []string) {
 	if len(b.anyRoles) > 0 && !containsAny(p.Roles, b.anyRoles) {
 		missing = append(missing, b.anyMissing)
 		v = unmet
@@ -160,7 +153,7 @@ func (b *block) check(st *checkState) (v verdict, missing, scopes []string) {
 		}
 	}
 	if c := b.when; c != nil {
-		a := st.activation()
+		a := st.act
 		ok, err := c.eval(a)
 		switch {
 		case err != nil:
@@ -176,7 +169,7 @@ func (b *block) check(st *checkState) (v verdict, missing, scopes []string) {
 		best := unmet
 		var bestScopes, alts []string
 		for i, alt := range b.anyOf {
-			av, am, as := alt.check(st)
+			av, am, as := alt.check(p, st)
 			if av == held {
 				best = held
 				break
