@@ -95,7 +95,7 @@ func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 		d.Detail = fmt.Sprintf("no rule matches %s %s%s", r.Method, r.Host, path)
 		return d
 	}
-	d := e.decideRule(ctx, r, rule)
+	d := e.decideRule(ctx, r, rule, path)
 	d.Rule = rule.Name()
 	if rule.DryRun() {
 		return e.dryRun(d, r)
@@ -103,8 +103,9 @@ func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 	return d
 }
 
-// decideRule applies steps 3 to 8 of the decision order with the rule chosen.
-func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule) *Decision {
+// decideRule applies steps 3 to 8 of the decision order with the rule chosen; path is the
+// normalised path.
+func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, path string) *Decision {
 	// 3. The token, from the first configured source present.
 	raw, found := e.findToken(r.Headers)
 	if rule.Public() {
@@ -137,7 +138,8 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule) *
 		return d
 	}
 	// 6. Requirements: the rule answers with the reason (ok, forbidden, insufficient_scope).
-	out := rule.Check(&ci.principal)
+	in := rules.Input{Method: r.Method, Host: r.Host, Path: path, Headers: r.Headers, Params: rule.Params(path)}
+	out := rule.Check(&ci.principal, &in)
 	if out.Reason == reason.OK {
 		return e.allow(reason.OK, ci, r)
 	}

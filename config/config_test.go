@@ -54,6 +54,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"no_rules", "rules: no rules; every request would be denied with 403 (add at least one rule)"},
 		{"refresh_below_default_floor", "issuers[0].min_refresh_interval: 10s is longer than refresh_interval 5s"},
 		{"refresh_zero", "issuers[0].refresh_interval: must be positive, e.g. 15m"},
+		{"rule_when_not_boolean", `rules[1].require.when: the expression gives a string, not a boolean; compare it (for example request.method == "GET")`},
 		{"roles_claim_bad_path", "issuers[0].roles_claims[0]: \"realm_access..roles\" is not a claim name or dotted path (write e.g. email_verified or realm_access.roles)"},
 		{"source_empty", "tokens.sources[0]: set header (with an optional prefix) or cookie"},
 		{"source_header_and_cookie", "tokens.sources[0]: set header or cookie, not both"},

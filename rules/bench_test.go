@@ -117,8 +117,41 @@ func BenchmarkCheck(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if r.Check(p).Reason != reason.OK {
+		if r.Check(p, nil).Reason != reason.OK {
 			b.Fatal("not ok")
 		}
 	}
+}
+
+// benchTenant checks the tenant-isolation rule, with or without its condition, on a matched
+// request whose params MatchRequest gave.
+func benchTenant(b *testing.B, require string) {
+	s := mustCompile(b, `
+- name: tenant-orders
+  match: { paths: ["/tenants/{tenant}/orders/**"] }
+  require: `+require+`
+`)
+	in := &Input{Method: "GET", Host: "api.example.com", Path: "/tenants/acme/orders/42",
+		Headers: map[string]string{"x-tenant": "acme"}}
+	p := &Principal{
+		Roles:  []string{"user", "offline_access"},
+		Scopes: []string{"openid", "orders:read"},
+		Claims: map[string]any{"sub": "alice", "tenant_id": "acme", "email_verified": true},
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		r, params := s.MatchRequest(in)
+		in.Params = params
+		if r.Check(p, in).Reason != reason.OK {
+			b.Fatal("not ok")
+		}
+	}
+}
+
+func BenchmarkCheckTenantWithoutWhen(b *testing.B) {
+	benchTenant(b, `{ any_roles: [user] }`)
+}
+
+func BenchmarkCheckTenantWhen(b *testing.B) {
+	benchTenant(b, `{ any_roles: [user], when: 'claims.tenant_id == params.tenant' }`)
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/google/cel-go/cel"
 )
 
 // maxNameLen bounds a rule name, which goes into every log line and Envoy's metadata.
@@ -28,12 +30,28 @@ type Rule struct {
 	paths   []pathPattern // none: every path
 	pats    [][]segment   // the segments of paths, or of "/**" when there are none
 
-	anyRoles     []string
-	anyMissing   string // the Outcome.Missing text of unmet any_roles
-	allRoles     []required
-	scopes       []required
-	claims       []claimReq
+	context      []contextReq // match.context, sorted by key
+	req          block        // require
+	audiences    []string
+	audMissing   string   // the Outcome.Missing text of unmet audiences
+	hasWhen      bool     // some block has a `when`: MatchRequest records the path's params
+	hasParams    bool     // some path pattern has a "{name}" segment
 	unregistered []string // configured methods outside the IANA registry, for a warning
+}
+
+// contextReq is one match.context entry.
+type contextReq struct {
+	key, value string
+}
+
+// matchContext reports whether the context extensions hold every match.context entry.
+func (r *Rule) matchContext(ctx map[string]string) bool {
+	for _, c := range r.context {
+		if v, ok := ctx[c.key]; !ok || v != c.value {
+			return false
+		}
+	}
+	return true
 }
 
 // required is one role or scope with its Outcome.Missing text.
@@ -120,8 +138,9 @@ func (s *Set) Lookup(name string) *Rule {
 func Compile(specs []Spec) (*Set, error) {
 	s := &Set{byName: make(map[string]*Rule, len(specs))}
 	var errs []error
+	env := &lazyEnv{}
 	for i := range specs {
-		r, problems := compileRule(i, specs[i])
+		r, problems := compileRule(i, specs[i], env)
 		errs = append(errs, problems...)
 		if r.spec.Name != "" && validName(r.spec.Name) {
 			if prev, dup := s.byName[r.spec.Name]; dup {
@@ -141,7 +160,7 @@ func Compile(specs []Spec) (*Set, error) {
 }
 
 // compileRule compiles one rule, returning its problems (field paths included).
-func compileRule(i int, sp Spec) (*Rule, []error) {
+func compileRule(i int, sp Spec, env *lazyEnv) (*Rule, []error) {
 	r := &Rule{index: i, spec: sp.clone()}
 	var errs []error
 	fail := func(field, format string, args ...any) {
@@ -220,7 +239,10 @@ func compileRule(i int, sp Spec) (*Rule, []error) {
 		}
 		seen[pp.key()] = j
 		r.paths = append(r.paths, pp)
+		r.hasParams = r.hasParams || len(pp.params) > 0
 	}
+
+	r.context = compileContext(sp.Match.Context, fail)
 
 	r.pats = [][]segment{{{kind: segAny}}}
 	if len(r.paths) > 0 {
@@ -235,26 +257,54 @@ func compileRule(i int, sp Spec) (*Rule, []error) {
 	if sp.Public && !req.empty() {
 		fail("require", "a public rule lets requests through without a token, so it cannot require anything; remove require, or public: true")
 	}
-	r.anyRoles = compileNames(req.AnyRoles, "require.any_roles", "role", fail)
-	switch len(r.anyRoles) {
-	case 0:
-	case 1:
-		r.anyMissing = fmt.Sprintf("role %q", r.anyRoles[0])
-	default:
-		q := make([]string, len(r.anyRoles))
-		for k, role := range r.anyRoles {
-			q[k] = fmt.Sprintf("%q", role)
+	r.req = *compileBlock(i, "require", req, env, fail)
+	r.req.walk(func(b *block) { r.hasWhen = r.hasWhen || b.when != nil })
+	r.audiences = compileNames(req.Audiences, "require.audiences", "audience", fail)
+	r.audMissing = oneOf("audience", "audiences", r.audiences)
+	return r, errs
+}
+
+// compileContext compiles match.context.
+func compileContext(ctx map[string]string, fail func(field, format string, args ...any)) []contextReq {
+	if ctx != nil && len(ctx) == 0 {
+		fail("match.context", "empty; omit context, or list the context extensions and their values")
+	}
+	var out []contextReq
+	for k, v := range ctx {
+		switch k {
+		case "":
+			fail(`match.context[""]`, "empty extension name; remove it")
+			continue
+		case RuleExtension:
+			fail("match.context."+k, "%q names the rule to apply directly and is not matched on; remove it here", k)
+			continue
 		}
-		r.anyMissing = "one of roles " + strings.Join(q, ", ")
+		out = append(out, contextReq{k, v})
 	}
-	for _, role := range compileNames(req.AllRoles, "require.all_roles", "role", fail) {
-		r.allRoles = append(r.allRoles, required{role, fmt.Sprintf("role %q", role)})
+	sort.Slice(out, func(a, b int) bool { return out[a].key < out[b].key })
+	return out
+}
+
+// RuleExtension is the Envoy context extension that names the rule to apply to a route.
+const RuleExtension = "portcullis-rule"
+
+// maxAnyOfDepth bounds the nesting of any_of.
+const maxAnyOfDepth = 8
+
+// compileBlock compiles a requirement block; field is its path ("require",
+// "require.any_of[1]").
+func compileBlock(i int, field string, req *RequireSpec, env *lazyEnv, fail func(field, format string, args ...any)) *block {
+	b := &block{field: field}
+	b.anyRoles = compileNames(req.AnyRoles, field+".any_roles", "role", fail)
+	b.anyMissing = oneOf("role", "roles", b.anyRoles)
+	for _, role := range compileNames(req.AllRoles, field+".all_roles", "role", fail) {
+		b.allRoles = append(b.allRoles, required{role, fmt.Sprintf("role %q", role)})
 	}
-	for _, sc := range compileNames(req.Scopes, "require.scopes", "scope", fail) {
-		r.scopes = append(r.scopes, required{sc, fmt.Sprintf("scope %q", sc)})
+	for _, sc := range compileNames(req.Scopes, field+".scopes", "scope", fail) {
+		b.scopes = append(b.scopes, required{sc, fmt.Sprintf("scope %q", sc)})
 	}
 	if req.Claims != nil && len(req.Claims) == 0 {
-		fail("require.claims", "empty; omit claims, or list the claims and their values")
+		fail(field+".claims", "empty; omit claims, or list the claims and their values")
 	}
 	keys := make([]string, 0, len(req.Claims))
 	for k := range req.Claims {
@@ -264,16 +314,77 @@ func compileRule(i int, sp Spec) (*Rule, []error) {
 	for _, k := range keys {
 		c, problem := compileClaim(k, req.Claims[k])
 		if problem != "" {
-			field := "require.claims." + k
+			f := field + ".claims." + k
 			if k == "" {
-				field = `require.claims[""]`
+				f = field + `.claims[""]`
 			}
-			fail(field, "%s", problem)
+			fail(f, "%s", problem)
 			continue
 		}
-		r.claims = append(r.claims, c)
+		b.claims = append(b.claims, c)
 	}
-	return r, errs
+	if req.When != "" {
+		if e, err := env.get(); err != nil {
+			fail(field+".when", "cannot set up CEL: %v", err)
+		} else if c, problem := compileCondition(e, fmt.Sprintf("rules[%d].%s.when", i, field), req.When); problem != "" {
+			fail(field+".when", "%s", problem)
+		} else {
+			b.when = c
+		}
+	}
+	if field != "require" && req.Audiences != nil {
+		fail(field+".audiences", "audiences apply to the whole rule; move them up to require")
+	}
+	if req.AnyOf != nil {
+		switch depth := strings.Count(field, ".any_of["); {
+		case len(req.AnyOf) == 0:
+			fail(field+".any_of", "empty list; omit it, or list the alternatives")
+			return b
+		case depth >= maxAnyOfDepth:
+			fail(field+".any_of", "nested more than %d deep; simplify the alternatives", maxAnyOfDepth)
+			return b
+		}
+	}
+	for k := range req.AnyOf {
+		alt := &req.AnyOf[k]
+		af := fmt.Sprintf("%s.any_of[%d]", field, k)
+		if alt.empty() {
+			fail(af, "empty alternative, which any token meets; remove it, or list its requirements")
+			continue
+		}
+		b.anyOf = append(b.anyOf, compileBlock(i, af, alt, env, fail))
+	}
+	return b
+}
+
+// oneOf is the Outcome.Missing text of a one-of list: `role "a"`, `one of roles "a", "b"`.
+func oneOf(what, plural string, list []string) string {
+	switch len(list) {
+	case 0:
+		return ""
+	case 1:
+		return fmt.Sprintf("%s %q", what, list[0])
+	}
+	q := make([]string, len(list))
+	for k, v := range list {
+		q[k] = fmt.Sprintf("%q", v)
+	}
+	return "one of " + plural + " " + strings.Join(q, ", ")
+}
+
+// lazyEnv builds the CEL environment on first use: a rule set without `when` never pays for it.
+type lazyEnv struct {
+	env  *cel.Env
+	err  error
+	done bool
+}
+
+func (l *lazyEnv) get() (*cel.Env, error) {
+	if !l.done {
+		l.env, l.err = newCELEnv()
+		l.done = true
+	}
+	return l.env, l.err
 }
 
 // compileNames checks a list of roles or scopes: no empty list, no empty or padded entry, no

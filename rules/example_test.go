@@ -21,10 +21,29 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	rule := set.Match("API.example.com:443", "PUT", path)
-	out := rule.Check(&rules.Principal{Roles: []string{"orders-api:writer"}})
+	in := &rules.Input{Method: "PUT", Host: "API.example.com:443", Path: path}
+	rule, params := set.MatchRequest(in)
+	in.Params = params
+	out := rule.Check(&rules.Principal{Roles: []string{"orders-api:writer"}}, in)
 	fmt.Println(path, rule.Name(), out.Reason, out.Missing)
 	// Output: /api/orders/42 orders-write insufficient_scope [scope "orders:write"]
+}
+
+// A condition binds the token to the request: a tenant's orders only for its own users.
+func ExampleRule_Check_when() {
+	set, err := rules.Compile([]rules.Spec{
+		{Name: "tenant-orders", Match: rules.MatchSpec{Paths: []string{"/tenants/{tenant}/orders/**"}},
+			Require: rules.RequireSpec{AnyRoles: []string{"user"}, When: "claims.tenant_id == params.tenant"}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	in := &rules.Input{Method: "GET", Host: "api.example.com", Path: "/tenants/globex/orders/7"}
+	rule, params := set.MatchRequest(in)
+	in.Params = params
+	out := rule.Check(&rules.Principal{Roles: []string{"user"}, Claims: map[string]any{"tenant_id": "acme"}}, in)
+	fmt.Println(out.Reason, out.Missing)
+	// Output: forbidden [condition "claims.tenant_id == params.tenant" is false (claims.tenant_id = "acme", params.tenant = "globex")]
 }
 
 func ExampleNormalizePath() {

@@ -97,6 +97,8 @@ func FuzzMatch(f *testing.F) {
   match: { paths: ["/**/a/**/b", "/files/caf%C3%A9/*"] }
 - name: ip
   match: { hosts: ["10.0.0.1", "[::1]", "10.0.0.2.", "[::ffff:10.0.0.3]"], paths: ["/ip/**"] }
+- name: zoned
+  match: { paths: ["/api/**"], context: { zone: internal } }
 - name: api
   match: { paths: ["/api/**"] }
 - name: root
@@ -122,6 +124,14 @@ func FuzzMatch(f *testing.F) {
 		}
 		if alt := s.Match(swapASCIICase(host), swapASCIICase(method), p); alt != r {
 			t.Fatalf("letter case changes %v to %v for %q %q", name(r), name(alt), host, method)
+		}
+		// With the context extension, "zoned" takes what "api" would.
+		ctx := map[string]string{"zone": "internal"}
+		rc, _ := s.MatchRequest(&Input{Host: host, Method: method, Path: p, Context: ctx})
+		if strings.Count(p, "/") <= 16 {
+			if want, ok := refMatchContext(s, host, method, p, ctx); ok && rc != want {
+				t.Fatalf("MatchRequest(%q, %q, %q, %v) = %v, reference %v", host, method, p, ctx, name(rc), name(want))
+			}
 		}
 		if r != nil && s.Lookup(r.Name()) != r {
 			t.Fatalf("Lookup(%q) is not the rule matched", r.Name())

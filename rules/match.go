@@ -165,7 +165,7 @@ func (s liveSet) has(n *node) bool {
 // match returns the first rule (lowest index, below bound) filed in the trie at root that
 // matches. The path is split in place; nothing is allocated unless more than 16 nodes are
 // live at once.
-func (root *node) match(h *reqHost, bit uint16, method, path string, bound int) *Rule {
+func (root *node) match(h *reqHost, bit uint16, method, path string, ctx map[string]string, bound int) *Rule {
 	var bufA, bufB [16]*node
 	cur := liveSet(bufA[:0]).add(root, bound)
 	next := liveSet(bufB[:0])
@@ -203,7 +203,7 @@ func (root *node) match(h *reqHost, bit uint16, method, path string, bound int) 
 			if e.rule.index >= bound {
 				break
 			}
-			if e.rule.methods.match(bit, method) && (!e.checkHost || e.rule.matchHost(h)) {
+			if e.rule.methods.match(bit, method) && (!e.checkHost || e.rule.matchHost(h)) && e.rule.matchContext(ctx) {
 				best, bound = e.rule, e.rule.index
 				break
 			}
@@ -213,25 +213,60 @@ func (root *node) match(h *reqHost, bit uint16, method, path string, bound int) 
 }
 
 // Match returns the first rule, in file order, whose hosts, methods and paths all match the
-// request; nil when none does (the request is then denied 403, reason no_rule).
+// request; nil when none does (the request is then denied 403, reason no_rule). It is
+// MatchRequest without context extensions: a rule with match.context never matches.
 //
 // host is the Host / :authority value as received: a port, a final dot and letter case are
 // ignored, IPv6 literals are accepted bracketed ("[::1]:8080") or bare. method is compared
 // ignoring letter case. path must come from NormalizePath; a trailing slash is ignored. Match
 // does not allocate.
 func (s *Set) Match(host, method, path string) *Rule {
+	return s.match(host, method, path, nil)
+}
+
+// MatchRequest returns the first rule, in file order, whose hosts, methods, paths and
+// match.context all match in (its Method, Host, Path and Context, read as Match reads them),
+// with the `{name}` segments of the rule's first pattern that matches the path when the rule
+// has a `when` (store them in in.Params before Check); nil when no rule matches. It does not
+// allocate for paths of up to 32 segments.
+func (s *Set) MatchRequest(in *Input) (*Rule, Params) {
+	r := s.match(in.Host, in.Method, in.Path, in.Context)
+	if r == nil || !r.hasWhen {
+		return r, Params{}
+	}
+	return r, r.Params(in.Path)
+}
+
+// Params returns the `{name}` segments of the rule's first path pattern that matches the
+// normalised path, in pattern order; none when no pattern does (a rule named by the
+// `portcullis-rule` context extension is applied whatever the path) or the rule has no paths.
+// Values are as in the path; Params.Get decodes them.
+func (r *Rule) Params(path string) Params {
+	var p Params
+	if !r.hasParams {
+		return p
+	}
+	for _, pp := range r.paths {
+		if matchParams(pp.segs, path, &p) { // records nothing unless it matches
+			break
+		}
+	}
+	return p
+}
+
+func (s *Set) match(host, method, path string, ctx map[string]string) *Rule {
 	if s == nil || s.m == nil {
 		return nil
 	}
 	h := parseRequestHost(host)
 	bit := requestBit(method)
-	best := s.m.shared.match(&h, bit, method, path, noRule)
+	best := s.m.shared.match(&h, bit, method, path, ctx, noRule)
 	if root := s.m.hostRoot(&h); root != nil {
 		bound := noRule
 		if best != nil {
 			bound = best.index
 		}
-		if r := root.match(&h, bit, method, path, bound); r != nil {
+		if r := root.match(&h, bit, method, path, ctx, bound); r != nil {
 			best = r
 		}
 	}

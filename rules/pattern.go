@@ -17,15 +17,17 @@ const (
 
 type segment struct {
 	kind segKind
-	lit  string
+	lit  string // segLiteral: the text, in normal form
+	name string // segOne written "{name}": the parameter's name
 }
 
 // pathPattern is one compiled entry of match.paths. A trailing slash never matters when
 // matching: many servers serve "/a/" and "/a" alike, so a rule for one holds for the other
 // (otherwise a slash would slip a request past it to a weaker rule).
 type pathPattern struct {
-	raw  string
-	segs []segment
+	raw    string
+	segs   []segment
+	params []string // the names of its "{name}" segments, in order
 }
 
 // key is the pattern's canonical spelling: "{id}" and "*" are the same pattern.
@@ -90,7 +92,8 @@ func compilePattern(p string) (pathPattern, string) {
 				return pathPattern{}, fmt.Sprintf("%q: {%s} appears twice; give each parameter its own name", p, name)
 			}
 			names[name] = true
-			pp.segs = append(pp.segs, segment{kind: segOne})
+			pp.params = append(pp.params, name)
+			pp.segs = append(pp.segs, segment{kind: segOne, name: name})
 		case strings.ContainsAny(s, "*{}"):
 			return pathPattern{}, fmt.Sprintf(`%q: segment %q mixes text and a wildcard; a wildcard stands for whole segments: "*" or "{name}" for one, "**" for any number`, p, s)
 		default:
@@ -239,4 +242,87 @@ func hasGlobstar(p []segment) bool {
 		}
 	}
 	return false
+}
+
+// maxInlineSegs bounds the path segments matchParams reads without allocating.
+const maxInlineSegs = 32
+
+// matchParams matches a normalised path against one pattern and, when it matches, records the
+// pattern's "{name}" segments in out. Each "**", from the left, takes as few segments as it can
+// while the rest of the pattern still matches ("/**/{id}/**" against "/a/b/c" gives id "a").
+// It allocates only for paths of more than 32 segments or long patterns with "**".
+func matchParams(pat []segment, path string, out *Params) bool {
+	var buf [maxInlineSegs][2]int
+	segs := buf[:0]
+	for i := 0; i < len(path); {
+		if path[i] == '/' {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(path) && path[j] != '/' {
+			j++
+		}
+		segs = append(segs, [2]int{i, j})
+		i = j
+	}
+	seg := func(k int) string { return path[segs[k][0]:segs[k][1]] }
+	if !hasGlobstar(pat) {
+		if len(pat) != len(segs) {
+			return false
+		}
+		for k, s := range pat {
+			if s.kind == segLiteral && s.lit != seg(k) {
+				return false
+			}
+		}
+		for k, s := range pat {
+			if s.name != "" {
+				out.add(s.name, seg(k))
+			}
+		}
+		return true
+	}
+	// ok[i][j]: pat[i:] matches segs[j:]. Filled from the ends backwards.
+	n, m := len(pat), len(segs)
+	var okBuf [256]bool
+	ok := okBuf[:0]
+	if size := (n + 1) * (m + 1); size <= len(okBuf) {
+		ok = okBuf[:size]
+	} else {
+		ok = make([]bool, size)
+	}
+	at := func(i, j int) *bool { return &ok[i*(m+1)+j] }
+	for i := n; i >= 0; i-- {
+		for j := m; j >= 0; j-- {
+			switch {
+			case i == n:
+				*at(i, j) = j == m
+			case pat[i].kind == segAny:
+				*at(i, j) = *at(i+1, j) || j < m && *at(i, j+1)
+			case j == m:
+				*at(i, j) = false
+			case pat[i].kind == segOne:
+				*at(i, j) = *at(i+1, j+1)
+			default:
+				*at(i, j) = pat[i].lit == seg(j) && *at(i+1, j+1)
+			}
+		}
+	}
+	if !*at(0, 0) {
+		return false
+	}
+	for i, j := 0, 0; i < n; i++ {
+		if pat[i].kind == segAny {
+			for !*at(i+1, j) {
+				j++
+			}
+			continue
+		}
+		if pat[i].name != "" {
+			out.add(pat[i].name, seg(j))
+		}
+		j++
+	}
+	return true
 }

@@ -33,6 +33,32 @@ func TestMatchAgreesWithReference(t *testing.T) {
 	}
 }
 
+// TestMatchRequestContextAgreesWithReference: with match.context on some rules and random
+// context extensions on requests, MatchRequest picks the rule the reference picks.
+func TestMatchRequestContextAgreesWithReference(t *testing.T) {
+	for seed := uint64(1); seed <= 300; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 2))
+		specs := randomSpecs(rng, 1+rng.IntN(30))
+		for i := range specs {
+			specs[i].Match.Context = randomContext(rng)
+		}
+		s, err := Compile(specs)
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		for k := 0; k < 200; k++ {
+			in := &Input{Host: randomHost(rng), Method: randomMethod(rng), Path: randomPath(rng), Context: randomContext(rng)}
+			want, ok := refMatchContext(s, in.Host, in.Method, in.Path, in.Context)
+			if !ok {
+				t.Fatalf("seed %d: the reference does not read the host %q", seed, in.Host)
+			}
+			if got, _ := s.MatchRequest(in); got != want {
+				t.Fatalf("seed %d: MatchRequest(%+v) = %v, reference %v\nrules: %+v", seed, in, name(got), name(want), specs)
+			}
+		}
+	}
+}
+
 func name(r *Rule) string {
 	if r == nil {
 		return "<none>"

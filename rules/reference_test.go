@@ -17,6 +17,12 @@ import (
 // Exponential at worst: keep paths short. ok is false when the host is in none of the forms
 // the documentation names (see refRequestHost); Match's answer is then not specified.
 func refMatch(s *Set, host, method, path string) (r *Rule, ok bool) {
+	return refMatchContext(s, host, method, path, nil)
+}
+
+// refMatchContext is refMatch with context extensions: a rule's match.context entries must
+// each be in ctx with the same value.
+func refMatchContext(s *Set, host, method, path string, ctx map[string]string) (r *Rule, ok bool) {
 	name, ip, ok := refRequestHost(host)
 	if !ok {
 		return nil, false
@@ -29,6 +35,15 @@ func refMatch(s *Set, host, method, path string) (r *Rule, ok bool) {
 	}
 	for _, r := range s.rules {
 		if !refMethods(r.spec.Match.Methods, method) || !refHosts(r.spec.Match.Hosts, name, ip) {
+			continue
+		}
+		inContext := true
+		for k, v := range r.spec.Match.Context {
+			if got, found := ctx[k]; !found || got != v {
+				inContext = false
+			}
+		}
+		if !inContext {
 			continue
 		}
 		for _, p := range r.pats {
@@ -294,6 +309,19 @@ func randomSpecs(rng *rand.Rand, n int) []Spec {
 		specs = append(specs, sp)
 	}
 	return specs
+}
+
+// randomContext returns nil or a context of up to two extensions from a small vocabulary.
+func randomContext(rng *rand.Rand) map[string]string {
+	n := rng.IntN(3)
+	if n == 0 {
+		return nil
+	}
+	ctx := map[string]string{}
+	for ; n > 0; n-- {
+		ctx[[]string{"zone", "tier"}[rng.IntN(2)]] = []string{"a", "b"}[rng.IntN(2)]
+	}
+	return ctx
 }
 
 // randomPath returns a normal path of 0 to 5 segments from the vocabulary.

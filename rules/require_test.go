@@ -89,7 +89,7 @@ func TestCheck(t *testing.T) {
 		{"nil principal", "none", nil, reason.Forbidden, []string{"an authenticated principal"}, nil},
 	}
 	for _, c := range cases {
-		out := s.Lookup(c.rule).Check(c.p)
+		out := s.Lookup(c.rule).Check(c.p, nil)
 		if out.Reason != c.verdict || !reflect.DeepEqual(out.Missing, c.missing) || !reflect.DeepEqual(out.MissingScopes, c.scopes) {
 			t.Errorf("%s: got %v %q %q, want %v %q %q", c.name, out.Reason, out.Missing, out.MissingScopes, c.verdict, c.missing, c.scopes)
 		}
@@ -103,7 +103,7 @@ func TestCheckDoesNotAllocateWhenMet(t *testing.T) {
 `)
 	p := &Principal{Roles: []string{"c", "b"}, Scopes: []string{"s"}, Claims: map[string]any{"x": map[string]any{"y": 1.0}, "z": []any{false, true}}}
 	r := s.Lookup("r")
-	if n := testing.AllocsPerRun(100, func() { r.Check(p) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { r.Check(p, nil) }); n != 0 {
 		t.Errorf("%v allocations", n)
 	}
 }
@@ -155,11 +155,61 @@ func TestClaimPathsKeepWhatCheckReads(t *testing.T) {
 	}
 	r := s.Lookup("r")
 	for name, claims := range map[string]map[string]any{"all claims": all, "kept claims": kept} {
-		if out := r.Check(&Principal{Claims: claims}); out.Reason != reason.OK {
+		if out := r.Check(&Principal{Claims: claims}, nil); out.Reason != reason.OK {
 			t.Errorf("%s: %v, missing %v", name, out.Reason, out.Missing)
 		}
 	}
 	if _, ok := kept["unrelated"]; ok {
 		t.Error("a claim no rule reads was kept")
+	}
+}
+
+// TestClaimPathsOfConditions: the claims a `when` selects by constant keys, and aud for
+// require.audiences, are kept; a `when` that reads the claims otherwise keeps them all.
+func TestClaimPathsOfConditions(t *testing.T) {
+	cases := []struct {
+		name, rules string
+		paths       string
+		all         bool
+	}{
+		{"selects", `
+- name: a
+  require:
+    claims: { email_verified: true }
+    when: 'claims.tenant_id == params.t && claims["https://example.com/org"].unit == "x" && has(claims.team)'
+    any_of:
+      - { when: 'claims.sub == "alice"' }
+      - { any_roles: [admin] }
+- name: b
+  require: { audiences: [internal-api], when: 'claims.tenant_id == "acme"' }
+`, "email_verified tenant_id https://example.com/org team sub aud", false},
+		{"whole map", `
+- name: a
+  require: { when: '"tenant_id" in claims' }
+`, "", true},
+		{"computed key", `
+- name: a
+  require: { when: 'claims[request.headers["x-claim"]] == "x"' }
+`, "", true},
+		{"comprehension", `
+- name: a
+  require: { when: 'claims.exists(k, k.startsWith("x"))' }
+`, "", true},
+		{"no conditions", `
+- name: a
+  require: { claims: { level: 3 } }
+`, "level", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := mustCompile(t, c.rules)
+			var got []string
+			for _, p := range s.ClaimPaths() {
+				got = append(got, p.String())
+			}
+			if strings.Join(got, " ") != c.paths || s.ReadsAllClaims() != c.all {
+				t.Errorf("ClaimPaths %q, ReadsAllClaims %v; want %q, %v", got, s.ReadsAllClaims(), c.paths, c.all)
+			}
+		})
 	}
 }

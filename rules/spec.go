@@ -1,8 +1,10 @@
 // Package rules holds Portcullis's route-to-role rules: their configuration (Spec), their
-// validation and compilation once at load (Compile), the normalisation of request paths
-// (NormalizePath), the choice of the rule for a request (Set.Match, first match in file order,
-// on host, method and path), and the check of a verified principal against the rule's
-// requirements (Rule.Check: roles, scopes, claims).
+// validation and compilation once at load (Compile, `when` conditions in CEL included), the
+// normalisation of request paths (NormalizePath), the choice of the rule for a request
+// (Set.MatchRequest, first match in file order, on host, method, path and Envoy context
+// extensions, with the pattern's {name} params), and the check of a verified principal and the
+// request (Input) against the rule's requirements (Rule.Check: audiences, roles, scopes,
+// claims, conditions, alternatives).
 //
 // It knows nothing of tokens' wire format, of gRPC or of HTTP; a compiled Set is immutable and
 // safe for concurrent use.
@@ -49,6 +51,11 @@ type MatchSpec struct {
 	// slash is ignored: "/api" matches "/api" and "/api/". Literal segments are written as in
 	// the request, percent-escapes included ("/files/a%20b").
 	Paths []string `yaml:"paths"`
+	// Context lists Envoy context_extensions (set per route) that must be present with these
+	// values for the rule to match: `context: { portcullis-zone: internal }`. A request
+	// without them goes on to the next rule. The `portcullis-rule` extension keeps its own
+	// meaning (it names the rule to apply) and cannot be listed here.
+	Context map[string]string `yaml:"context"`
 }
 
 // RequireSpec lists what a verified token must prove. Every listed requirement must be met.
@@ -67,10 +74,27 @@ type RequireSpec struct {
 	// the value.
 	// Numbers compare by value (5 equals 5.0); strings and booleans exactly, type included.
 	Claims map[string]any `yaml:"claims"`
+	// When is a CEL expression (https://cel.dev) that must evaluate to true, compiled once at
+	// load. Its variables: claims (map), roles and scopes (lists of strings), params (the path
+	// pattern's {name} segments, percent-decoded), request.method, request.host, request.path,
+	// request.headers, request.query, source.address, context (Envoy's context_extensions)
+	// and now (timestamp). The cel-go string extensions and network library are available:
+	// cidr("10.0.0.0/8").containsIP(source.address). An expression that fails to evaluate
+	// (a missing key, a type error) denies.
+	When string `yaml:"when"`
+	// AnyOf lists alternatives, each a requirement block of its own (any_roles, all_roles,
+	// scopes, claims, when, nested any_of): at least one must hold entirely. The
+	// requirements beside any_of must hold too.
+	AnyOf []RequireSpec `yaml:"any_of"`
+	// Audiences: the token's aud claim must contain one of these, for this rule (in addition to
+	// the issuer's own audience check). Unmet, it is answered 401 invalid_token, reason
+	// wrong_audience. Only at the top of require, not inside any_of.
+	Audiences []string `yaml:"audiences"`
 }
 
 func (r *RequireSpec) empty() bool {
-	return len(r.AnyRoles) == 0 && len(r.AllRoles) == 0 && len(r.Scopes) == 0 && len(r.Claims) == 0
+	return len(r.AnyRoles) == 0 && len(r.AllRoles) == 0 && len(r.Scopes) == 0 && len(r.Claims) == 0 &&
+		r.When == "" && r.AnyOf == nil && r.Audiences == nil
 }
 
 // clone returns a deep copy, so that a compiled rule cannot be changed through its Spec.
@@ -79,13 +103,32 @@ func (s Spec) clone() Spec {
 	c.Match.Hosts = cloneList(s.Match.Hosts)
 	c.Match.Methods = cloneList(s.Match.Methods)
 	c.Match.Paths = cloneList(s.Match.Paths)
-	c.Require.AnyRoles = cloneList(s.Require.AnyRoles)
-	c.Require.AllRoles = cloneList(s.Require.AllRoles)
-	c.Require.Scopes = cloneList(s.Require.Scopes)
-	if s.Require.Claims != nil {
-		c.Require.Claims = make(map[string]any, len(s.Require.Claims))
-		for k, v := range s.Require.Claims {
-			c.Require.Claims[k] = v // scalars only, once compiled
+	if s.Match.Context != nil {
+		c.Match.Context = make(map[string]string, len(s.Match.Context))
+		for k, v := range s.Match.Context {
+			c.Match.Context[k] = v
+		}
+	}
+	c.Require = s.Require.clone()
+	return c
+}
+
+func (r RequireSpec) clone() RequireSpec {
+	c := r
+	c.AnyRoles = cloneList(r.AnyRoles)
+	c.AllRoles = cloneList(r.AllRoles)
+	c.Scopes = cloneList(r.Scopes)
+	c.Audiences = cloneList(r.Audiences)
+	if r.Claims != nil {
+		c.Claims = make(map[string]any, len(r.Claims))
+		for k, v := range r.Claims {
+			c.Claims[k] = v // scalars only, once compiled
+		}
+	}
+	if r.AnyOf != nil {
+		c.AnyOf = make([]RequireSpec, len(r.AnyOf))
+		for i := range r.AnyOf {
+			c.AnyOf[i] = r.AnyOf[i].clone()
 		}
 	}
 	return c

@@ -17,6 +17,7 @@ func findWarnings(rules []*Rule) []string {
 		for _, m := range r.unregistered {
 			out = append(out, fmt.Sprintf("rules[%d] %q: method %q is not a registered HTTP method; check its spelling", i, r.Name(), m))
 		}
+		out = append(out, paramWarnings(i, r)...)
 	}
 	shadows, shadowed := shadowWarnings(rules)
 	out = append(out, shadows...)
@@ -105,12 +106,53 @@ func publicOverlapWarnings(rules []*Rule, shadowed []bool) []string {
 	return out
 }
 
+// paramWarnings finds conditions that read params.x where none of the rule's path patterns has
+// a {x} segment: params.x is then always missing, and the condition always fails to evaluate.
+func paramWarnings(i int, r *Rule) []string {
+	var out []string
+	r.req.walk(func(b *block) {
+		if b.when == nil {
+			return
+		}
+		for _, ref := range b.when.refs {
+			if ref.root != "params" || len(ref.keys) == 0 || r.hasParam(ref.keys[0]) {
+				continue
+			}
+			var have []string
+			for _, p := range r.paths {
+				for _, n := range p.params {
+					if !slices.Contains(have, n) {
+						have = append(have, n)
+					}
+				}
+			}
+			hint := "the patterns have no {name} segment"
+			if len(have) > 0 {
+				hint = "the patterns name {" + strings.Join(have, "}, {") + "}"
+			}
+			out = append(out, fmt.Sprintf("%s: %q of rule %q reads %s, but no path pattern of the rule has {%s} (%s), so it always fails and denies",
+				b.when.field, b.when.expr, r.Name(), ref, ref.keys[0], hint))
+		}
+	})
+	return out
+}
+
+// hasParam reports whether some path pattern of the rule has the segment {name}.
+func (r *Rule) hasParam(name string) bool {
+	for _, p := range r.paths {
+		if slices.Contains(p.params, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // patternsOf returns a rule's path patterns, "/**" for a rule without paths.
 func patternsOf(r *Rule) [][]segment { return r.pats }
 
 // coversPattern reports whether rule a matches every request that rule b's pattern p matches.
 func coversPattern(a, b *Rule, p []segment) bool {
-	if !hostsCover(a, b) || !a.methods.covers(&b.methods) {
+	if !hostsCover(a, b) || !a.methods.covers(&b.methods) || !contextCovers(a, b) {
 		return false
 	}
 	for _, q := range patternsOf(a) {
@@ -133,7 +175,7 @@ func covers(a, b *Rule) bool {
 
 // overlaps reports whether some request matches both rules.
 func overlaps(a, b *Rule) bool {
-	if !hostsOverlap(a, b) || !a.methods.overlaps(&b.methods) {
+	if !hostsOverlap(a, b) || !a.methods.overlaps(&b.methods) || !contextsOverlap(a, b) {
 		return false
 	}
 	for _, p := range patternsOf(a) {
@@ -190,4 +232,28 @@ func hostsOverlap(a, b *Rule) bool {
 		}
 	}
 	return false
+}
+
+// contextCovers reports whether every request with b's match.context has a's: each entry of
+// a's is one of b's.
+func contextCovers(a, b *Rule) bool {
+	for _, ca := range a.context {
+		if !slices.Contains(b.context, ca) {
+			return false
+		}
+	}
+	return true
+}
+
+// contextsOverlap reports whether some request has both rules' match.context: no extension
+// with two different values.
+func contextsOverlap(a, b *Rule) bool {
+	for _, ca := range a.context {
+		for _, cb := range b.context {
+			if ca.key == cb.key && ca.value != cb.value {
+				return false
+			}
+		}
+	}
+	return true
 }

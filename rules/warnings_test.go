@@ -147,6 +147,51 @@ func TestWarnings(t *testing.T) {
 - name: f
   match: { paths: ["/e"] }
 `, nil},
+		{"params without a segment", `
+- name: orders
+  match: { paths: ["/tenants/{tenant}/orders/**", "/orgs/{org}/orders"] }
+  require:
+    when: 'claims.tenant_id == params.tenant_id'
+    any_of:
+      - { when: 'params.org == claims.org' }
+      - { when: 'params.user == claims.sub' }
+- name: flat
+  match: { paths: ["/flat"] }
+  require: { when: 'params.id == "1"' }
+`, []string{
+			`rules[0].require.when: "claims.tenant_id == params.tenant_id" of rule "orders" reads params.tenant_id, but no path pattern of the rule has {tenant_id} (the patterns name {tenant}, {org}), so it always fails and denies`,
+			`rules[0].require.any_of[1].when: "params.user == claims.sub" of rule "orders" reads params.user, but no path pattern of the rule has {user} (the patterns name {tenant}, {org}), so it always fails and denies`,
+			`rules[1].require.when: "params.id == \"1\"" of rule "flat" reads params.id, but no path pattern of the rule has {id} (the patterns have no {name} segment), so it always fails and denies`,
+		}},
+		{"context: a rule with context does not shadow one without", `
+- name: internal
+  match: { paths: ["/internal/**"], context: { zone: internal } }
+- name: other
+  match: { paths: ["/internal/**"] }
+  require: { any_roles: [admin] }
+`, nil},
+		{"context: one without shadows one with", `
+- name: all
+  match: { paths: ["/internal/**"] }
+- name: internal
+  match: { paths: ["/internal/x"], context: { zone: internal } }
+`, []string{`rules[1] "internal" is shadowed by rules[0] "all" (earlier rule matches everything it matches)`}},
+		{"context: same context shadows, more context does not", `
+- name: a
+  match: { paths: ["/a/**"], context: { zone: internal } }
+- name: b
+  match: { paths: ["/a/b"], context: { zone: internal, tier: "1" } }
+- name: c
+  match: { paths: ["/a/c"], context: { zone: edge } }
+`, []string{`rules[1] "b" is shadowed by rules[0] "a" (earlier rule matches everything it matches)`}},
+		{"context: a public rule with another zone takes no request", `
+- name: pub
+  public: true
+  match: { paths: ["/a/x"], context: { zone: edge } }
+- name: prot
+  match: { paths: ["/a/*"], context: { zone: internal } }
+  require: { any_roles: [admin] }
+`, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

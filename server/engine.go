@@ -50,10 +50,14 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics) (*aut
 }
 
 // keptClaims are the claim paths anything reads after verification: the rules' claim
-// requirements and the identity headers that name a claim. Identities keep only the top-level
-// claims these paths may read, so cached ones stay small. The list is never nil: to the
-// verifier, nil means keep every claim.
+// requirements and conditions and the identity headers that name a claim. Identities keep only
+// the top-level claims these paths may read, so cached ones stay small. The list is never nil
+// (to the verifier, nil means keep every claim) unless a rule's condition reads the claims in a
+// way no path names.
 func keptClaims(cfg *config.Loaded) []token.ClaimPath {
+	if cfg.RuleSet.ReadsAllClaims() {
+		return nil
+	}
 	keep := append([]token.ClaimPath{}, cfg.RuleSet.ClaimPaths()...)
 	for _, a := range cfg.Identity {
 		if a.Field() == token.FieldClaim {
