@@ -85,9 +85,60 @@ func TestAccessTokenShape(t *testing.T) {
 	if typ := claims(t, tk.ID)["typ"]; typ != "ID" {
 		t.Errorf("ID token typ = %v, want ID", typ)
 	}
+	// The tenant-orders rule compares this claim with the path (tenant_test.go). The realm
+	// declares tenant_id in its user profile (editable by admins only) and maps it into
+	// access tokens only.
+	if got, ok := claims(t, tk.ID)["tenant_id"]; ok {
+		t.Errorf("ID token tenant_id = %v, want none (access tokens only)", got)
+	}
+	for user, want := range map[string]string{"alice": "acme", "bob": "globex", "carol": "initech"} {
+		access := tk.Access
+		if user != "alice" {
+			access = env.kc.login(t, user).Access
+		}
+		if got := claims(t, access)["tenant_id"]; got != want {
+			t.Errorf("%s: tenant_id = %#v, want %q (a single string)", user, got, want)
+		}
+	}
 	if typ := claims(t, tk.Refresh)["typ"]; typ != "Refresh" {
 		t.Errorf("refresh token typ = %v, want Refresh", typ)
 	}
+}
+
+// TestTenantIDOnlyAdminsEdit guards the realm's user profile: tenant_id is a declared
+// attribute that only admins see and edit, so no user can move to another tenant (Keycloak
+// maps an undeclared attribute too, but hides it from the console).
+func TestTenantIDOnlyAdminsEdit(t *testing.T) {
+	req, _ := http.NewRequest(http.MethodGet, env.kc.base+"/admin/realms/"+realm+"/users/profile", nil)
+	req.Header.Set("Authorization", "Bearer "+env.kc.adminToken(t))
+	resp, err := kcClient.Do(req)
+	if err != nil {
+		t.Fatalf("user profile: %v", err)
+	}
+	defer resp.Body.Close()
+	var up struct {
+		Attributes []struct {
+			Name        string              `json:"name"`
+			Permissions map[string][]string `json:"permissions"`
+			Multivalued bool                `json:"multivalued"`
+		} `json:"attributes"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("user profile: %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&up); err != nil {
+		t.Fatalf("user profile: %v", err)
+	}
+	for _, a := range up.Attributes {
+		if a.Name != "tenant_id" {
+			continue
+		}
+		if !slices.Equal(a.Permissions["edit"], []string{"admin"}) || !slices.Equal(a.Permissions["view"], []string{"admin"}) || a.Multivalued {
+			t.Errorf("tenant_id: permissions %v, multivalued %v; want view and edit [admin], single-valued", a.Permissions, a.Multivalued)
+		}
+		return
+	}
+	t.Errorf("the realm's user profile declares no tenant_id")
 }
 
 func TestAliceReadsOrderWithIdentityHeaders(t *testing.T) {
