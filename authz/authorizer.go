@@ -93,6 +93,9 @@ func (a *Authorizer) logDecision(ctx context.Context, front string, r *Request, 
 	case d.DryRun != nil && !d.DryRun.Allow:
 		level, msg = slog.LevelInfo, "dry-run deny (allowed)"
 	}
+	if len(d.Evaluated().ConditionErrors) > 0 {
+		level = slog.LevelWarn
+	}
 	if !a.log.Enabled(ctx, level) {
 		return
 	}
@@ -112,6 +115,9 @@ func (a *Authorizer) logDecision(ctx context.Context, front string, r *Request, 
 	}
 	if detail := d.Evaluated().Detail; detail != "" {
 		attrs = append(attrs, slog.String("detail", detail))
+	}
+	if errs := d.Evaluated().ConditionErrors; len(errs) > 0 {
+		attrs = append(attrs, slog.Any("condition_errors", errs))
 	}
 	a.log.LogAttrs(ctx, level, msg, attrs...)
 }

@@ -17,6 +17,13 @@ type Request struct {
 	// RuleName, when set, names the rule to apply instead of matching (Envoy's per-route
 	// context extension `portcullis-rule`).
 	RuleName string
+	// Context holds Envoy's per-route context_extensions (nil when there are none): matched by
+	// rules' match.context and read by conditions as `context`.
+	Context map[string]string
+	// SourceAddress is the address of the client as Envoy reports it
+	// (attributes.source.address.socket_address.address): `source.address` in conditions; ""
+	// on the HTTP forward-auth front, which sees only its proxy.
+	SourceAddress string
 	// Invalid, when set, says why the front could not reconstruct the original request; the
 	// engine answers 400 bad_request.
 	Invalid string
@@ -50,6 +57,10 @@ type Decision struct {
 	// configured identity header not in Upstream and, with forward_token: false, the token's
 	// header (or Cookie, when nothing but the token was in it). Shared like Upstream.
 	UpstreamRemove []string
+
+	// ConditionErrors are the rule's `when` conditions that could not be evaluated (each
+	// names its field, rule and CEL's error): such a condition does not hold. Logged at warn.
+	ConditionErrors []string
 
 	// Answer are the headers of the answer to the client (deny only): content-type and, as the
 	// reason's row says, WWW-Authenticate.

@@ -14,8 +14,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/reason"
@@ -37,6 +40,8 @@ type Options struct {
 	// Paths says how request paths are normalised (paths.matrix_parameters); the zero value
 	// is rules.NormalizePath's default.
 	Paths rules.PathOptions
+	// Now is the clock conditions read as `now`; nil is time.Now.
+	Now func() time.Time
 }
 
 // Engine decides. It is immutable once built and safe for concurrent use; a configuration
@@ -51,6 +56,10 @@ type Engine struct {
 	removeAll []string
 	cache     *tokenCache
 	paths     rules.PathOptions
+	// secretHeaders are the token sources' headers, whose values a condition's explanation
+	// never shows.
+	secretHeaders []string
+	now           func() time.Time
 }
 
 // NewEngine builds an engine from its parts.
@@ -63,6 +72,15 @@ func NewEngine(o Options) *Engine {
 	sort.Slice(e.identity, func(i, j int) bool { return e.identity[i].name < e.identity[j].name })
 	for _, h := range e.identity {
 		e.removeAll = append(e.removeAll, h.name)
+	}
+	for _, src := range o.Sources {
+		if src.Header != "" {
+			e.secretHeaders = append(e.secretHeaders, strings.ToLower(src.Header))
+		}
+	}
+	e.now = o.Now
+	if e.now == nil {
+		e.now = time.Now
 	}
 	return e
 }
@@ -90,7 +108,7 @@ func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 			d.Detail = fmt.Sprintf("the route names rule %q (context extension portcullis-rule), which is not configured", r.RuleName)
 			return d
 		}
-	} else if rule = e.rules.Match(r.Host, r.Method, path); rule == nil {
+	} else if rule, _ = e.rules.MatchRequest(&rules.Input{Method: r.Method, Host: r.Host, Path: path, Context: r.Context}); rule == nil {
 		d := e.deny(reason.NoRule, nil)
 		d.Detail = fmt.Sprintf("no rule matches %s %s%s", r.Method, r.Host, path)
 		return d
@@ -138,13 +156,58 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, p
 		return d
 	}
 	// 6. Requirements: the rule answers with the reason (ok, forbidden, insufficient_scope).
-	in := rules.Input{Method: r.Method, Host: r.Host, Path: path, Headers: r.Headers, Params: rule.Params(path)}
-	out := rule.Check(&ci.principal, &in)
-	if out.Reason == reason.OK {
-		return e.allow(reason.OK, ci, r)
+	in := rules.Input{Method: r.Method, Host: r.Host, Path: path, Headers: r.Headers, Context: r.Context}
+	if rule.HasConditions() {
+		e.conditionInput(&in, r, rule)
 	}
-	d := e.deny(out.Reason, out.MissingScopes)
-	d.Identity, d.Missing = ci.id, out.Missing
-	d.Detail = "missing " + strings.Join(out.Missing, ", ")
+	out := rule.Check(&ci.principal, &in)
+	var d *Decision
+	if out.Reason == reason.OK {
+		d = e.allow(reason.OK, ci, r)
+	} else {
+		d = e.deny(out.Reason, out.MissingScopes)
+		d.Identity, d.Missing = ci.id, out.Missing
+		d.Detail = "missing " + strings.Join(out.Missing, ", ")
+	}
+	for _, ce := range out.Errors {
+		d.ConditionErrors = append(d.ConditionErrors, ce.Error())
+	}
 	return d
+}
+
+// conditionInput fills what only a rule's `when` reads: the path's params, the query, the
+// source address, the time, and the headers whose values are never shown.
+func (e *Engine) conditionInput(in *rules.Input, r *Request, rule *rules.Rule) {
+	in.Params = rule.Params(in.Path)
+	if _, q, ok := strings.Cut(r.Path, "?"); ok {
+		q, _, _ = strings.Cut(q, "#")
+		in.Query = firstValues(q)
+	}
+	if a, err := netip.ParseAddr(r.SourceAddress); err == nil {
+		in.SourceAddress = a.Unmap().String()
+	} else {
+		in.SourceAddress = r.SourceAddress
+	}
+	in.Now = e.now()
+	in.SecretHeaders = e.secretHeaders
+}
+
+// firstValues decodes a query string into the first value of each parameter; a parameter
+// that does not decode is left out.
+func firstValues(q string) map[string]string {
+	out := map[string]string{}
+	for q != "" {
+		var part string
+		part, q, _ = strings.Cut(q, "&")
+		k, v, _ := strings.Cut(part, "=")
+		k, err1 := url.QueryUnescape(k)
+		v, err2 := url.QueryUnescape(v)
+		if err1 != nil || err2 != nil || k == "" {
+			continue
+		}
+		if _, seen := out[k]; !seen {
+			out[k] = v
+		}
+	}
+	return out
 }

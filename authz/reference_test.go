@@ -57,10 +57,6 @@ func (c *checkField) readMessage(m protoreflect.Message, names []string, f *chec
 			f.set(c.to, k.String(), v.String())
 			return true
 		})
-	case kindMapValue:
-		if x := v.Map().Get(protoreflect.ValueOfString(c.key).MapKey()); x.IsValid() {
-			f.set(c.to, "", x.String())
-		}
 	case kindHeaderValues:
 		l := v.List()
 		for i := range l.Len() {
@@ -80,7 +76,6 @@ func (c *checkField) readMessage(m protoreflect.Message, names []string, f *chec
 var kindNames = map[fieldKind]string{
 	kindString:       "a string",
 	kindStringMap:    "a map<string, string>",
-	kindMapValue:     "a map<string, string>",
 	kindHeaderValues: "a repeated envoy.config.core.v3.HeaderValue",
 }
 
@@ -91,7 +86,7 @@ func (c *checkField) fits(fd protoreflect.FieldDescriptor) error {
 	switch c.kind {
 	case kindString:
 		ok = fd.Kind() == protoreflect.StringKind && fd.Cardinality() != protoreflect.Repeated
-	case kindStringMap, kindMapValue:
+	case kindStringMap:
 		ok = stringMap
 	case kindHeaderValues:
 		ok = fd.IsList() && fd.Kind() == protoreflect.MessageKind && fd.Message().FullName() == "envoy.config.core.v3.HeaderValue"
@@ -147,9 +142,9 @@ func TestCheckFieldTable(t *testing.T) {
 // field, are refused when the tree is built.
 func TestWireTreeRejectsCollisions(t *testing.T) {
 	for name, table := range map[string][]checkField{
-		"same field": {{"a", wirePath{1, 2}, kindString, "", partMethod}, {"b", wirePath{1, 2}, kindString, "", partMethod}},
-		"inside":     {{"a", wirePath{1, 2}, kindString, "", partMethod}, {"b", wirePath{1, 2, 3}, kindString, "", partMethod}},
-		"around":     {{"a", wirePath{1, 2, 3}, kindString, "", partMethod}, {"b", wirePath{1, 2}, kindString, "", partMethod}},
+		"same field": {{"a", wirePath{1, 2}, kindString, partMethod}, {"b", wirePath{1, 2}, kindString, partMethod}},
+		"inside":     {{"a", wirePath{1, 2}, kindString, partMethod}, {"b", wirePath{1, 2, 3}, kindString, partMethod}},
+		"around":     {{"a", wirePath{1, 2, 3}, kindString, partMethod}, {"b", wirePath{1, 2}, kindString, partMethod}},
 	} {
 		func() {
 			defer func() {

@@ -29,6 +29,7 @@ func TestRequestFromCheck(t *testing.T) {
 		name string
 		http *authv3.AttributeContext_HttpRequest
 		ext  map[string]string
+		src  *authv3.AttributeContext_Peer
 		want Request
 	}{
 		{
@@ -47,8 +48,9 @@ func TestRequestFromCheck(t *testing.T) {
 			name: "method, host and path from the pseudo-headers; header_map ignored beside headers",
 			http: &authv3.AttributeContext_HttpRequest{Headers: map[string]string{":method": "PUT", ":authority": "a.example.com", ":path": "/x", "host": "b.example.com"},
 				HeaderMap: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: "x-ignored", Value: "1"}}}},
-			ext:  map[string]string{"other": "x"},
-			want: Request{Method: "PUT", Host: "a.example.com", Path: "/x", Headers: map[string]string{":method": "PUT", ":authority": "a.example.com", ":path": "/x", "host": "b.example.com"}},
+			ext: map[string]string{"other": "x"},
+			want: Request{Method: "PUT", Host: "a.example.com", Path: "/x", Headers: map[string]string{":method": "PUT", ":authority": "a.example.com", ":path": "/x", "host": "b.example.com"},
+				Context: map[string]string{"other": "x"}},
 		},
 		{
 			name: "header_map: value before raw_value, an empty entry kept",
@@ -64,12 +66,20 @@ func TestRequestFromCheck(t *testing.T) {
 			name: "host from the host header, rule from the context extension",
 			http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/", Headers: map[string]string{"host": "h:8080"}},
 			ext:  map[string]string{"portcullis-rule": "docs"},
-			want: Request{Method: "GET", Host: "h:8080", Path: "/", Headers: map[string]string{"host": "h:8080"}, RuleName: "docs"},
+			want: Request{Method: "GET", Host: "h:8080", Path: "/", Headers: map[string]string{"host": "h:8080"}, RuleName: "docs",
+				Context: map[string]string{"portcullis-rule": "docs"}},
+		},
+		{
+			name: "the source's socket address; its port and the other peer fields are not read",
+			http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/", Headers: map[string]string{"host": "h"}},
+			src: &authv3.AttributeContext_Peer{Principal: "spiffe://x", Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
+				SocketAddress: &corev3.SocketAddress{Address: "2001:db8::7", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 443}}}}},
+			want: Request{Method: "GET", Host: "h", Path: "/", Headers: map[string]string{"host": "h"}, SourceAddress: "2001:db8::7"},
 		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Source: c.src,
 				Request: &authv3.AttributeContext_Request{Http: c.http}, ContextExtensions: c.ext}}
 			if got := RequestFromCheck(req); !reflect.DeepEqual(got, c.want) {
 				t.Errorf("reference:\n got %+v\nwant %+v", got, c.want)

@@ -24,12 +24,13 @@ import (
 // that both agree with Envoy's descriptor. Each entry fills its own part of checkFields, so the
 // order of the fields on the wire does not matter between entries.
 var checkFieldTable = [...]checkField{
-	{"attributes.request.http.method", wirePath{1, 4, 2, 2}, kindString, "", partMethod},
-	{"attributes.request.http.host", wirePath{1, 4, 2, 5}, kindString, "", partHost},
-	{"attributes.request.http.path", wirePath{1, 4, 2, 4}, kindString, "", partPath},
-	{"attributes.request.http.headers", wirePath{1, 4, 2, 3}, kindStringMap, "", partHeaders},
-	{"attributes.request.http.header_map.headers", wirePath{1, 4, 2, 13, 1}, kindHeaderValues, "", partHeaderMap},
-	{"attributes.context_extensions", wirePath{1, 10}, kindMapValue, ContextExtensionRule, partRule},
+	{"attributes.request.http.method", wirePath{1, 4, 2, 2}, kindString, partMethod},
+	{"attributes.request.http.host", wirePath{1, 4, 2, 5}, kindString, partHost},
+	{"attributes.request.http.path", wirePath{1, 4, 2, 4}, kindString, partPath},
+	{"attributes.request.http.headers", wirePath{1, 4, 2, 3}, kindStringMap, partHeaders},
+	{"attributes.request.http.header_map.headers", wirePath{1, 4, 2, 13, 1}, kindHeaderValues, partHeaderMap},
+	{"attributes.context_extensions", wirePath{1, 10}, kindStringMap, partContext},
+	{"attributes.source.address.socket_address.address", wirePath{1, 1, 1, 1, 2}, kindString, partSource},
 }
 
 // checkField is one entry of checkFieldTable.
@@ -40,8 +41,6 @@ type checkField struct {
 	// nums is the same path by field number.
 	nums wirePath
 	kind fieldKind
-	// key is the map key a kindMapValue field reads.
-	key string
 	// to is the part of checkFields the field fills.
 	to requestPart
 }
@@ -56,7 +55,6 @@ type fieldKind uint8
 const (
 	kindString       fieldKind = iota // a string: set(to, "", value)
 	kindStringMap                     // a map<string, string>: set(to, key, value) for every entry
-	kindMapValue                      // one key of a map<string, string>: set(to, "", value)
 	kindHeaderValues                  // repeated config.core.v3.HeaderValue: set(to, key, value, or raw_value when value is empty)
 )
 
@@ -71,7 +69,8 @@ const (
 	partPath                         // Request.Path
 	partHeaders                      // an entry of Request.Headers
 	partHeaderMap                    // an entry of checkFields.headerMap
-	partRule                         // Request.RuleName
+	partContext                      // an entry of Request.Context (and Request.RuleName for portcullis-rule)
+	partSource                       // Request.SourceAddress
 )
 
 // checkFields is what checkFieldTable fills: the Request, and the header_map entries, which
@@ -93,8 +92,16 @@ func (f *checkFields) set(to requestPart, k, v string) {
 		f.Host = v
 	case partPath:
 		f.Path = v
-	case partRule:
-		f.RuleName = v
+	case partContext:
+		if f.Context == nil {
+			f.Context = make(map[string]string, 2)
+		}
+		f.Context[k] = v
+		if k == ContextExtensionRule {
+			f.RuleName = v
+		}
+	case partSource:
+		f.SourceAddress = v
 	case partHeaders:
 		if f.Headers == nil {
 			f.Headers = make(map[string]string, 16)
@@ -243,14 +250,10 @@ func (c *checkField) read(b []byte, f *checkFields) error {
 			f.set(c.to, "", s)
 		}
 		return err
-	case kindStringMap, kindMapValue:
+	case kindStringMap:
 		k, v, err := mapEntry(b)
-		switch {
-		case err != nil:
-		case c.kind == kindStringMap:
+		if err == nil {
 			f.set(c.to, k, v)
-		case k == c.key:
-			f.set(c.to, "", v)
 		}
 		return err
 	default: // kindHeaderValues

@@ -237,6 +237,10 @@ func (s *Set) MatchRequest(in *Input) (*Rule, Params) {
 	return r, r.Params(in.Path)
 }
 
+// HasConditions reports whether the rule's requirements hold a `when`: only then do they read
+// the Input's params, query, source address, time and headers.
+func (r *Rule) HasConditions() bool { return r.hasWhen }
+
 // Params returns the `{name}` segments of the rule's first path pattern that matches the
 // normalised path, in pattern order; none when no pattern does (a rule named by the
 // `portcullis-rule` context extension is applied whatever the path) or the rule has no paths.
