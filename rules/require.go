@@ -129,7 +129,7 @@ type checkState struct {
 
 // check applies the block; missing and scopes are nil when it holds.
 func (b *block) check(p *Principal, st *checkState) (v verdict, missing, scopes []string) {
-	if len(b.anyRoles) > 0 && !containsAny(p.Roles, b.anyRoles) {
+	if len(b.anyRoles) > 0 && !slices.ContainsFunc(p.Roles, func(r string) bool { return slices.Contains(b.anyRoles, r) }) {
 		missing = append(missing, b.anyMissing)
 		v = unmet
 	}
@@ -194,21 +194,12 @@ func audienceMet(aud any, want []string) bool {
 	case string:
 		return slices.Contains(want, a)
 	case []string:
-		return containsAny(a, want)
+		return slices.ContainsFunc(a, func(s string) bool { return slices.Contains(want, s) })
 	case []any:
 		for _, x := range a {
 			if s, ok := x.(string); ok && slices.Contains(want, s) {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-func containsAny(have, want []string) bool {
-	for _, w := range want {
-		if slices.Contains(have, w) {
-			return true
 		}
 	}
 	return false

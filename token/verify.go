@@ -274,7 +274,7 @@ func (is *issuer) checkClaims(cl *claims, h *header, now time.Time) *Error {
 		e.Hint = skewHint
 		return e
 	}
-	if len(is.Audiences) > 0 && !anyIn(cl.aud, is.Audiences) {
+	if len(is.Audiences) > 0 && !slices.ContainsFunc(cl.aud, func(a string) bool { return slices.Contains(is.Audiences, a) }) {
 		e := refuse(reason.WrongAudience, "aud is %q; expected one of %q", cl.aud, is.Audiences)
 		if slices.Equal(cl.aud, []string{"account"}) || len(cl.aud) == 0 {
 			e.Hint = fmt.Sprintf("add an audience mapper for %s in Keycloak so its access tokens carry it in aud", is.Audiences[0])
@@ -296,15 +296,6 @@ func (is *issuer) checkClaims(cl *claims, h *header, now time.Time) *Error {
 func (is *issuer) typeAccepted(typ string) bool {
 	for _, t := range is.TokenTypes {
 		if strings.EqualFold(t, typ) {
-			return true
-		}
-	}
-	return false
-}
-
-func anyIn(have, want []string) bool {
-	for _, h := range have {
-		if slices.Contains(want, h) {
 			return true
 		}
 	}
