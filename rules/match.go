@@ -169,17 +169,8 @@ func (root *node) match(h *reqHost, bit uint16, method, path string, ctx map[str
 	var bufA, bufB [16]*node
 	cur := liveSet(bufA[:0]).add(root, bound)
 	next := liveSet(bufB[:0])
-	for i := 0; i < len(path) && len(cur) > 0; {
-		if path[i] == '/' {
-			i++
-			continue
-		}
-		j := i + 1
-		for j < len(path) && path[j] != '/' {
-			j++
-		}
-		seg := path[i:j]
-		i = j
+	for start, end := nextSegment(path, 0); start < len(path) && len(cur) > 0; start, end = nextSegment(path, end) {
+		seg := path[start:end]
 		next = next[:0]
 		for _, n := range cur {
 			if n.lit != nil {

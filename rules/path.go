@@ -392,3 +392,17 @@ func (u *utf8Check) feed(c byte, at int) *PathError {
 	}
 	return nil
 }
+
+// nextSegment returns the bounds of the first segment of path at or after byte i, slashes
+// skipped: path[start:end]; start is len(path) when no segment is left. Matching and params
+// split a normalised path with it, so both see the same segments.
+func nextSegment(path string, i int) (start, end int) {
+	for i < len(path) && path[i] == '/' {
+		i++
+	}
+	end = i
+	for end < len(path) && path[end] != '/' {
+		end++
+	}
+	return i, end
+}

@@ -254,17 +254,8 @@ const maxInlineSegs = 32
 func matchParams(pat []segment, path string, out *Params) bool {
 	var buf [maxInlineSegs][2]int
 	segs := buf[:0]
-	for i := 0; i < len(path); {
-		if path[i] == '/' {
-			i++
-			continue
-		}
-		j := i + 1
-		for j < len(path) && path[j] != '/' {
-			j++
-		}
-		segs = append(segs, [2]int{i, j})
-		i = j
+	for start, end := nextSegment(path, 0); start < len(path); start, end = nextSegment(path, end) {
+		segs = append(segs, [2]int{start, end})
 	}
 	seg := func(k int) string { return path[segs[k][0]:segs[k][1]] }
 	if !hasGlobstar(pat) {
