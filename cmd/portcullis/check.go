@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -26,6 +27,8 @@ type checkFlags struct {
 	host    string
 	path    string
 	headers []string
+	source  string
+	context []string
 	json    bool
 	wait    time.Duration
 }
@@ -33,11 +36,13 @@ type checkFlags struct {
 func newCheckCmd(g *globals) *cobra.Command {
 	f := &checkFlags{}
 	cmd := &cobra.Command{
-		Use:   "check --config FILE --token T [--method GET] [--host H] --path P [--header K=V]... [--json]",
+		Use:   "check --config FILE --token T [--method GET] [--host H] --path P [--header K=V]... [--source ADDR] [--context K=V]... [--json]",
 		Short: "Evaluate one request with the real engine and explain the decision",
 		Long: `Evaluate one request as serve would (the issuers' keys are fetched for real) and explain:
-the decision, the HTTP status, the matched rule, the reason, the identity headers, and for a
-refused token the precise cause with a hint.
+the decision, the HTTP status, the matched rule, the reason, the identity headers, for a
+refused token the precise cause with a hint, and for unmet requirements each one, with the
+values a condition (require.when) saw. --source and --context give what Envoy sends beside
+the request: the client address and the route's context_extensions.
 T may be a token, @file, or - for standard input. Exit 0 allow, 1 deny, 2 error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -53,6 +58,8 @@ T may be a token, @file, or - for standard input. Exit 0 allow, 1 deny, 2 error.
 	cmd.Flags().StringVar(&f.host, "host", "", "request host (:authority)")
 	cmd.Flags().StringVar(&f.path, "path", "", "request path, as sent (query allowed)")
 	cmd.Flags().StringArrayVar(&f.headers, "header", nil, "extra request header K=V (repeatable)")
+	cmd.Flags().StringVar(&f.source, "source", "", "the client address Envoy reports (source.address), an IP address")
+	cmd.Flags().StringArrayVar(&f.context, "context", nil, "a context extension K=V of the Envoy route (repeatable); portcullis-rule=NAME names the rule")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
 	cmd.Flags().DurationVar(&f.wait, "wait", 10*time.Second, "how long to wait for the issuers' keys")
 	_ = cmd.MarkFlagRequired("path")
@@ -98,6 +105,25 @@ func runCheck(ctx context.Context, g *globals, f *checkFlags) error {
 	}
 	if f.host != "" {
 		req.Headers["host"] = f.host
+	}
+	if f.source != "" {
+		if _, err := netip.ParseAddr(f.source); err != nil {
+			return &exitError{2, fmt.Errorf("--source %q: not an IP address; give the client address as Envoy reports it, e.g. 10.1.2.3 or 2001:db8::1 (no port)", f.source)}
+		}
+		req.SourceAddress = f.source
+	}
+	for _, c := range f.context {
+		k, v, ok := strings.Cut(c, "=")
+		if !ok || k == "" {
+			return &exitError{2, fmt.Errorf("--context %q: write it as name=value", c)}
+		}
+		if req.Context == nil {
+			req.Context = map[string]string{}
+		}
+		req.Context[k] = v
+		if k == authz.ContextExtensionRule {
+			req.RuleName = v
+		}
 	}
 	if tok != "" {
 		src := cfg.Tokens.Sources[0]
@@ -192,7 +218,16 @@ func printResult(w io.Writer, r checkResult) {
 		rule = "(none matched)"
 	}
 	line("rule", rule)
-	line("detail", r.Detail)
+	if len(r.Missing) > 0 {
+		// Unmet requirements (the detail is their list), one a line: a condition's text and
+		// values may hold commas.
+		fmt.Fprintln(w, "missing:")
+		for _, m := range r.Missing {
+			fmt.Fprintf(w, "  - %s\n", m)
+		}
+	} else {
+		line("detail", r.Detail)
+	}
 	line("hint", r.Hint)
 	line("sub", r.Subject)
 	line("issuer", r.Issuer)

@@ -88,6 +88,25 @@ func TestCheckGolden(t *testing.T) {
 	if err := os.WriteFile(scoped, []byte(checkConfig+"  - name: purge\n    match: { paths: [\"/purge/**\"] }\n    require: { scopes: [\"orders:delete\"] }\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Rules with conditions and alternatives (appended; nothing earlier matches their paths).
+	conds := filepath.Join(filepath.Dir(path), "conditions.yaml")
+	if err := os.WriteFile(conds, []byte(checkConfig+`  - name: tenant-orders
+    match: { paths: ["/tenants/{tenant}/orders/**"] }
+    require: { any_roles: [user], when: 'claims.tenant_id == params.tenant' }
+  - name: profile
+    match: { paths: ["/users/{id}/**"] }
+    require:
+      any_of:
+        - { any_roles: [admin] }
+        - { when: 'claims.sub == params.id' }
+  - name: internal-admin
+    match: { paths: ["/internal/**"], context: { portcullis-zone: internal } }
+    require: { all_roles: [admin], when: 'cidr("10.0.0.0/8").containsIP(source.address)' }
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tenant := mint(devidp.Claims{"tenant_id": "acme"}, time.Hour)
+	admin := mint(devidp.Claims{"realm_access": map[string]any{"roles": []string{"admin"}}}, time.Hour)
 	// A second issuer whose keys cannot be fetched (nothing listens on port 1 of loopback).
 	const downIssuer = "https://down.example.com/realms/x"
 	down := filepath.Join(filepath.Dir(path), "down.yaml")
@@ -126,6 +145,16 @@ func TestCheckGolden(t *testing.T) {
 		{name: "bad_signature", args: []string{"--path", "/api/orders/1", "--token", forged}, exit: 1, reason: reason.BadSignature},
 		{name: "unknown_key", args: []string{"--path", "/api/orders/1", "--token", retired}, exit: 1, reason: reason.UnknownKey},
 		{name: "missing_scope", args: []string{"--path", "/purge/all", "--token", good}, exit: 1, config: scoped, reason: reason.InsufficientScope},
+		{name: "when_false", args: []string{"--path", "/tenants/globex/orders/1", "--token", tenant}, exit: 1, config: conds, reason: reason.Forbidden},
+		{name: "when_error", args: []string{"--path", "/tenants/acme/orders/1", "--token", good}, exit: 1, config: conds, reason: reason.Forbidden},
+		{name: "any_of", args: []string{"--path", "/users/bob/settings", "--token", good}, exit: 1, config: conds, reason: reason.Forbidden},
+		{name: "any_of_json", args: []string{"--path", "/users/bob/settings", "--token", good, "--json"}, exit: 1, config: conds, reason: reason.Forbidden},
+		{name: "source_outside", args: []string{"--path", "/internal/flags", "--source", "203.0.113.7", "--context", "portcullis-zone=internal", "--token", admin},
+			exit: 1, config: conds, reason: reason.Forbidden},
+		{name: "source_internal", args: []string{"--path", "/internal/flags", "--source", "10.1.2.3", "--context", "portcullis-zone=internal", "--token", admin},
+			exit: 0, config: conds, reason: reason.OK},
+		{name: "context_missing", args: []string{"--path", "/internal/flags", "--source", "10.1.2.3", "--token", admin}, exit: 1, config: conds, reason: reason.NoRule},
+		{name: "context_rule", args: []string{"--path", "/elsewhere", "--context", "portcullis-rule=tenant-orders", "--token", tenant}, exit: 1, config: conds, reason: reason.Forbidden},
 		{name: "keys_unavailable_json", args: []string{"--path", "/api/orders/1", "--wait", "300ms", "--json", "--token", mint(devidp.Claims{"iss": downIssuer}, time.Hour)},
 			exit: 1, config: down, reason: reason.Unavailable},
 	}
@@ -220,6 +249,9 @@ func TestCheckErrors(t *testing.T) {
 		{"no config", []string{"check", "--path", "/"}, "no configuration: pass --config FILE or set PORTCULLIS_CONFIG"},
 		{"token file missing", []string{"check", "--config", path, "--path", "/", "--token", "@/nonexistent"}, "--token: no such file or directory"},
 		{"bad header flag", []string{"check", "--config", path, "--path", "/", "--header", "novalue"}, `--header "novalue": write it as Name=value`},
+		{"source with a port", []string{"check", "--config", path, "--path", "/", "--source", "10.1.2.3:5678"},
+			`--source "10.1.2.3:5678": not an IP address; give the client address as Envoy reports it, e.g. 10.1.2.3 or 2001:db8::1 (no port)`},
+		{"bad context flag", []string{"check", "--config", path, "--path", "/", "--context", "=x"}, `--context "=x": write it as name=value`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Setenv("PORTCULLIS_CONFIG", "")

@@ -88,6 +88,14 @@ PASS another cookie is kept
 PASS azp is checked
 8 passed, 0 failed
 `, ""},
+		{"source address and context extensions", []string{dir + "conditions.yaml"}, 1, `PASS internal address and context
+PASS an IPv4-mapped IPv6 address is the IPv4 address
+PASS outside address
+PASS no context, no rule
+PASS portcullis-rule names the rule
+FAIL the values the condition saw: expected decision allow; got decision deny (missing condition "cidr(\"10.0.0.0/8\").containsIP(source.address) && context.team == \"ops\"" is false (source.address = "203.0.113.7", context.team = "dev"))
+5 passed, 1 failed
+`, ""},
 		{"run filter", []string{"--run", "^(status|re)", dir + "fail.yaml"}, 1, `FAIL status: expected status 401; got status 200
 FAIL reason: expected reason ok; got reason public
 FAIL removed: expected removed x-user-id, x-user-roles; got x-user-id not removed, x-user-roles not removed
@@ -116,7 +124,7 @@ PASS passes
 			`portcullis: testdata/policy/bad_config_missing.yaml: config: cannot read "nope.yaml" (testdata/policy/nope.yaml): no such file or directory` + "\n"},
 		{"config does not load", []string{dir + "bad_config_invalid.yaml"}, 2, "",
 			`portcullis: testdata/policy/bad_config_invalid.yaml: config: "bad_config_invalid_config.yaml" does not load: config: rules: no rules; every request would be denied with 403 (add at least one rule)` + "\n"},
-		{"bad cases", []string{dir + "bad_cases.yaml"}, 2, "", `portcullis: testdata/policy/bad_cases.yaml: 9 problems:
+		{"bad cases", []string{dir + "bad_cases.yaml"}, 2, "", `portcullis: testdata/policy/bad_cases.yaml: 10 problems:
   tests[0].expect: nothing to check; give at least one of decision, status, rule, reason, headers, removed
   tests[1].name: "a" is also the name of tests[0]; give each case its own name
   tests[1].request.path: required; give the request target as sent, e.g. /api/orders/1
@@ -126,6 +134,7 @@ PASS passes
   tests[1].expect.rule: "nope" is not a rule of portcullis.yaml; rules: health, admin, write, api ("" = no rule matched)
   tests[2].name: required; name the case (it is what PASS and FAIL lines and --run show)
   tests[2].token: give issuer (with claims) for a token the runner mints, or raw for a literal token
+  tests[3].request.source: "10.1.2.3:5678" is not an IP address; give the client address as Envoy reports it, e.g. 10.1.2.3 or 2001:db8::1 (no port)
 `},
 		{"an error in one file runs no case", []string{dir + "pass.yaml", dir + "bad_unknown_key.yaml"}, 2, "",
 			"portcullis: testdata/policy/bad_unknown_key.yaml: tests[0].expect.statuz: unknown key (line 5); known keys here: decision, status, rule, reason, headers, removed\n"},

@@ -7,6 +7,7 @@ package policytest
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -41,6 +42,12 @@ type Request struct {
 	Path string `yaml:"path"`
 	// Headers are more request headers; names are lower-cased.
 	Headers map[string]string `yaml:"headers"`
+	// Source is the client address Envoy reports (`source.address` in conditions): an IP
+	// address, such as 10.1.2.3 or 2001:db8::1. Empty: none, as on the HTTP forward-auth front.
+	Source string `yaml:"source"`
+	// Context are the route's context_extensions (`context` in conditions, matched by
+	// match.context); a `portcullis-rule` entry names the rule to apply, as on the gRPC front.
+	Context map[string]string `yaml:"context"`
 }
 
 // Token is the request's bearer token: minted by the runner for a configured issuer from
@@ -148,6 +155,11 @@ func (c *Case) check(p, name string, cfg *config.Loaded) []string {
 	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	if c.Request.Path == "" {
 		fail("%s.request.path: required; give the request target as sent, e.g. /api/orders/1", p)
+	}
+	if src := c.Request.Source; src != "" {
+		if _, err := netip.ParseAddr(src); err != nil {
+			fail("%s.request.source: %q is not an IP address; give the client address as Envoy reports it, e.g. 10.1.2.3 or 2001:db8::1 (no port)", p, src)
+		}
 	}
 	if t := c.Token; t != nil {
 		switch {

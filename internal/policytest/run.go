@@ -99,13 +99,19 @@ func mint(cfg *config.Loaded, idps map[string]*devidp.IdP, t *Token, now time.Ti
 }
 
 // buildRequest is the request as a front hands it to the engine; a token goes into the first
-// of tokens.sources, as `portcullis check` places it.
+// of tokens.sources, as `portcullis check` places it. Source and Context are what the gRPC
+// front reads from the CheckRequest: the source address and the context_extensions, a
+// portcullis-rule entry naming the rule to apply.
 func buildRequest(cfg *config.Loaded, r *Request, tok string) authz.Request {
 	method := strings.ToUpper(r.Method)
 	if method == "" {
 		method = "GET"
 	}
-	req := authz.Request{Method: method, Host: r.Host, Path: r.Path, Headers: map[string]string{}}
+	req := authz.Request{Method: method, Host: r.Host, Path: r.Path, Headers: map[string]string{}, SourceAddress: r.Source}
+	if len(r.Context) > 0 {
+		req.Context = maps.Clone(r.Context)
+		req.RuleName = r.Context[authz.ContextExtensionRule]
+	}
 	for k, v := range r.Headers {
 		req.Headers[strings.ToLower(k)] = v
 	}

@@ -50,6 +50,14 @@ rules: [{ name: any }]
 			authz.Request{Method: "GET", Path: "/x", Headers: map[string]string{"cookie": "at=T"}}},
 		{"the request's cookies are kept", cookie, Request{Path: "/x", Headers: map[string]string{"Cookie": "theme=dark"}}, "T",
 			authz.Request{Method: "GET", Path: "/x", Headers: map[string]string{"cookie": "theme=dark; at=T"}}},
+		{"source address and context extensions, as the gRPC front reads them", header,
+			Request{Path: "/x", Source: "10.1.2.3", Context: map[string]string{"portcullis-zone": "internal"}}, "",
+			authz.Request{Method: "GET", Path: "/x", Headers: map[string]string{}, SourceAddress: "10.1.2.3",
+				Context: map[string]string{"portcullis-zone": "internal"}}},
+		{"a portcullis-rule context extension names the rule", header,
+			Request{Path: "/x", Context: map[string]string{"portcullis-rule": "any", "k": "v"}}, "",
+			authz.Request{Method: "GET", Path: "/x", Headers: map[string]string{}, RuleName: "any",
+				Context: map[string]string{"portcullis-rule": "any", "k": "v"}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
