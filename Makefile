@@ -49,6 +49,7 @@ bench: ## hot-path Go benchmarks (-count 6, compare runs with benchstat) and the
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./authz/ ./rules/ ./token/ ./jwks/ | tee bench.out
 	$(GO) run ./bench/loadbench -rounds 10 -round 5s -cache 10000 | tee loadbench-cached.out
 	$(GO) run ./bench/loadbench -rounds 6 -round 5s -cache 0 | tee loadbench-uncached.out
+	$(GO) run ./bench/loadbench -rounds 6 -round 3s -when | tee loadbench-when.out
 
 image: ## build the container image (needs a container engine)
 	docker build --build-arg VERSION=$(VERSION) -t portcullis:$(VERSION) .

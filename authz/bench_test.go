@@ -14,6 +14,7 @@ import (
 	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/internal/devidp"
 	"github.com/portcullis-authz/portcullis/jwks"
+	"github.com/portcullis-authz/portcullis/reason"
 	"github.com/portcullis-authz/portcullis/rules"
 	"github.com/portcullis-authz/portcullis/token"
 )
@@ -23,14 +24,31 @@ const benchIssuer = "https://sso.example.com/realms/bench"
 // benchEngine is an engine with one issuer whose keys come from a static JWKS file (no
 // network), rules like those of examples/portcullis.yaml, and the default identity headers.
 func benchEngine(tb testing.TB, cacheSize int) (*Engine, *devidp.IdP) {
-	tb.Helper()
-	v, idp := benchVerifier(tb)
-	set, err := rules.Compile([]rules.Spec{
+	return benchEngineWith(tb, cacheSize, benchVerifier)
+}
+
+// benchSpecs are the rules of benchEngine; the tenant-orders rule, which only the tenant
+// benchmarks' requests match, requires tenantWhen when it is not empty.
+func benchSpecs(tenantWhen string) []rules.Spec {
+	return []rules.Spec{
 		{Name: "health", Match: rules.MatchSpec{Paths: []string{"/healthz"}, Methods: []string{"GET"}}, Public: true},
 		{Name: "admin", Match: rules.MatchSpec{Hosts: []string{"api.example.com"}, Paths: []string{"/api/admin/**"}}, Require: rules.RequireSpec{AnyRoles: []string{"admin"}}},
 		{Name: "orders-write", Match: rules.MatchSpec{Paths: []string{"/api/orders/*"}, Methods: []string{"POST", "PUT", "DELETE"}}, Require: rules.RequireSpec{AllRoles: []string{"orders-api:writer"}}},
+		{Name: "tenant-orders", Match: rules.MatchSpec{Paths: []string{"/tenants/{tenant}/orders/**"}}, Require: rules.RequireSpec{AnyRoles: []string{"user"}, When: tenantWhen}},
 		{Name: "api", Match: rules.MatchSpec{Paths: []string{"/api/**"}}, Require: rules.RequireSpec{AnyRoles: []string{"user"}}},
-	})
+	}
+}
+
+// tenantWhen is the tenant-isolation condition of issue 15.
+const tenantWhen = "claims.tenant_id == params.tenant"
+
+func benchEngineWith(tb testing.TB, cacheSize int, verifier func(testing.TB) (*token.Verifier, *devidp.IdP), specs ...rules.Spec) (*Engine, *devidp.IdP) {
+	tb.Helper()
+	v, idp := verifier(tb)
+	if specs == nil {
+		specs = benchSpecs("")
+	}
+	set, err := rules.Compile(specs)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -46,6 +64,18 @@ func benchEngine(tb testing.TB, cacheSize int) (*Engine, *devidp.IdP) {
 // benchVerifier is a verifier for one issuer whose keys come from a static key set, and the
 // issuer that mints its tokens.
 func benchVerifier(tb testing.TB) (*token.Verifier, *devidp.IdP) {
+	tb.Helper()
+	return benchVerifierKeeping(tb, "preferred_username", "email")
+}
+
+// benchTenantVerifier is benchVerifier that also keeps the tenant_id claim, as the server does
+// when a rule's condition reads it (server.keptClaims).
+func benchTenantVerifier(tb testing.TB) (*token.Verifier, *devidp.IdP) {
+	tb.Helper()
+	return benchVerifierKeeping(tb, "preferred_username", "email", "tenant_id")
+}
+
+func benchVerifierKeeping(tb testing.TB, keep ...string) (*token.Verifier, *devidp.IdP) {
 	tb.Helper()
 	idp, err := devidp.New()
 	if err != nil {
@@ -63,7 +93,7 @@ func benchVerifier(tb testing.TB) (*token.Verifier, *devidp.IdP) {
 	v, err := token.NewVerifier(token.Options{
 		Issuers: []token.IssuerConfig{{Issuer: benchIssuer, Keys: keys, Audiences: []string{"orders-api"}, Algorithms: []string{"RS256", "ES256"},
 			Leeway: 30 * time.Second, RolesClaims: claimPaths(tb, "realm_access.roles", "resource_access"), TokenTypes: []string{"Bearer", "at+jwt"}}},
-		MaxBytes: 16384, KeepClaims: claimPaths(tb, "preferred_username", "email"),
+		MaxBytes: 16384, KeepClaims: claimPaths(tb, keep...),
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -78,13 +108,23 @@ func keycloakLike(tb testing.TB, idp *devidp.IdP, alg jwa.SignatureAlgorithm) st
 
 func keycloakLikeSub(tb testing.TB, idp *devidp.IdP, alg jwa.SignatureAlgorithm, sub string) string {
 	tb.Helper()
-	tok, err := idp.Mint(alg, devidp.Claims{
-		"sub": sub, "typ": "Bearer", "azp": "orders-web", "aud": []string{"orders-api", "account"},
+	return keycloakLikeClaims(tb, idp, alg, devidp.Claims{"sub": sub})
+}
+
+// keycloakLikeClaims is keycloakLike with extra claims (or other values of its own).
+func keycloakLikeClaims(tb testing.TB, idp *devidp.IdP, alg jwa.SignatureAlgorithm, extra devidp.Claims) string {
+	tb.Helper()
+	claims := devidp.Claims{
+		"sub": "6f1c2d7e-1b8a-4a55-9a8e-0d6c1f1f2a3b", "typ": "Bearer", "azp": "orders-web", "aud": []string{"orders-api", "account"},
 		"sid": "b3c1e9a0-5d1f-4c6e-8f22-7d3b2a1c0e9f", "scope": "openid profile email orders:write", "email_verified": true,
 		"preferred_username": "alice", "email": "alice@example.com", "name": "Alice Example", "given_name": "Alice", "family_name": "Example",
 		"realm_access":    map[string]any{"roles": []string{"user", "offline_access", "uma_authorization", "default-roles-demo"}},
 		"resource_access": map[string]any{"orders-api": map[string]any{"roles": []string{"writer"}}, "account": map[string]any{"roles": []string{"manage-account", "view-profile"}}},
-	}, time.Hour)
+	}
+	for k, v := range extra {
+		claims[k] = v
+	}
+	tok, err := idp.Mint(alg, claims, time.Hour)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -114,6 +154,38 @@ func benchDecide(b *testing.B, cacheSize int, alg jwa.SignatureAlgorithm) {
 
 // BenchmarkDecideCached: a valid token seen before, one matching rule.
 func BenchmarkDecideCached(b *testing.B) { benchDecide(b, 10000, jwa.RS256) }
+
+// BenchmarkDecideCachedTenantRule: BenchmarkDecideCached on /tenants/acme/orders/42 (rule
+// tenant-orders, /tenants/{tenant}/orders/**, any_roles [user]) with a token whose tenant_id
+// is acme. BenchmarkDecideCachedWhen is the same with the rule's only difference, require.when
+// 'claims.tenant_id == params.tenant' (issue 15: < 3 µs and at most 3 allocations more).
+func BenchmarkDecideCachedTenantRule(b *testing.B) { benchDecideTenant(b, "") }
+
+func BenchmarkDecideCachedWhen(b *testing.B) { benchDecideTenant(b, tenantWhen) }
+
+func benchDecideTenant(b *testing.B, when string) {
+	e, idp := benchEngineWith(b, 10000, benchTenantVerifier, benchSpecs(when)...)
+	req := benchRequest(keycloakLikeClaims(b, idp, jwa.RS256, devidp.Claims{"tenant_id": "acme"}))
+	req.Path = "/tenants/acme/orders/42?expand=items"
+	ctx := context.Background()
+	if d := e.Decide(ctx, req); !d.Allow || d.Rule != "tenant-orders" {
+		b.Fatalf("rule %q allow %t: %s %s", d.Rule, d.Allow, d.Reason, d.Detail)
+	}
+	if when != "" { // the condition is what decides: another tenant's path is refused
+		other := *req
+		other.Path = "/tenants/globex/orders/42?expand=items"
+		if d := e.Decide(ctx, &other); d.Allow || d.Reason != reason.Forbidden {
+			b.Fatalf("another tenant: allow %t, reason %s", d.Allow, d.Reason)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if d := e.Decide(ctx, req); !d.Allow {
+			b.Fatal("denied")
+		}
+	}
+}
 
 // BenchmarkAuthorizeCached: BenchmarkDecideCached through the Authorizer every front calls
 // (metrics, a disabled decision log).

@@ -100,20 +100,26 @@ func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 		d.Detail = err.Error()
 		return d
 	}
-	// 2. The rule: named by the route, or the first match.
+	// 2. The rule: named by the route, or the first match (with its path's params when its
+	// conditions read them).
 	var rule *rules.Rule
+	var params *rules.Params
 	if r.RuleName != "" {
 		if rule = e.rules.Lookup(r.RuleName); rule == nil {
 			d := e.deny(reason.NoRule, nil)
 			d.Detail = fmt.Sprintf("the route names rule %q (context extension portcullis-rule), which is not configured", r.RuleName)
 			return d
 		}
-	} else if rule, _ = e.rules.MatchRequest(&rules.Input{Method: r.Method, Host: r.Host, Path: path, Context: r.Context}); rule == nil {
-		d := e.deny(reason.NoRule, nil)
-		d.Detail = fmt.Sprintf("no rule matches %s %s%s", r.Method, r.Host, path)
-		return d
+	} else {
+		var p rules.Params
+		if rule, p = e.rules.MatchRequest(&rules.Input{Method: r.Method, Host: r.Host, Path: path, Context: r.Context}); rule == nil {
+			d := e.deny(reason.NoRule, nil)
+			d.Detail = fmt.Sprintf("no rule matches %s %s%s", r.Method, r.Host, path)
+			return d
+		}
+		params = &p
 	}
-	d := e.decideRule(ctx, r, rule, path)
+	d := e.decideRule(ctx, r, rule, path, params)
 	d.Rule = rule.Name()
 	if rule.DryRun() {
 		return e.dryRun(d, r)
@@ -122,8 +128,8 @@ func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 }
 
 // decideRule applies steps 3 to 8 of the decision order with the rule chosen; path is the
-// normalised path.
-func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, path string) *Decision {
+// normalised path; params are those MatchRequest gave, nil when the route named the rule.
+func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, path string, params *rules.Params) *Decision {
 	// 3. The token, from the first configured source present.
 	raw, found := e.findToken(r.Headers)
 	if rule.Public() {
@@ -158,7 +164,7 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, p
 	// 6. Requirements: the rule answers with the reason (ok, forbidden, insufficient_scope).
 	in := rules.Input{Method: r.Method, Host: r.Host, Path: path, Headers: r.Headers, Context: r.Context}
 	if rule.HasConditions() {
-		e.conditionInput(&in, r, rule)
+		e.conditionInput(&in, r, rule, params)
 	}
 	out := rule.Check(&ci.principal, &in)
 	var d *Decision
@@ -175,21 +181,49 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, p
 	return d
 }
 
-// conditionInput fills what only a rule's `when` reads: the path's params, the query, the
-// source address, the time, and the headers whose values are never shown.
-func (e *Engine) conditionInput(in *rules.Input, r *Request, rule *rules.Rule) {
-	in.Params = rule.Params(in.Path)
-	if _, q, ok := strings.Cut(r.Path, "?"); ok {
-		q, _, _ = strings.Cut(q, "#")
-		in.Query = firstValues(q)
+// conditionInput fills what only a rule's `when` reads, and only what one of them reads: the
+// path's params (those MatchRequest gave, or, for a rule the route named, those of the rule's
+// pattern that matches the path), the query, the source address, the time, and the headers
+// whose values are never shown.
+func (e *Engine) conditionInput(in *rules.Input, r *Request, rule *rules.Rule, params *rules.Params) {
+	if rule.Reads("params") {
+		if params != nil {
+			in.Params = *params
+		} else {
+			in.Params = rule.Params(in.Path)
+		}
 	}
-	if a, err := netip.ParseAddr(r.SourceAddress); err == nil {
-		in.SourceAddress = a.Unmap().String()
-	} else {
-		in.SourceAddress = r.SourceAddress
+	if rule.Reads("request.query") {
+		if _, q, ok := strings.Cut(r.Path, "?"); ok {
+			q, _, _ = strings.Cut(q, "#")
+			in.Query = firstValues(q)
+		}
 	}
-	in.Now = e.now()
+	if rule.Reads("source.address") {
+		in.SourceAddress = sourceAddress(r.SourceAddress)
+	}
+	if rule.Reads("now") {
+		in.Now = e.now()
+	}
 	in.SecretHeaders = e.secretHeaders
+}
+
+// sourceAddress returns the client address as `source.address` shows it: an IP address in
+// its normal form, an IPv4-mapped IPv6 address unmapped; anything else as given. An address
+// already in its normal form (what Envoy sends) is returned without allocating.
+func sourceAddress(s string) string {
+	if s == "" {
+		return s
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return s
+	}
+	var buf [64]byte
+	if norm := a.Unmap().AppendTo(buf[:0]); string(norm) != s {
+		return string(norm)
+	}
+	return s
 }
 
 // firstValues decodes a query string into the first value of each parameter; a parameter

@@ -69,6 +69,32 @@ type condition struct {
 	expr  string
 	prg   cel.Program
 	refs  []varPath // the variables (and constant keys into them) it reads, for Outcome.Missing
+	vars  varSet    // every variable it reads
+}
+
+// varSet is a set of variables, bit i standing for variableNames[i].
+type varSet uint16
+
+// varBit returns the bit of a variable, 0 for a name that is not one.
+func varBit(name string) varSet {
+	for i, n := range variableNames {
+		if n == name {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+// readVars returns every variable a checked expression reads: the checker resolves each
+// identifier, wherever it stands, to a declared variable (Value nil) or a constant.
+func readVars(a *celast.AST) varSet {
+	var set varSet
+	for _, r := range a.ReferenceMap() {
+		if r.Value == nil {
+			set |= varBit(r.Name)
+		}
+	}
+	return set
 }
 
 // varPath is a variable and the constant keys an expression selects in it: claims.tenant_id
@@ -122,7 +148,7 @@ func compileCondition(env *cel.Env, field, expr string) (*condition, string) {
 	if err != nil {
 		return nil, err.Error()
 	}
-	return &condition{field: field, expr: expr, prg: prg, refs: readPaths(checked.NativeRep())}, ""
+	return &condition{field: field, expr: expr, prg: prg, refs: readPaths(checked.NativeRep()), vars: readVars(checked.NativeRep())}, ""
 }
 
 // celProblem turns CEL's errors into one line: where, then CEL's message, with a hint for an

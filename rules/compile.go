@@ -36,6 +36,7 @@ type Rule struct {
 	audMissing   string   // the Outcome.Missing text of unmet audiences
 	hasWhen      bool     // some block has a `when`: MatchRequest records the path's params
 	hasParams    bool     // some path pattern has a "{name}" segment
+	reads        varSet   // the variables its `when` conditions read
 	unregistered []string // configured methods outside the IANA registry, for a warning
 }
 
@@ -258,7 +259,12 @@ func compileRule(i int, sp Spec, env *lazyEnv) (*Rule, []error) {
 		fail("require", "a public rule lets requests through without a token, so it cannot require anything; remove require, or public: true")
 	}
 	r.req = *compileBlock(i, "require", req, env, fail)
-	r.req.walk(func(b *block) { r.hasWhen = r.hasWhen || b.when != nil })
+	r.req.walk(func(b *block) {
+		if b.when != nil {
+			r.hasWhen = true
+			r.reads |= b.when.vars
+		}
+	})
 	r.audiences = compileNames(req.Audiences, "require.audiences", "audience", fail)
 	r.audMissing = oneOf("audience", "audiences", r.audiences)
 	return r, errs

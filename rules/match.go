@@ -232,6 +232,14 @@ func (s *Set) MatchRequest(in *Input) (*Rule, Params) {
 // the Input's params, query, source address, time and headers.
 func (r *Rule) HasConditions() bool { return r.hasWhen }
 
+// Reads reports whether one of the rule's `when` conditions reads the variable, named as in
+// the condition language ("params", "request.query", "source.address", "now", ...), so that
+// a caller fills only the parts of the Input that are read. Anything else is false.
+func (r *Rule) Reads(variable string) bool {
+	b := varBit(variable)
+	return b != 0 && r.reads&b != 0
+}
+
 // Params returns the `{name}` segments of the rule's first path pattern that matches the
 // normalised path, in pattern order; none when no pattern does (a rule named by the
 // `portcullis-rule` context extension is applied whatever the path) or the rule has no paths.

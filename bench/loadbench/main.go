@@ -1,9 +1,11 @@
 // Command loadbench measures Portcullis under loopback gRPC load side by side with a do-nothing
 // ext_authz v3 server built from the same gRPC version, in alternating A/B rounds of one process
 // run, and prints throughput, p50 and p99 for both and their ratio. Because the machine is shared
-// and noisy, only the ratios of one run are meaningful.
+// and noisy, only the ratios of one run are meaningful. With -when the two sides are instead two
+// Portcullis servers whose rule under test differs only by a tenant-isolation `when`.
 //
 //	go run ./bench/loadbench -rounds 6 -round 5s -concurrency 32 -cache 10000
+//	go run ./bench/loadbench -rounds 6 -round 3s -when
 package main
 
 import (
@@ -61,10 +63,39 @@ rules:
   - name: admin
     match: { paths: ["/api/admin/**"] }
     require: { any_roles: [admin] }
-  - name: api
+%s  - name: api
     match: { paths: ["/api/**"] }
     require: { any_roles: [user] }
 `
+
+// tenantRule is the rule under test of -when: %s is its require block. Both servers of that
+// mode have it, one with tenantWhen in its require, one without.
+const tenantRule = `  - name: tenant-orders
+    match: { paths: ["/tenants/{tenant}/orders/**"] }
+    require: %s
+`
+
+// tenantWhen is the tenant-isolation condition of issue 15.
+const tenantWhen = `{ any_roles: [user], when: 'claims.tenant_id == params.tenant' }`
+
+// configText is the Portcullis configuration with extra rules (before the API catch-all).
+func configText(alg string, cache int, extra string) string {
+	return fmt.Sprintf(benchConfig, alg, cache, extra)
+}
+
+// startPortcullis writes a configuration into dir under name and serves it on a loopback port
+// until ctx ends, returning its gRPC address.
+func startPortcullis(ctx context.Context, dir, name, cfg string) string {
+	path := filepath.Join(dir, name)
+	must(os.WriteFile(path, []byte(cfg), 0o600))
+	srv, err := server.New(server.Options{ConfigPath: path})
+	if err != nil {
+		log.Fatal(err)
+	}
+	must(srv.Listen())
+	go func() { _ = srv.Run(ctx) }()
+	return srv.Addr("grpc").String()
+}
 
 type result struct {
 	calls     int64
@@ -101,6 +132,7 @@ func main() {
 	soak := flag.Duration("soak", 0, "instead of A/B rounds: load Portcullis alone for this long, printing throughput and memory every -every")
 	every := flag.Duration("every", time.Minute, "report interval of -soak")
 	tokens := flag.Int("tokens", 1, "distinct tokens cycled through by the callers in -soak (more than cache.tokens exercises eviction); A/B rounds send the first")
+	when := flag.Bool("when", false, "instead of Portcullis against the do-nothing server: two Portcullis servers whose rule under test, tenant-orders (/tenants/{tenant}/orders/**, any_roles [user]), differs only by require.when 'claims.tenant_id == params.tenant'; the token has tenant_id acme, the request path is /tenants/acme/orders/42")
 	decode := flag.Bool("decode", false, "decode every answer into a CheckResponse in the client (by default the client sends pre-encoded requests and only looks for ok_response in the answer's bytes, so the load generator's own protobuf work does not share the two cores with the server under test)")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -123,44 +155,52 @@ func main() {
 	}
 	defer os.RemoveAll(dir)
 	must(os.WriteFile(filepath.Join(dir, "keys.json"), idp.JWKS(), 0o600))
-	cfg := filepath.Join(dir, "portcullis.yaml")
-	must(os.WriteFile(cfg, []byte(fmt.Sprintf(benchConfig, *alg, *cache)), 0o600))
-	srv, err := server.New(server.Options{ConfigPath: cfg})
-	if err != nil {
-		log.Fatal(err)
-	}
-	must(srv.Listen())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = srv.Run(ctx) }()
 
-	nl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
+	// The two sides: targets[0] is A, whose ratio to B is printed.
+	type target struct{ name, addr string }
+	var targets []target
+	path := "/api/orders/42?expand=items"
+	claims := devidp.Claims{}
+	if *when {
+		targets = []target{
+			{"when", startPortcullis(ctx, dir, "when.yaml", configText(*alg, *cache, fmt.Sprintf(tenantRule, tenantWhen)))},
+			{"no-when", startPortcullis(ctx, dir, "no-when.yaml", configText(*alg, *cache, fmt.Sprintf(tenantRule, "{ any_roles: [user] }")))},
+		}
+		path, claims["tenant_id"] = "/tenants/acme/orders/42?expand=items", "acme"
+	} else {
+		nl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			log.Fatal(err)
+		}
+		ns := grpc.NewServer()
+		authv3.RegisterAuthorizationServer(ns, noop{})
+		go func() { _ = ns.Serve(nl) }()
+		defer ns.Stop()
+		targets = []target{
+			{"portcullis", startPortcullis(ctx, dir, "portcullis.yaml", configText(*alg, *cache, ""))},
+			{"do-nothing", nl.Addr().String()},
+		}
 	}
-	ns := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(ns, noop{})
-	go func() { _ = ns.Serve(nl) }()
-	defer ns.Stop()
 
 	reqs := make([]*authv3.CheckRequest, *tokens)
 	for i := range reqs {
-		tok, err := idp.Mint(jwa.SignatureAlgorithm(*alg), devidp.Claims{"sub": fmt.Sprintf("bench-user-%d", i), "aud": "orders-api", "typ": "Bearer",
-			"preferred_username": "bench", "email": "bench@example.com", "realm_access": map[string]any{"roles": []string{"user"}}}, 24*time.Hour)
+		c := devidp.Claims{"sub": fmt.Sprintf("bench-user-%d", i), "aud": "orders-api", "typ": "Bearer",
+			"preferred_username": "bench", "email": "bench@example.com", "realm_access": map[string]any{"roles": []string{"user"}}}
+		for k, v := range claims {
+			c[k] = v
+		}
+		tok, err := idp.Mint(jwa.SignatureAlgorithm(*alg), c, 24*time.Hour)
 		if err != nil {
 			log.Fatal(err)
 		}
 		reqs[i] = &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
-			Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Host: "api.example.com", Path: "/api/orders/42?expand=items",
+			Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Host: "api.example.com", Path: path,
 				Headers: map[string]string{"authorization": "Bearer " + tok, "user-agent": "loadbench", "accept": "*/*", "x-request-id": "0b6e1c1a"}},
 		}}}
 	}
 	req := reqs[0]
-
-	targets := []struct {
-		name string
-		addr string
-	}{{"portcullis", srv.Addr("grpc").String()}, {"do-nothing", nl.Addr().String()}}
 	clients := make([][]checker, len(targets))
 	for i, tg := range targets {
 		for c := 0; c < *conns; c++ {
@@ -178,16 +218,25 @@ func main() {
 		// Warm up: connections, the token cache, the JIT-free but allocation-hungry first calls.
 		load(clients[i], req, *concurrency, time.Second)
 	}
-	if r := load(clients[0][:1], req, 1, 200*time.Millisecond); r.errors > 0 {
-		log.Fatal("portcullis answered errors or denies during warm-up; is the token valid?")
+	for i, tg := range targets {
+		if r := load(clients[i][:1], req, 1, 200*time.Millisecond); r.errors > 0 {
+			log.Fatalf("%s answered errors or denies during warm-up; is the token valid?", tg.name)
+		}
+	}
+	if *when { // the condition is what decides: another tenant's path is refused
+		other := proto.Clone(req).(*authv3.CheckRequest)
+		other.Attributes.Request.Http.Path = "/tenants/globex/orders/42"
+		if r := load(clients[0][:1], other, 1, 50*time.Millisecond); r.errors != r.calls {
+			log.Fatal("the server with the when allowed another tenant's path")
+		}
 	}
 	if *soak > 0 {
 		runSoak(clients[0], reqs, *concurrency, *soak, *every)
 		return
 	}
 	totals := make([]result, len(targets))
-	fmt.Printf("loadbench: %d rounds of %s per target, concurrency %d over %d connections, %s token, cache.tokens %d, client decodes answers: %v, GOMAXPROCS %d\n",
-		*rounds, *round, *concurrency, *conns, *alg, *cache, *decode, runtime.GOMAXPROCS(0))
+	fmt.Printf("loadbench: %s against %s, %d rounds of %s per target, concurrency %d over %d connections, %s token, cache.tokens %d, client decodes answers: %v, GOMAXPROCS %d\n",
+		targets[0].name, targets[1].name, *rounds, *round, *concurrency, *conns, *alg, *cache, *decode, runtime.GOMAXPROCS(0))
 	for r := 0; r < *rounds; r++ {
 		order := []int{0, 1}
 		if r%2 == 1 {
@@ -204,10 +253,10 @@ func main() {
 	for i := range targets {
 		fmt.Printf("%-11s %12.0f %10s %10s\n", targets[i].name, totals[i].rps(), totals[i].pct(0.5), totals[i].pct(0.99))
 	}
-	fmt.Printf("\nratio portcullis/do-nothing: throughput %.3f, p50 %.2fx, p99 %.2fx\n",
+	fmt.Printf("\nratio %s/%s: throughput %.3f, p50 %.2fx, p99 %.2fx\n", targets[0].name, targets[1].name,
 		a.rps()/b.rps(), float64(a.pct(0.5))/float64(b.pct(0.5)), float64(a.pct(0.99))/float64(b.pct(0.99)))
 	if a.errors+b.errors > 0 {
-		fmt.Printf("errors: portcullis %d, do-nothing %d\n", a.errors, b.errors)
+		fmt.Printf("errors: %s %d, %s %d\n", targets[0].name, a.errors, targets[1].name, b.errors)
 		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
