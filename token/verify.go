@@ -1,6 +1,7 @@
 // Package token verifies bearer tokens: it parses a compact JWS strictly, routes it to its issuer by
-// its `iss` (an issuer's exact spelling, an alias, or a {tenantid} template), checks the signature with a key from that issuer's published set (never one
-// named by the token), and validates the claims of an OAuth 2.0 access token (RFC 7519, RFC 8725,
+// its `iss` (an issuer's exact spelling, an alias, or a {tenantid} template), checks the
+// signature with a key from that issuer's published set (never one named by the token), and
+// validates the claims of an OAuth 2.0 access token (RFC 7519, RFC 8725,
 // RFC 9068). It knows nothing of rules, gRPC or HTTP.
 package token
 
