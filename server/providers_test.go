@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -263,5 +266,55 @@ func TestProviders(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestTemplateKeysFromJWKSURI: a template issuer's keys are fetched from its jwks_uri, once,
+// with no discovery (a template has no discovery document), and serve every tenant.
+func TestTemplateKeysFromJWKSURI(t *testing.T) {
+	idp, err := devidp.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		idp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	cfg, err := config.Parse([]byte(`
+issuers:
+  - issuer: "https://login.microsoftonline.com/{tenantid}/v2.0"
+    jwks_uri: "`+srv.URL+`/common/discovery/v2.0/jwks"
+    tenants: ["`+entraTenant+`", "`+entraOtherTenant+`"]
+    audiences: ["`+entraAPI+`"]
+    roles_claims: [roles]
+`+providerRules), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	engine, stop, err := OneShot(ctx, cfg, nil)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	for _, tenant := range []string{entraTenant, entraOtherTenant} {
+		tok, err := idp.Mint(jwa.RS256, entraV2Claims(tenant, nil), 5*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := decideAPI(engine, tok); !d.Allow {
+			t.Errorf("tenant %s: %d %s %s", tenant, d.Status, d.Reason, d.Detail)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(paths) != "[/common/discovery/v2.0/jwks]" {
+		t.Errorf("requests %v, want the jwks_uri once", paths)
 	}
 }
