@@ -112,6 +112,9 @@ func (a *Authorizer) logDecision(ctx context.Context, front string, r *Request, 
 	}
 	if d.Identity != nil {
 		attrs = append(attrs, slog.String("sub", d.Identity.Subject), slog.String("issuer", d.Identity.Issuer))
+		if d.Identity.Tenant != "" {
+			attrs = append(attrs, slog.String("tenant", d.Identity.Tenant))
+		}
 	}
 	if detail := d.Evaluated().Detail; detail != "" {
 		attrs = append(attrs, slog.String("detail", detail))

@@ -88,23 +88,38 @@ type TLS struct {
 // Enabled reports whether the listeners serve TLS.
 func (t TLS) Enabled() bool { return t.CertFile != "" }
 
-// Issuer is one trusted token issuer. A token is routed to its issuer by its exact `iss` claim.
+// Issuer is one trusted token issuer. A token is routed to its issuer by its `iss` claim: the
+// issuer's exact spelling, one of its aliases, or, for a template (TenantPlaceholder in the
+// issuer), the issuer with a tenant in that place.
 // It is the one description of an issuer: the key-set cache (jwks.Options) and the verifier
 // (token.IssuerConfig) are built from it, the files it names are read once into
 // Loaded.IssuerFiles.
 type Issuer struct {
-	Issuer             string        `yaml:"issuer"`
-	JWKSURI            string        `yaml:"jwks_uri"`
-	JWKSFile           string        `yaml:"jwks_file"`
-	Audiences          []string      `yaml:"audiences"`
-	AuthorizedParties  []string      `yaml:"authorized_parties"`
-	Algorithms         []string      `yaml:"algorithms"`
-	Leeway             time.Duration `yaml:"leeway"`
-	RefreshInterval    time.Duration `yaml:"refresh_interval"`
-	MinRefreshInterval time.Duration `yaml:"min_refresh_interval"`
-	CAFile             string        `yaml:"ca_file"`
-	RolesClaims        []string      `yaml:"roles_claims"`
-	TokenTypes         []string      `yaml:"token_types"`
+	Issuer string `yaml:"issuer"`
+	// IssuerAliases are other iss spellings accepted for the same issuer and keys; they need
+	// not be URLs. The aliases of a template are templates too.
+	IssuerAliases []string `yaml:"issuer_aliases"`
+	// Tenants are the tenant ids a template accepts (the tenant in iss, equal to tid).
+	Tenants []string `yaml:"tenants"`
+	// InsecureAnyTenant lets a template accept every tenant: any organisation with an account
+	// at the identity provider can then mint tokens that verify.
+	InsecureAnyTenant bool     `yaml:"insecure_any_tenant"`
+	JWKSURI           string   `yaml:"jwks_uri"`
+	JWKSFile          string   `yaml:"jwks_file"`
+	Audiences         []string `yaml:"audiences"`
+	// AudienceClaims name, in order, the claims carrying the audience; the first present is
+	// it. Default [aud].
+	AudienceClaims    []string `yaml:"audience_claims"`
+	AuthorizedParties []string `yaml:"authorized_parties"`
+	// AuthorizedPartyClaims name, in order, the claims carrying the authorized party. Default [azp].
+	AuthorizedPartyClaims []string      `yaml:"authorized_party_claims"`
+	Algorithms            []string      `yaml:"algorithms"`
+	Leeway                time.Duration `yaml:"leeway"`
+	RefreshInterval       time.Duration `yaml:"refresh_interval"`
+	MinRefreshInterval    time.Duration `yaml:"min_refresh_interval"`
+	CAFile                string        `yaml:"ca_file"`
+	RolesClaims           []string      `yaml:"roles_claims"`
+	TokenTypes            []string      `yaml:"token_types"`
 }
 
 // Tokens says where the bearer token is found and how large it may be.

@@ -19,6 +19,13 @@ func TestLoadBadConfigs(t *testing.T) {
 	cases := []struct{ file, want string }{
 		{"addr_not_host_port", "server.admin_addr: \"9090\" is not host:port (write \":9191\" or \"127.0.0.1:9191\")"},
 		{"addr_twice", "server.http_addr: \":9191\" is already used by server.grpc_addr"},
+		{"alias_empty", "issuers[0].issuer_aliases[0]: empty alias; write the other iss spelling, e.g. accounts.google.com"},
+		{"alias_not_template", `issuers[0].issuer_aliases[0]: "https://sts.windows.net/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0/" has no {tenantid}; the issuer is a template, so its aliases are templates too (e.g. https://sts.windows.net/{tenantid}/)`},
+		{"alias_template_without_template_issuer", `issuers[0].issuer_aliases[0]: "https://sts.windows.net/{tenantid}/" is a template but the issuer is not; put {tenantid} in the issuer too, or write the tenant id`},
+		{"alias_twice", `issuers[1].issuer_aliases[0]: "accounts.google.com" is already configured as issuers[0]`},
+		{"any_tenant_without_template", "issuers[0].insecure_any_tenant: only a template issuer (with {tenantid} in its path) has tenants"},
+		{"audience_claims_empty", "issuers[0].audience_claims[1]: empty claim name"},
+		{"authorized_party_claims_twice", `issuers[0].authorized_party_claims[2]: "azp" is listed twice`},
 		{"alg_hmac", "issuers[0].algorithms[0]: \"HS256\" is a shared-secret algorithm; Portcullis verifies only with the issuer's public keys (use RS256, ES256, ...)"},
 		{"alg_none", "issuers[0].algorithms[1]: \"none\" means unsigned tokens and is never accepted"},
 		{"alg_unknown", "issuers[0].algorithms[0]: unknown algorithm \"RS257\"; choose from RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"},
@@ -36,7 +43,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"identity_header_reserved", "identity_headers.authorization: \"authorization\" cannot carry identity (it is a request or token header); use a name such as x-user-id"},
 		{"identity_header_twice", "identity_headers.x-user-id: header given twice (header names are case-insensitive)"},
 		{"issuer_empty", "issuers[0].issuer: must be set to the exact `iss` of the tokens, e.g. https://sso.example.com/realms/demo"},
-		{"issuer_not_url", "issuers[0].issuer: \"sso.example.com/realms/demo\" is not an absolute http(s) URL"},
+		{"issuer_not_url", "issuers[0].issuer: \"sso.example.com/realms/demo\" is not an absolute http(s) URL; write the issuer with its scheme (https://sso.example.com/realms/demo) and list other spellings of iss in issuer_aliases"},
 		{"issuer_twice", "issuers[1].issuer: \"https://sso.example.com/realms/demo\" is already configured as issuers[0]"},
 		{"jwks_file_empty_set", `issuers[0].jwks_file: "testdata/files/empty_set.json": no usable keys: the key set is empty; put the issuer's public signing keys in it, or allow their algorithm in issuers[0].algorithms`},
 		{"jwks_file_missing", `issuers[0].jwks_file: cannot read "testdata/files/missing.json": no such file or directory`},
@@ -61,6 +68,12 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"tls_cert_without_key", "server.tls: cert_file and key_file must be set together"},
 		{"tls_cert_not_pem", `server.tls: cert_file "testdata/files/no_certificate.pem" and key_file "testdata/files/test-server-key.pem" are not a usable key pair: tls: failed to find any PEM data in certificate input; write the certificate chain and its private key as PEM`},
 		{"tls_client_ca_no_certificate", `server.tls.client_ca_file: "testdata/files/no_certificate.pem" holds no PEM certificate; write the CA certificates that sign client certificates as PEM ("-----BEGIN CERTIFICATE-----" blocks)`},
+		{"template_no_jwks_uri", "issuers[0].jwks_uri: a template issuer has no discovery document; set jwks_uri (Entra ID: https://login.microsoftonline.com/common/discovery/v2.0/keys) or jwks_file"},
+		{"template_no_tenants", "issuers[0].tenants: the issuer is a {tenantid} template, so list the tenant ids it accepts (Entra's tid), or set insecure_any_tenant: true to accept every tenant"},
+		{"template_not_segment", `issuers[0].issuer: "https://login.microsoftonline.com/v2.0-{tenantid}": {tenantid} must be one whole path segment, once, e.g. https://login.microsoftonline.com/{tenantid}/v2.0`},
+		{"template_tenants_and_any", "issuers[0]: set tenants or insecure_any_tenant, not both"},
+		{"tenant_not_id", `issuers[0].tenants[1]: "a/b" is not a tenant id (one path segment, e.g. 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0)`},
+		{"tenants_without_template", "issuers[0].tenants: only a template issuer (with {tenantid} in its path) has tenants; write the tenant id in the issuer instead"},
 		{"token_type_id", "issuers[0].token_types[1]: \"ID\" tokens are not access tokens and must never be accepted as bearer tokens"},
 		{"unknown_key", "server.grpc_adr: unknown key (line 2); known keys here: grpc_addr, http_addr, admin_addr, tls"},
 	}
@@ -131,6 +144,9 @@ rules:
 	}
 	if len(l.Identity) != 5 || l.Identity["x-user-roles"].Field() != token.FieldRoles || l.Identity["x-user-name"].Path().String() != "preferred_username" {
 		t.Errorf("identity headers compiled: %v", l.Identity)
+	}
+	if strings.Join(is.AudienceClaims, " ") != "aud" || strings.Join(is.AuthorizedPartyClaims, " ") != "azp" || len(is.IssuerAliases) != 0 || len(is.Tenants) != 0 || is.InsecureAnyTenant {
+		t.Errorf("audience_claims %v authorized_party_claims %v aliases %v tenants %v any %v", is.AudienceClaims, is.AuthorizedPartyClaims, is.IssuerAliases, is.Tenants, is.InsecureAnyTenant)
 	}
 	if len(l.RolesClaims) != 1 || fmt.Sprint(l.RolesClaims[0]) != "[realm_access.roles resource_access]" {
 		t.Errorf("roles_claims compiled: %v", l.RolesClaims)
@@ -332,5 +348,56 @@ func TestForwardTokenWarning(t *testing.T) {
 				t.Errorf("warnings\n got: %s\nwant: %s", got, c.want)
 			}
 		})
+	}
+}
+
+// TestIdentityProviderIssuers: the issue's example loads as written (a template with tenants, a
+// scheme-less alias, audience and authorized-party claims); insecure_any_tenant loads with a
+// loud warning.
+func TestIdentityProviderIssuers(t *testing.T) {
+	l, err := Parse([]byte(`
+issuers:
+  - issuer: "https://login.microsoftonline.com/{tenantid}/v2.0"
+    issuer_aliases: ["https://sts.windows.net/{tenantid}/"]
+    jwks_uri: "https://login.microsoftonline.com/common/discovery/v2.0/keys"
+    tenants: ["0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"]
+    audiences: ["api://orders"]
+  - issuer: "https://accounts.google.com"
+    issuer_aliases: ["accounts.google.com"]
+    audiences: ["orders.example.com"]
+  - issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf"
+    audience_claims: [aud, client_id]
+    authorized_party_claims: [azp, appid]
+    audiences: ["5abc7defg"]
+rules:
+  - name: api
+    match: { paths: ["/api/**"] }
+`), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(l.Issuers[0].Tenants, l.Issuers[0].IssuerAliases, l.Issuers[1].IssuerAliases, l.Issuers[2].AudienceClaims, l.Issuers[2].AuthorizedPartyClaims); got != "[0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d] [https://sts.windows.net/{tenantid}/] [accounts.google.com] [aud client_id] [azp appid]" {
+		t.Errorf("loaded %s", got)
+	}
+	if len(l.Warnings) != 0 {
+		t.Errorf("warnings: %q", l.Warnings)
+	}
+
+	l, err = Parse([]byte(`
+issuers:
+  - issuer: "https://login.microsoftonline.com/{tenantid}/v2.0"
+    jwks_uri: "https://login.microsoftonline.com/common/discovery/v2.0/keys"
+    insecure_any_tenant: true
+    audiences: ["api://orders"]
+rules:
+  - name: api
+    match: { paths: ["/api/**"] }
+`), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"issuers[0].insecure_any_tenant: INSECURE: every tenant of https://login.microsoftonline.com/{tenantid}/v2.0 is accepted, so any organisation with an account there can mint tokens that pass; list your tenants instead"}
+	if !slices.Equal(l.Warnings, want) {
+		t.Errorf("warnings\n got: %q\nwant: %q", l.Warnings, want)
 	}
 }

@@ -23,6 +23,12 @@ const (
 // DefaultRolesClaims suits Keycloak: realm roles by name, client roles as "<client-id>:<role>".
 func DefaultRolesClaims() []string { return []string{"realm_access.roles", "resource_access"} }
 
+// DefaultAudienceClaims are the claims an audience is read from (audience_claims).
+func DefaultAudienceClaims() []string { return []string{"aud"} }
+
+// DefaultAuthorizedPartyClaims are the claims an authorized party is read from (authorized_party_claims).
+func DefaultAuthorizedPartyClaims() []string { return []string{"azp"} }
+
 // DefaultTokenTypes are the accepted `typ` values (claim or header) of an access token.
 func DefaultTokenTypes() []string { return []string{"Bearer", "at+jwt"} }
 
@@ -44,8 +50,8 @@ func DefaultIdentityHeaders() map[string]string {
 
 // applyDefaults gives every key the file leaves out its default: it is the one place defaults
 // are applied. A value written in the file is kept, even a zero one (`leeway: 0s`,
-// `http_addr: ""`, `cache.tokens: 0`); an issuer's algorithms, roles_claims and token_types
-// take their default when empty too.
+// `http_addr: ""`, `cache.tokens: 0`); an issuer's algorithms, roles_claims, token_types,
+// audience_claims and authorized_party_claims take their default when empty too.
 func (c *Config) applyDefaults(w written) {
 	str := func(path string, dst *string, def string) {
 		if !w[path] {
@@ -93,6 +99,12 @@ func (c *Config) applyDefaults(w written) {
 		}
 		if len(is.TokenTypes) == 0 {
 			is.TokenTypes = DefaultTokenTypes()
+		}
+		if len(is.AudienceClaims) == 0 {
+			is.AudienceClaims = DefaultAudienceClaims()
+		}
+		if len(is.AuthorizedPartyClaims) == 0 {
+			is.AuthorizedPartyClaims = DefaultAuthorizedPartyClaims()
 		}
 	}
 }

@@ -93,12 +93,65 @@ func (c *Config) validateIssuers(errs, warns *[]string) {
 		p := fmt.Sprintf("issuers[%d]", i)
 		if is.Issuer == "" {
 			*errs = append(*errs, p+".issuer: must be set to the exact `iss` of the tokens, e.g. https://sso.example.com/realms/demo")
-		} else if !jwks.IsHTTPURL(is.Issuer) {
-			*errs = append(*errs, fmt.Sprintf("%s.issuer: %q is not an absolute http(s) URL", p, is.Issuer))
+		} else if !jwks.IsHTTPURL(strings.ReplaceAll(is.Issuer, token.TenantPlaceholder, "t")) {
+			*errs = append(*errs, fmt.Sprintf("%s.issuer: %q is not an absolute http(s) URL%s", p, is.Issuer, schemeHint(is.Issuer)))
 		} else if j, dup := seen[is.Issuer]; dup {
 			*errs = append(*errs, fmt.Sprintf("%s.issuer: %q is already configured as issuers[%d]", p, is.Issuer, j))
 		}
 		seen[is.Issuer] = i
+		template := token.IsTemplate(is.Issuer)
+		if template {
+			validateTemplate(errs, p+".issuer", is.Issuer)
+		}
+		for j, a := range is.IssuerAliases {
+			ap := fmt.Sprintf("%s.issuer_aliases[%d]", p, j)
+			switch k, dup := seen[a]; {
+			case a == "":
+				*errs = append(*errs, ap+": empty alias; write the other iss spelling, e.g. accounts.google.com")
+			case dup:
+				*errs = append(*errs, fmt.Sprintf("%s: %q is already configured as issuers[%d]", ap, a, k))
+			case template && !token.IsTemplate(a):
+				*errs = append(*errs, fmt.Sprintf("%s: %q has no %s; the issuer is a template, so its aliases are templates too (e.g. https://sts.windows.net/{tenantid}/)", ap, a, token.TenantPlaceholder))
+			case !template && token.IsTemplate(a):
+				*errs = append(*errs, fmt.Sprintf("%s: %q is a template but the issuer is not; put %s in the issuer too, or write the tenant id", ap, a, token.TenantPlaceholder))
+			case template:
+				validateTemplate(errs, ap, a)
+			}
+			seen[a] = i
+		}
+		switch {
+		case template && len(is.Tenants) == 0 && !is.InsecureAnyTenant:
+			*errs = append(*errs, fmt.Sprintf("%s.tenants: the issuer is a %s template, so list the tenant ids it accepts (Entra's tid), or set insecure_any_tenant: true to accept every tenant", p, token.TenantPlaceholder))
+		case template && len(is.Tenants) > 0 && is.InsecureAnyTenant:
+			*errs = append(*errs, p+": set tenants or insecure_any_tenant, not both")
+		case !template && len(is.Tenants) > 0:
+			*errs = append(*errs, fmt.Sprintf("%s.tenants: only a template issuer (with %s in its path) has tenants; write the tenant id in the issuer instead", p, token.TenantPlaceholder))
+		case !template && is.InsecureAnyTenant:
+			*errs = append(*errs, fmt.Sprintf("%s.insecure_any_tenant: only a template issuer (with %s in its path) has tenants", p, token.TenantPlaceholder))
+		case is.InsecureAnyTenant:
+			*warns = append(*warns, fmt.Sprintf("%s.insecure_any_tenant: INSECURE: every tenant of %s is accepted, so any organisation with an account there can mint tokens that pass; list your tenants instead", p, is.Issuer))
+		}
+		for j, tn := range is.Tenants {
+			if tn == "" || strings.ContainsAny(tn, "/?#{}") {
+				*errs = append(*errs, fmt.Sprintf("%s.tenants[%d]: %q is not a tenant id (one path segment, e.g. 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0)", p, j, tn))
+			}
+		}
+		if template && is.JWKSURI == "" && is.JWKSFile == "" {
+			*errs = append(*errs, fmt.Sprintf("%s.jwks_uri: a template issuer has no discovery document; set jwks_uri (Entra ID: https://login.microsoftonline.com/common/discovery/v2.0/keys) or jwks_file", p))
+		}
+		for _, cl := range []struct {
+			key   string
+			names []string
+		}{{"audience_claims", is.AudienceClaims}, {"authorized_party_claims", is.AuthorizedPartyClaims}} {
+			for j, name := range cl.names {
+				switch {
+				case name == "":
+					*errs = append(*errs, fmt.Sprintf("%s.%s[%d]: empty claim name", p, cl.key, j))
+				case slices.Index(cl.names, name) < j:
+					*errs = append(*errs, fmt.Sprintf("%s.%s[%d]: %q is listed twice", p, cl.key, j, name))
+				}
+			}
+		}
 		if is.JWKSURI != "" && is.JWKSFile != "" {
 			*errs = append(*errs, p+": set jwks_uri or jwks_file, not both")
 		}
@@ -149,6 +202,28 @@ func (c *Config) validateIssuers(errs, warns *[]string) {
 			}
 		}
 	}
+}
+
+// validateTemplate checks that a template spelling holds TenantPlaceholder once, as one whole
+// path segment.
+func validateTemplate(errs *[]string, field, spelling string) {
+	ok := strings.Count(spelling, token.TenantPlaceholder) == 1
+	if ok {
+		before, after, _ := strings.Cut(spelling, token.TenantPlaceholder)
+		scheme := strings.Index(before, "://")
+		ok = strings.HasSuffix(before, "/") && (scheme < 0 || strings.Contains(before[scheme+3:], "/")) && (after == "" || after[0] == '/')
+	}
+	if !ok {
+		*errs = append(*errs, fmt.Sprintf("%s: %q: %s must be one whole path segment, once, e.g. https://login.microsoftonline.com/%s/v2.0", field, spelling, token.TenantPlaceholder, token.TenantPlaceholder))
+	}
+}
+
+// schemeHint says what to do with an issuer written without a scheme.
+func schemeHint(iss string) string {
+	if strings.Contains(iss, "://") {
+		return ""
+	}
+	return fmt.Sprintf("; write the issuer with its scheme (https://%s) and list other spellings of iss in issuer_aliases", iss)
 }
 
 func (c *Config) validateTokens(errs *[]string) {

@@ -15,14 +15,19 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics) (*aut
 	issuers := make([]token.IssuerConfig, len(cfg.Issuers))
 	for i, is := range cfg.Issuers {
 		issuers[i] = token.IssuerConfig{
-			Issuer:            is.Issuer,
-			Keys:              caches[i],
-			Audiences:         is.Audiences,
-			AuthorizedParties: is.AuthorizedParties,
-			Algorithms:        is.Algorithms,
-			Leeway:            is.Leeway,
-			RolesClaims:       cfg.RolesClaims[i],
-			TokenTypes:        is.TokenTypes,
+			Issuer:                is.Issuer,
+			Aliases:               is.IssuerAliases,
+			Tenants:               is.Tenants,
+			AnyTenant:             is.InsecureAnyTenant,
+			Keys:                  caches[i],
+			Audiences:             is.Audiences,
+			AudienceClaims:        is.AudienceClaims,
+			AuthorizedParties:     is.AuthorizedParties,
+			AuthorizedPartyClaims: is.AuthorizedPartyClaims,
+			Algorithms:            is.Algorithms,
+			Leeway:                is.Leeway,
+			RolesClaims:           cfg.RolesClaims[i],
+			TokenTypes:            is.TokenTypes,
 		}
 	}
 	var lookups func(bool)

@@ -10,8 +10,11 @@ import (
 
 // Identity is what a verified token proves.
 type Identity struct {
-	Subject   string
-	Issuer    string
+	Subject string
+	Issuer  string // the token's iss as it is spelled (an alias, or a template's tenant spelling)
+	// Tenant is the tenant in iss when the issuer is a {tenantid} template (equal to the
+	// token's tid), "" otherwise.
+	Tenant    string
 	Roles     []string // merged from the issuer's roles_claims; client roles as "<client>:<role>"
 	Scopes    []string // from `scope` (space-separated) or `scp` (array)
 	Claims    map[string]any

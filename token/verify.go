@@ -1,6 +1,7 @@
 // Package token verifies bearer tokens: it parses a compact JWS strictly, routes it to its issuer by
-// the exact `iss`, checks the signature with a key from that issuer's published set (never one
-// named by the token), and validates the claims of an OAuth 2.0 access token (RFC 7519, RFC 8725,
+// its `iss` (an issuer's exact spelling, an alias, or a {tenantid} template), checks the
+// signature with a key from that issuer's published set (never one named by the token), and
+// validates the claims of an OAuth 2.0 access token (RFC 7519, RFC 8725,
 // RFC 9068). It knows nothing of rules, gRPC or HTTP.
 package token
 
@@ -35,27 +36,72 @@ var _ KeySet = (*jwks.Cache)(nil)
 
 // IssuerConfig is what the verifier needs to know of one issuer.
 type IssuerConfig struct {
-	Issuer            string
-	Keys              KeySet
-	Audiences         []string // any-of; empty = not checked
-	AuthorizedParties []string // allow-list for azp; empty = not checked
-	Algorithms        []string // allow-list
-	Leeway            time.Duration
-	RolesClaims       []ClaimPath // the claims whose roles are merged (roles_claims)
-	TokenTypes        []string    // accepted typ values (claim or header), compared case-insensitively
+	// Issuer is the `iss` of its tokens, or a template holding TenantPlaceholder as one path
+	// segment (Entra ID's multi-tenant issuers): a token is routed to a template when its iss
+	// matches with a tenant id in that place.
+	Issuer string
+	// Aliases are other spellings of iss accepted for the same issuer and keys (Google's
+	// "accounts.google.com", Entra's v1 issuer beside its v2 one). The aliases of a template are
+	// templates too.
+	Aliases []string
+	// Tenants are the tenants a template accepts; AnyTenant accepts every tenant instead.
+	// Either way the tenant in iss must equal the token's `tid` claim.
+	Tenants   []string
+	AnyTenant bool
+	Keys      KeySet
+	Audiences []string // any-of; empty = not checked
+	// AudienceClaims name, in order, the claims that may carry the audience: the first present
+	// is the audience (AWS Cognito's access tokens carry client_id, not aud). Empty = [aud].
+	AudienceClaims    []string
+	AuthorizedParties []string // allow-list for the authorized party; empty = not checked
+	// AuthorizedPartyClaims name, in order, the claims that may carry the authorized party (Entra
+	// v1 tokens carry appid where v2 tokens carry azp). Empty = [azp].
+	AuthorizedPartyClaims []string
+	Algorithms            []string // allow-list
+	Leeway                time.Duration
+	RolesClaims           []ClaimPath // the claims whose roles are merged (roles_claims)
+	TokenTypes            []string    // accepted typ values (claim or header), compared case-insensitively
 }
+
+// TenantPlaceholder marks the tenant's place in a template issuer (IssuerConfig.Issuer).
+const TenantPlaceholder = "{tenantid}"
+
+// IsTemplate reports whether an issuer (or alias) spelling is a tenant template.
+func IsTemplate(iss string) bool { return strings.Contains(iss, TenantPlaceholder) }
 
 type issuer struct {
 	IssuerConfig
-	algs map[string]jwa.SignatureAlgorithm
+	algs        map[string]jwa.SignatureAlgorithm
+	audClaims   []string
+	partyClaims []string
+}
+
+// template is one spelling of a template issuer, split around its TenantPlaceholder.
+type template struct {
+	prefix, suffix string
+	is             *issuer
+}
+
+// match returns the tenant when iss is this template with a tenant in its place: a non-empty
+// string without "/".
+func (t template) match(iss string) (string, bool) {
+	if len(iss) <= len(t.prefix)+len(t.suffix) || !strings.HasPrefix(iss, t.prefix) || !strings.HasSuffix(iss, t.suffix) {
+		return "", false
+	}
+	tenant := iss[len(t.prefix) : len(iss)-len(t.suffix)]
+	if strings.ContainsAny(tenant, "/?#") {
+		return "", false
+	}
+	return tenant, true
 }
 
 // Verifier verifies tokens of a fixed set of issuers. It is safe for concurrent use.
 type Verifier struct {
-	issuers  map[string]*issuer
-	maxBytes int
-	now      func() time.Time
-	keep     map[string]bool
+	issuers   map[string]*issuer // by exact spelling: issuers and their aliases
+	templates []template         // in configuration order
+	maxBytes  int
+	now       func() time.Time
+	keep      map[string]bool
 }
 
 // Options configure a Verifier.
@@ -152,9 +198,43 @@ func NewVerifier(o Options) (*Verifier, error) {
 		if ic.Keys == nil {
 			return nil, fmt.Errorf("token: issuer %s has no key set", ic.Issuer)
 		}
-		v.issuers[ic.Issuer] = is
+		is.audClaims, is.partyClaims = ic.AudienceClaims, ic.AuthorizedPartyClaims
+		if len(is.audClaims) == 0 {
+			is.audClaims = []string{"aud"}
+		}
+		if len(is.partyClaims) == 0 {
+			is.partyClaims = []string{"azp"}
+		}
+		for _, spelling := range append([]string{ic.Issuer}, ic.Aliases...) {
+			if IsTemplate(ic.Issuer) != IsTemplate(spelling) {
+				return nil, fmt.Errorf("token: issuer %s: alias %s is not a template like its issuer", ic.Issuer, spelling)
+			}
+			if !IsTemplate(spelling) {
+				v.issuers[spelling] = is
+				continue
+			}
+			prefix, suffix, _ := strings.Cut(spelling, TenantPlaceholder)
+			if strings.Contains(suffix, TenantPlaceholder) {
+				return nil, fmt.Errorf("token: issuer %s: %s holds %s twice", ic.Issuer, spelling, TenantPlaceholder)
+			}
+			v.templates = append(v.templates, template{prefix: prefix, suffix: suffix, is: is})
+		}
 	}
 	return v, nil
+}
+
+// route finds the issuer of an iss: an exact spelling first, then the templates in
+// configuration order. tenant is the tenant in iss when a template matched, "" otherwise.
+func (v *Verifier) route(iss string) (is *issuer, tenant string, ok bool) {
+	if is, ok := v.issuers[iss]; ok {
+		return is, "", true
+	}
+	for _, t := range v.templates {
+		if tenant, ok := t.match(iss); ok {
+			return t.is, tenant, true
+		}
+	}
+	return nil, "", false
 }
 
 // Verify checks a raw bearer token and returns the identity it proves. Every failure is an
@@ -170,8 +250,8 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 // (with leeway) and signed by a key its issuer still publishes. A cache of verified tokens
 // calls it on every hit.
 func (v *Verifier) Fresh(id *Identity) bool {
-	is := v.issuers[id.Issuer]
-	if is == nil {
+	is, tenant, ok := v.route(id.Issuer)
+	if !ok || tenant != id.Tenant || (tenant != "" && !is.tenantAllowed(tenant)) {
 		return false
 	}
 	now := v.now()
@@ -205,9 +285,12 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 	if terr := cl.readRegistered(); terr != nil {
 		return nil, terr
 	}
-	is, ok := v.issuers[cl.iss]
+	is, tenant, ok := v.route(cl.iss)
 	if !ok {
 		return nil, v.unknownIssuer(cl.iss)
+	}
+	if tenant != "" && !is.tenantAllowed(tenant) {
+		return nil, refuse(reason.UnknownIssuer, "tenant %q is not among the tenants of issuer %s", tenant, is.Issuer)
 	}
 	jalg, ok := is.algs[alg]
 	if !ok {
@@ -236,10 +319,15 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 	if used == nil {
 		return nil, refuse(reason.BadSignature, "signature does not verify with the %s key of %s", alg, is.Issuer)
 	}
+	if terr := is.checkTenant(&cl, tenant); terr != nil {
+		return nil, terr
+	}
 	if terr := is.checkClaims(&cl, &c.header, v.now()); terr != nil {
 		return nil, terr
 	}
-	return is.identity(&cl, used.Thumbprint, v.keep), nil
+	id := is.identity(&cl, used.Thumbprint, v.keep)
+	id.Tenant = tenant
+	return id, nil
 }
 
 func (v *Verifier) unknownIssuer(iss string) *Error {
@@ -253,6 +341,79 @@ func (v *Verifier) unknownIssuer(iss string) *Error {
 		}
 	}
 	return e
+}
+
+// tenantAllowed reports whether a template accepts a tenant.
+func (is *issuer) tenantAllowed(tenant string) bool {
+	return is.AnyTenant || slices.Contains(is.Tenants, tenant)
+}
+
+// checkTenant holds the tenant in the iss of a template (tenant != "") to the token's signed
+// `tid` claim. A template's keys are shared by all its tenants (Entra ID's common keys), so
+// the signature alone does not say which tenant issued the token: without this check any
+// tenant's token could claim the iss of another.
+func (is *issuer) checkTenant(cl *claims, tenant string) *Error {
+	if tenant == "" {
+		return nil
+	}
+	tid, ok := cl.all["tid"].(string)
+	switch {
+	case !ok:
+		return refuse(reason.InvalidToken, "the tid claim is missing or not a string; a token of the template issuer %s must carry its tenant in tid", is.Issuer)
+	case tid != tenant:
+		return refuse(reason.InvalidToken, "tid %q differs from the tenant %q in iss", tid, tenant)
+	}
+	return nil
+}
+
+// audience returns the audience of a token: the value of the first of the issuer's
+// audience_claims the token carries, and that claim's name ("" when it carries none).
+func (is *issuer) audience(cl *claims) (string, []string, *Error) {
+	for _, name := range is.audClaims {
+		if name == "aud" {
+			if _, ok := cl.all["aud"]; ok {
+				return name, cl.aud, nil // read and type-checked with the registered claims
+			}
+			continue
+		}
+		switch a := cl.all[name].(type) {
+		case nil:
+			if _, ok := cl.all[name]; !ok {
+				continue
+			}
+		case string:
+			return name, []string{a}, nil
+		case []any:
+			var out []string
+			for _, x := range a {
+				s, ok := x.(string)
+				if !ok {
+					return "", nil, refuse(reason.InvalidToken, "the %s claim holds a non-string value", name)
+				}
+				out = append(out, s)
+			}
+			return name, out, nil
+		}
+		return "", nil, refuse(reason.InvalidToken, "the %s claim is neither a string nor an array of strings", name)
+	}
+	return "", nil, nil
+}
+
+// authorizedParty returns the value of the first of the issuer's authorized_party_claims the
+// token carries, and that claim's name ("" when it carries none).
+func (is *issuer) authorizedParty(cl *claims) (string, string, *Error) {
+	for _, name := range is.partyClaims {
+		v, ok := cl.all[name]
+		if !ok {
+			continue
+		}
+		s, ok := v.(string)
+		if !ok {
+			return "", "", refuse(reason.InvalidToken, "the %s claim is not a string", name)
+		}
+		return name, s, nil
+	}
+	return "", "", nil
 }
 
 // checkClaims validates time, audience, authorized party and token type.
@@ -274,15 +435,43 @@ func (is *issuer) checkClaims(cl *claims, h *header, now time.Time) *Error {
 		e.Hint = skewHint
 		return e
 	}
-	if len(is.Audiences) > 0 && !slices.ContainsFunc(cl.aud, func(a string) bool { return slices.Contains(is.Audiences, a) }) {
-		e := refuse(reason.WrongAudience, "aud is %q; expected one of %q", cl.aud, is.Audiences)
-		if slices.Equal(cl.aud, []string{"account"}) || len(cl.aud) == 0 {
-			e.Hint = fmt.Sprintf("add an audience mapper for %s in Keycloak so its access tokens carry it in aud", is.Audiences[0])
+	if len(is.Audiences) > 0 {
+		name, aud, terr := is.audience(cl)
+		if terr != nil {
+			return terr
 		}
-		return e
+		if !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(is.Audiences, a) }) {
+			var e *Error
+			if name == "" && len(is.audClaims) > 1 {
+				e = refuse(reason.WrongAudience, "none of the audience claims (%s) is present; expected one of %q", strings.Join(is.audClaims, ", "), is.Audiences)
+			} else {
+				if name == "" {
+					name = is.audClaims[0]
+				}
+				e = refuse(reason.WrongAudience, "%s is %q; expected one of %q", name, aud, is.Audiences)
+			}
+			if name == "aud" && (slices.Equal(aud, []string{"account"}) || len(aud) == 0) {
+				e.Hint = fmt.Sprintf("add an audience mapper for %s in Keycloak so its access tokens carry it in aud", is.Audiences[0])
+			}
+			return e
+		}
 	}
-	if len(is.AuthorizedParties) > 0 && !slices.Contains(is.AuthorizedParties, cl.azp) {
-		return refuse(reason.InvalidToken, "azp %q is not an authorized party (%q)", cl.azp, is.AuthorizedParties)
+	if len(is.AuthorizedParties) > 0 {
+		name, party, terr := is.authorizedParty(cl)
+		if terr != nil {
+			return terr
+		}
+		if name == "" {
+			name = is.partyClaims[0]
+		}
+		if !slices.Contains(is.AuthorizedParties, party) {
+			return refuse(reason.InvalidToken, "%s %q is not an authorized party (%q)", name, party, is.AuthorizedParties)
+		}
+	}
+	if use, ok := cl.all["token_use"].(string); ok && !strings.EqualFold(use, "access") {
+		// AWS Cognito names its token kinds in token_use; its ID tokens carry the client id in
+		// aud, which audience_claims [aud, client_id] would accept.
+		return refuse(reason.InvalidToken, "token type %q (token_use claim) is not accepted as an access token", use)
 	}
 	if h.Typ != "" && !strings.EqualFold(h.Typ, "JWT") && !is.typeAccepted(strings.TrimPrefix(strings.ToLower(h.Typ), "application/")) {
 		return refuse(reason.InvalidToken, "token type %q (header typ) is not accepted as an access token", h.Typ)
