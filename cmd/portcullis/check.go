@@ -47,7 +47,8 @@ the decision, the HTTP status, the matched rule, the reason, the identity header
 refused token the precise cause with a hint, and for unmet requirements each one, with the
 values a condition (require.when) saw. --source and --context give what Envoy sends beside
 the request: the client address and the route's context_extensions.
-T may be a token, @file, or - for standard input. Exit 0 allow, 1 deny, 2 error.`,
+T may be a token (without "Bearer "), @file, or - for standard input. Exit 0 allow, 1 deny,
+2 error (also when the keys of the token's issuer could not be fetched: no decision).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("log-level") {
@@ -65,7 +66,7 @@ T may be a token, @file, or - for standard input. Exit 0 allow, 1 deny, 2 error.
 	cmd.Flags().StringVar(&f.source, "source", "", "the client address Envoy reports (source.address), an IP address")
 	cmd.Flags().StringArrayVar(&f.context, "context", nil, "a context extension K=V of the Envoy route (repeatable); portcullis-rule=NAME names the rule")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
-	cmd.Flags().DurationVar(&f.wait, "wait", 10*time.Second, "how long to wait for the issuers' keys")
+	cmd.Flags().DurationVar(&f.wait, "wait", 10*time.Second, "how long at most to wait for the issuers' keys (an issuer's failed fetch ends its wait)")
 	_ = cmd.MarkFlagRequired("path")
 	return cmd
 }
