@@ -115,7 +115,8 @@ func audOf(all map[string]any) []string {
 
 // issuerHint explains an iss that no issuer is configured for: the configured issuer it misses
 // only by spelling (host, scheme, port, trailing slash, letter case), if any, and the configured
-// issuers when there are several.
+// issuers when there are several. configured holds every spelling (issuers, aliases,
+// templates).
 func issuerHint(iss string, configured []string) string {
 	configured = slices.Sorted(slices.Values(configured))
 	list := ""
@@ -132,7 +133,7 @@ func issuerHint(iss string, configured []string) string {
 		list = "configured issuers: " + strings.Join(quoted, ", ")
 	}
 	for _, name := range configured {
-		if d := spellingDifference(iss, name); d != "" {
+		if d := spellingDifference(iss, withTenantOf(iss, name)); d != "" {
 			h := fmt.Sprintf("token iss is %s but the configured issuer is %s: they differ only in %s, and issuers are compared exactly; "+
 				"configure the issuer as the token spells it, or get tokens from the identity provider at the configured URL (Keycloak writes the URL it was reached at into iss)", iss, name, d)
 			if list != "" {
@@ -148,6 +149,22 @@ func issuerHint(iss string, configured []string) string {
 		return fmt.Sprintf("the configured issuer is %s (the token's iss must equal it exactly)", configured[0])
 	}
 	return ""
+}
+
+// withTenantOf fills the tenant placeholder of a template spelling with the path segment of iss
+// in the same place, so that the spellings can be compared; other names are returned as they
+// are.
+func withTenantOf(iss, name string) string {
+	prefix, suffix, ok := strings.Cut(name, TenantPlaceholder)
+	if !ok {
+		return name
+	}
+	segments := strings.Split(iss, "/")
+	at := strings.Count(prefix, "/")
+	if at >= len(segments) || segments[at] == "" {
+		return name
+	}
+	return prefix + segments[at] + suffix
 }
 
 // spellingDifference names how iss and name differ when both name the same issuer URL spelt

@@ -336,9 +336,12 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 
 func (v *Verifier) unknownIssuer(iss string) *Error {
 	e := refuse(reason.UnknownIssuer, "issuer %q is not configured", iss)
-	names := make([]string, 0, len(v.issuers))
+	names := make([]string, 0, len(v.issuers)+len(v.templates))
 	for name := range v.issuers {
 		names = append(names, name)
+	}
+	for _, t := range v.templates {
+		names = append(names, t.prefix+TenantPlaceholder+t.suffix)
 	}
 	e.Hint = issuerHint(iss, names) // hints.go
 	return e

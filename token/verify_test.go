@@ -460,6 +460,23 @@ func TestHints(t *testing.T) {
 	}
 }
 
+// TestTemplateIssuerHint: a template issuer is listed as configured, and an iss that misses it
+// only by spelling is compared with the token's tenant in its place.
+func TestTemplateIssuerHint(t *testing.T) {
+	f := newFixture(t)
+	const tmpl = "https://login.microsoftonline.com/{tenantid}/v2.0"
+	v := f.verifier(t, func(c *IssuerConfig) { c.Issuer, c.Tenants = tmpl, []string{"0f1e2d3c"} })
+	iss := "https://login.microsoftonline.com/0f1e2d3c/v2.0/"
+	_, err := v.Verify(context.Background(), sign(t, rsHeader("rsa-1"), f.claims(map[string]any{"iss": iss, "tid": "0f1e2d3c"}), "RS256", f.rsaKey))
+	var te *Error
+	want := "token iss is " + iss + " but the configured issuer is " + tmpl + ": they differ only in the trailing slash, and issuers are compared exactly; " +
+		"configure the issuer as the token spells it, or get tokens from the identity provider at the configured URL (Keycloak writes the URL it was reached at into iss); " +
+		`configured issuers: "https://login.microsoftonline.com/{tenantid}/v2.0", "https://other.example.com"`
+	if !errors.As(err, &te) || te.Reason != reason.UnknownIssuer || te.Hint != want {
+		t.Errorf("err = %v\nhint %q\nwant %q", err, te.Hint, want)
+	}
+}
+
 // TestSpellingDifference: how an iss differs from a configured issuer when it names the same
 // issuer spelt otherwise; "" when it names another.
 func TestSpellingDifference(t *testing.T) {
@@ -476,6 +493,9 @@ func TestSpellingDifference(t *testing.T) {
 		{"https://evil.example.com/realms/demo", "https://sso.example.com/realms/demo", ""},
 		{"http://10.0.0.1:8080/realms/demo", "http://127.0.0.1:8080/realms/demo", ""},
 		{"https://sso.example.com/realms/demo?x=1", "https://sso.example.com/realms/demo", ""},
+		// A template is compared with the token's tenant in its place.
+		{"https://login.microsoftonline.com/0f1e2d3c/v2.0/", withTenantOf("https://login.microsoftonline.com/0f1e2d3c/v2.0/", "https://login.microsoftonline.com/{tenantid}/v2.0"), "the trailing slash"},
+		{"https://login.microsoftonline.com/", withTenantOf("https://login.microsoftonline.com/", "https://login.microsoftonline.com/{tenantid}/v2.0"), ""},
 	} {
 		if got := spellingDifference(c.iss, c.name); got != c.want {
 			t.Errorf("spellingDifference(%q, %q) = %q, want %q", c.iss, c.name, got, c.want)
