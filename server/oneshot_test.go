@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,6 +113,24 @@ func TestOneShot(t *testing.T) {
 		d := decideAPI(e, mintFor(t, other))
 		if d.Allow || d.Status != 503 || d.Reason != reason.Unavailable || d.Detail != "the keys of issuer "+stalled.issuer+" have never been loaded" {
 			t.Errorf("decision %v %d %s: %s", d.Allow, d.Status, d.Reason, d.Detail)
+		}
+	})
+	t.Run("a failed fetch ends the wait", func(t *testing.T) {
+		// Nothing listens on port 1 of loopback: the connection is refused at once.
+		const issuer = "https://down.example.com/realms/x"
+		cfg := loadConfig(t, t.TempDir(), fmt.Sprintf(oneShotConfig, issuer, "    jwks_uri: http://127.0.0.1:1/certs"))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, missing, stop, err := OneShotStatus(ctx, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+		if ctx.Err() != nil {
+			t.Fatal("waited out the whole context although the fetch had failed")
+		}
+		if len(missing) != 1 || missing[0].Issuer != issuer || !strings.Contains(missing[0].LastError, "connection refused") {
+			t.Errorf("missing = %+v", missing)
 		}
 	})
 }

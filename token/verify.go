@@ -243,7 +243,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if len(raw) > v.maxBytes {
 		return nil, refuse(reason.InvalidToken, "token is %d bytes, more than tokens.max_bytes (%d)", len(raw), v.maxBytes)
 	}
-	return v.verify(ctx, raw)
+	id, err := v.verify(ctx, raw)
+	if err != nil {
+		v.explain(raw, err) // hints.go
+	}
+	return id, err
 }
 
 // Fresh reports whether an identity verified earlier is still good now: within exp and nbf
@@ -332,14 +336,14 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 
 func (v *Verifier) unknownIssuer(iss string) *Error {
 	e := refuse(reason.UnknownIssuer, "issuer %q is not configured", iss)
+	names := make([]string, 0, len(v.issuers)+len(v.templates))
 	for name := range v.issuers {
-		switch {
-		case strings.TrimSuffix(iss, "/") == strings.TrimSuffix(name, "/"):
-			e.Hint = fmt.Sprintf("token iss is %s but the configured issuer is %s (trailing slash): issuers are compared exactly", iss, name)
-		case strings.EqualFold(iss, name):
-			e.Hint = fmt.Sprintf("token iss is %s but the configured issuer is %s (letter case): issuers are compared exactly", iss, name)
-		}
+		names = append(names, name)
 	}
+	for _, t := range v.templates {
+		names = append(names, t.prefix+TenantPlaceholder+t.suffix)
+	}
+	e.Hint = issuerHint(iss, names) // hints.go
 	return e
 }
 

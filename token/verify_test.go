@@ -389,21 +389,117 @@ func TestIdentity(t *testing.T) {
 	}
 }
 
+// TestHints: a refusal says what to change when the token's shape or iss shows the mistake;
+// the reason and detail stay those of the refusal.
 func TestHints(t *testing.T) {
 	f := newFixture(t)
 	v := f.verifier(t, nil)
-	_, err := v.Verify(context.Background(), sign(t, rsHeader("rsa-1"), f.claims(map[string]any{"iss": issA + "/"}), "RS256", f.rsaKey))
+	rs := func(extra map[string]any) string {
+		return sign(t, rsHeader("rsa-1"), f.claims(extra), "RS256", f.rsaKey)
+	}
+	good := rs(nil)
+	// Keycloak's refresh and offline tokens: HS512 with the realm's secret, typ Refresh/Offline.
+	hs := func(typ string) string {
+		return sign(t, map[string]any{"alg": "HS512", "typ": "JWT", "kid": "5d1f"}, f.claims(map[string]any{"typ": typ, "aud": issA, "azp": "web", "sid": "s1"}), "HS256", []byte("realm-secret"))
+	}
+	const useAccess = "send the access_token of the token response instead"
+	const compared = ", and issuers are compared exactly; configure the issuer as the token spells it, or get tokens from the identity provider at the configured URL (Keycloak writes the URL it was reached at into iss)" +
+		`; configured issuers: "https://other.example.com", "https://sso.example.com/realms/demo"`
+	near := func(iss, diff string) string {
+		return "token iss is " + iss + " but the configured issuer is " + issA + ": they differ only in " + diff + compared
+	}
+	for _, c := range []struct {
+		name, token string
+		want        reason.Code
+		detail      string
+		hint        string
+	}{
+		{name: "iss with a trailing slash", token: rs(map[string]any{"iss": issA + "/"}), want: reason.UnknownIssuer,
+			detail: `issuer "` + issA + `/" is not configured`, hint: near(issA+"/", "the trailing slash")},
+		{name: "iss in another letter case", token: rs(map[string]any{"iss": "https://SSO.example.com/realms/Demo"}), want: reason.UnknownIssuer,
+			detail: `issuer "https://SSO.example.com/realms/Demo" is not configured`,
+			hint:   near("https://SSO.example.com/realms/Demo", "the letter case of the host and the letter case of the path")},
+		{name: "iss over http with the port written out", token: rs(map[string]any{"iss": "http://sso.example.com:443/realms/demo"}), want: reason.UnknownIssuer,
+			detail: `issuer "http://sso.example.com:443/realms/demo" is not configured`,
+			hint:   near("http://sso.example.com:443/realms/demo", "the scheme (http, https) and the port (443 written out in one)")},
+		{name: "iss elsewhere", token: rs(map[string]any{"iss": "https://evil.example.com"}), want: reason.UnknownIssuer,
+			detail: `issuer "https://evil.example.com" is not configured`,
+			hint:   `configured issuers: "https://other.example.com", "https://sso.example.com/realms/demo" (the token's iss must equal one of them exactly)`},
+		{name: "scheme pasted in front", token: "Bearer " + good, want: reason.InvalidToken, detail: "header is not base64url",
+			hint: `the token begins with the scheme "Bearer": pass the token alone, without it (the Authorization header carries the scheme once, before the token)`},
+		{name: "DPoP scheme in lower case", token: "dpop " + good, want: reason.InvalidToken, detail: "header is not base64url",
+			hint: `the token begins with the scheme "dpop": pass the token alone, without it (the Authorization header carries the scheme once, before the token)`},
+		{name: "a whole Authorization header", token: "Authorization: Bearer " + good, want: reason.InvalidToken, detail: "header is not base64url",
+			hint: `the token begins with a whole Authorization header: pass the token alone, without it (the Authorization header carries the scheme once, before the token)`},
+		{name: "Keycloak refresh token", token: hs("Refresh"), want: reason.InvalidToken, detail: `algorithm "HS512" is not allowed for this issuer (allowed: RS256 ES256)`,
+			hint: `this is a refresh token (typ "Refresh", signed HS512 with the identity provider's own secret): it is for the identity provider's token endpoint, never for APIs; ` + useAccess},
+		{name: "Keycloak offline token", token: hs("Offline"), want: reason.InvalidToken, detail: `algorithm "HS512" is not allowed for this issuer (allowed: RS256 ES256)`,
+			hint: `this is an offline token, a long-lived refresh token (typ "Offline", signed HS512 with the identity provider's own secret): it is for the identity provider's token endpoint, never for APIs; ` + useAccess},
+		{name: "Keycloak ID token", token: rs(map[string]any{"typ": "ID", "aud": "web", "azp": "web"}), want: reason.WrongAudience, detail: `aud is ["web"]; expected one of ["orders-api"]`,
+			hint: `this is an OpenID Connect ID token (typ "ID"): it tells the client (aud "web") who signed in and is not meant for APIs; ` + useAccess},
+		{name: "ID token with the API's audience", token: rs(map[string]any{"typ": "ID", "at_hash": "x"}), want: reason.InvalidToken, detail: `token type "ID" (typ claim) is not accepted as an access token`,
+			hint: `this is an OpenID Connect ID token (typ "ID"): it tells the client (aud "orders-api") who signed in and is not meant for APIs; ` + useAccess},
+		{name: "ID token by at_hash", token: rs(map[string]any{"typ": nil, "aud": "abc123", "at_hash": "x"}), want: reason.WrongAudience, detail: `aud is ["abc123"]; expected one of ["orders-api"]`,
+			hint: `this is an OpenID Connect ID token (it carries at_hash): it tells the client (aud "abc123") who signed in and is not meant for APIs; ` + useAccess},
+		{name: "ID token by nonce and aud", token: rs(map[string]any{"typ": nil, "aud": "abc123", "azp": "abc123", "nonce": "n"}), want: reason.WrongAudience, detail: `aud is ["abc123"]; expected one of ["orders-api"]`,
+			hint: `this is an OpenID Connect ID token (it carries a nonce and is addressed to its client alone): it tells the client (aud "abc123") who signed in and is not meant for APIs; ` + useAccess},
+		{name: "access token with a nonce", token: rs(map[string]any{"aud": "account", "azp": "web", "nonce": "n"}), want: reason.WrongAudience, detail: `aud is ["account"]; expected one of ["orders-api"]`,
+			hint: "add an audience mapper for orders-api in Keycloak so its access tokens carry it in aud"},
+		{name: "expired access token", token: rs(map[string]any{"exp": f.now.Add(-192 * time.Second).Unix()}), want: reason.Expired, detail: "expired 3m12s ago"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := v.Verify(context.Background(), c.token)
+			var te *Error
+			if !errors.As(err, &te) {
+				t.Fatalf("err = %v", err)
+			}
+			if te.Reason != c.want || te.Detail != c.detail || te.Hint != c.hint {
+				t.Errorf("got %s %q\nhint %q\nwant %s %q\nhint %q", te.Reason, te.Detail, te.Hint, c.want, c.detail, c.hint)
+			}
+		})
+	}
+}
+
+// TestTemplateIssuerHint: a template issuer is listed as configured, and an iss that misses it
+// only by spelling is compared with the token's tenant in its place.
+func TestTemplateIssuerHint(t *testing.T) {
+	f := newFixture(t)
+	const tmpl = "https://login.microsoftonline.com/{tenantid}/v2.0"
+	v := f.verifier(t, func(c *IssuerConfig) { c.Issuer, c.Tenants = tmpl, []string{"0f1e2d3c"} })
+	iss := "https://login.microsoftonline.com/0f1e2d3c/v2.0/"
+	_, err := v.Verify(context.Background(), sign(t, rsHeader("rsa-1"), f.claims(map[string]any{"iss": iss, "tid": "0f1e2d3c"}), "RS256", f.rsaKey))
 	var te *Error
-	if !errors.As(err, &te) || te.Hint != "token iss is "+issA+"/ but the configured issuer is "+issA+" (trailing slash): issuers are compared exactly" {
-		t.Errorf("hint = %q", te.Hint)
+	want := "token iss is " + iss + " but the configured issuer is " + tmpl + ": they differ only in the trailing slash, and issuers are compared exactly; " +
+		"configure the issuer as the token spells it, or get tokens from the identity provider at the configured URL (Keycloak writes the URL it was reached at into iss); " +
+		`configured issuers: "https://login.microsoftonline.com/{tenantid}/v2.0", "https://other.example.com"`
+	if !errors.As(err, &te) || te.Reason != reason.UnknownIssuer || te.Hint != want {
+		t.Errorf("err = %v\nhint %q\nwant %q", err, te.Hint, want)
 	}
-	_, err = v.Verify(context.Background(), sign(t, rsHeader("rsa-1"), f.claims(map[string]any{"aud": "account"}), "RS256", f.rsaKey))
-	if !errors.As(err, &te) || te.Hint != "add an audience mapper for orders-api in Keycloak so its access tokens carry it in aud" {
-		t.Errorf("hint = %q", te.Hint)
-	}
-	_, err = v.Verify(context.Background(), sign(t, rsHeader("rsa-1"), f.claims(map[string]any{"exp": f.now.Add(-192 * time.Second).Unix()}), "RS256", f.rsaKey))
-	if !errors.As(err, &te) || te.Detail != "expired 3m12s ago" {
-		t.Errorf("detail = %q", te.Detail)
+}
+
+// TestSpellingDifference: how an iss differs from a configured issuer when it names the same
+// issuer spelt otherwise; "" when it names another.
+func TestSpellingDifference(t *testing.T) {
+	for _, c := range []struct{ iss, name, want string }{
+		{"http://localhost:8080/realms/demo", "http://127.0.0.1:8080/realms/demo", "the host's spelling (localhost, 127.0.0.1: the same machine, two names)"},
+		{"http://[::1]:8080/realms/demo", "http://localhost:8080/realms/demo", "the host's spelling (::1, localhost: the same machine, two names)"},
+		{"http://localhost:8180/realms/demo", "http://127.0.0.1:8080/realms/demo/", "the host's spelling (localhost, 127.0.0.1: the same machine, two names), the port (8180, 8080) and the trailing slash"},
+		{"https://sso.example.com:8443/realms/demo", "https://sso.example.com/realms/demo", "the port (8443, 443)"},
+		{"HTTPS://sso.example.com/realms/demo", "https://sso.example.com/realms/demo", "letter case"},
+		{"accounts.google.com", "accounts.google.com/", "the trailing slash"},
+		{"Accounts.Google.com", "accounts.google.com", "letter case"},
+		{"https://sso.example.com/realms/demo", "https://sso.example.com/realms/demo", ""},
+		{"https://sso.example.com/realms/other", "https://sso.example.com/realms/demo", ""},
+		{"https://evil.example.com/realms/demo", "https://sso.example.com/realms/demo", ""},
+		{"http://10.0.0.1:8080/realms/demo", "http://127.0.0.1:8080/realms/demo", ""},
+		{"https://sso.example.com/realms/demo?x=1", "https://sso.example.com/realms/demo", ""},
+		// A template is compared with the token's tenant in its place.
+		{"https://login.microsoftonline.com/0f1e2d3c/v2.0/", withTenantOf("https://login.microsoftonline.com/0f1e2d3c/v2.0/", "https://login.microsoftonline.com/{tenantid}/v2.0"), "the trailing slash"},
+		{"https://login.microsoftonline.com/", withTenantOf("https://login.microsoftonline.com/", "https://login.microsoftonline.com/{tenantid}/v2.0"), ""},
+	} {
+		if got := spellingDifference(c.iss, c.name); got != c.want {
+			t.Errorf("spellingDifference(%q, %q) = %q, want %q", c.iss, c.name, got, c.want)
+		}
 	}
 }
 

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"net/netip"
 	"os"
@@ -17,6 +19,8 @@ import (
 
 	"github.com/portcullis-authz/portcullis/authz"
 	"github.com/portcullis-authz/portcullis/config"
+	"github.com/portcullis-authz/portcullis/jwks"
+	"github.com/portcullis-authz/portcullis/reason"
 	"github.com/portcullis-authz/portcullis/server"
 )
 
@@ -43,7 +47,8 @@ the decision, the HTTP status, the matched rule, the reason, the identity header
 refused token the precise cause with a hint, and for unmet requirements each one, with the
 values a condition (require.when) saw. --source and --context give what Envoy sends beside
 the request: the client address and the route's context_extensions.
-T may be a token, @file, or - for standard input. Exit 0 allow, 1 deny, 2 error.`,
+T may be a token (without "Bearer "), @file, or - for standard input. Exit 0 allow, 1 deny,
+2 error (also when the keys of the token's issuer could not be fetched: no decision).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("log-level") {
@@ -61,7 +66,7 @@ T may be a token, @file, or - for standard input. Exit 0 allow, 1 deny, 2 error.
 	cmd.Flags().StringVar(&f.source, "source", "", "the client address Envoy reports (source.address), an IP address")
 	cmd.Flags().StringArrayVar(&f.context, "context", nil, "a context extension K=V of the Envoy route (repeatable); portcullis-rule=NAME names the rule")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
-	cmd.Flags().DurationVar(&f.wait, "wait", 10*time.Second, "how long to wait for the issuers' keys")
+	cmd.Flags().DurationVar(&f.wait, "wait", 10*time.Second, "how long at most to wait for the issuers' keys (an issuer's failed fetch ends its wait)")
 	_ = cmd.MarkFlagRequired("path")
 	return cmd
 }
@@ -142,13 +147,23 @@ func runCheck(ctx context.Context, g *globals, f *checkFlags) error {
 	}
 	wctx, cancel := context.WithTimeout(ctx, f.wait)
 	defer cancel()
-	engine, stop, err := server.OneShot(wctx, cfg, log)
+	engine, missing, stop, err := server.OneShotStatus(wctx, cfg, log)
 	if err != nil {
 		return &exitError{2, err}
 	}
 	defer stop()
 	d := engine.Decide(ctx, &req)
 	res := resultOf(d)
+	// Without the issuer's keys there is no decision to explain: serve would answer 503 until
+	// they load, and check says why they did not (an error, exit 2, not a deny).
+	var noKeys error
+	if d.Reason == reason.Unavailable {
+		var hint string
+		hint, noKeys = keysError(missing, unverifiedIssuer(tok), f.wait)
+		if hint != "" {
+			res.Hint = hint
+		}
+	}
 	if f.json {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
@@ -157,6 +172,9 @@ func runCheck(ctx context.Context, g *globals, f *checkFlags) error {
 		}
 	} else {
 		printResult(g.stdout, res)
+	}
+	if noKeys != nil {
+		return &exitError{2, noKeys}
 	}
 	if !d.Allow {
 		return &exitError{code: 1}
@@ -173,13 +191,60 @@ func readToken(t string, stdin io.Reader) (string, error) {
 		}
 		return strings.TrimSpace(string(b)), nil
 	case strings.HasPrefix(t, "@"):
-		b, err := os.ReadFile(t[1:])
+		name := t[1:]
+		b, err := os.ReadFile(name)
 		if err != nil {
-			return "", fmt.Errorf("--token: %w", errors.Unwrap(err))
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // the path is named below, as given
+			}
+			return "", fmt.Errorf("--token @%s: cannot read %q: %w", name, name, err)
 		}
-		return strings.TrimSpace(string(b)), nil
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", fmt.Errorf("--token @%s: the file %q is empty; write the token into it (or pass it with --token T)", name, name)
+		}
+		return tok, nil
 	}
 	return strings.TrimSpace(t), nil
+}
+
+// keysError says why the keys of the token's issuer (iss, as the token claims it, unverified)
+// are missing, for standard error, and what to do, for the explanation's hint: the last fetch
+// error of its key set, or a --wait too short for the first fetch.
+func keysError(missing []jwks.Status, iss string, wait time.Duration) (hint string, err error) {
+	for _, st := range missing {
+		if st.Issuer != iss {
+			continue
+		}
+		if st.LastError != "" {
+			return "fetching them failed (" + st.LastError + "): make the issuer's keys reachable from here (jwks_uri, or its discovery document), or give them in jwks_file",
+				fmt.Errorf("no decision: the keys of issuer %s could not be fetched: %s", iss, st.LastError)
+		}
+		return "no fetch ended within --wait " + wait.String() + ": raise --wait, or check that the identity provider answers",
+			fmt.Errorf("no decision: the keys of issuer %s were not fetched within --wait %s", iss, wait)
+	}
+	return "", errors.New("no decision: the issuer's keys are not available")
+}
+
+// unverifiedIssuer reads the iss claim of a compact JWS without verifying anything: only to
+// name the issuer whose keys are missing.
+func unverifiedIssuer(tok string) string {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var cl struct {
+		Iss string `json:"iss"`
+	}
+	if json.Unmarshal(b, &cl) != nil {
+		return ""
+	}
+	return cl.Iss
 }
 
 func resultOf(d *authz.Decision) checkResult {

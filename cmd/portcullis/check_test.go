@@ -114,6 +114,24 @@ func TestCheckGolden(t *testing.T) {
 		"  - issuer: \""+downIssuer+"\"\n    jwks_uri: http://127.0.0.1:1/certs\n    audiences: [orders-api]\nrules:\n", 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The issuer as a local identity provider reached over 127.0.0.1 names itself, beside the
+	// first: tokens fetched at http://localhost:8080 carry another iss.
+	const loopbackIssuer = "http://127.0.0.1:8080/realms/demo"
+	loopback := filepath.Join(filepath.Dir(path), "loopback.yaml")
+	if err := os.WriteFile(loopback, []byte(strings.Replace(checkConfig, "rules:\n",
+		"  - issuer: \""+loopbackIssuer+"\"\n    jwks_file: keys.json\n    audiences: [orders-api]\nrules:\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A Keycloak refresh token as the token endpoint returns it: HS512 with the realm's own
+	// secret, typ Refresh, aud the realm itself (its signature is never checked: the algorithm
+	// is refused first).
+	refresh := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS512","typ":"JWT","kid":"6f1a9c2e-3b7d-4e58-9a0c-1d2e3f4a5b6c"}`)) + "." +
+		base64.RawURLEncoding.EncodeToString([]byte(`{"exp":`+strconv.FormatInt(time.Now().Add(30*time.Minute).Unix(), 10)+`,"iat":`+strconv.FormatInt(time.Now().Unix(), 10)+
+			`,"jti":"0b9e1f7a-refresh","iss":"`+checkIssuer+`","aud":"`+checkIssuer+`","sub":"alice-sub","typ":"Refresh","azp":"web","sid":"5c0d","scope":"openid profile email"}`)) +
+		"." + base64.RawURLEncoding.EncodeToString([]byte("not-a-real-hmac-signature-of-64-bytes-not-a-real-hmac-signature!"))
+	// A Keycloak ID token: typ ID, addressed to the client that signed in.
+	idToken := mint(devidp.Claims{"typ": "ID", "aud": "web", "azp": "web", "nonce": "n-0S6_WzA2Mj", "at_hash": "77QmUPtjPfzWtF2AnpK9RQ", "realm_access": nil}, time.Hour)
+	emptyFile := filepath.Join("testdata", "check", "empty.jwt")
 	parts := strings.Split(good, ".")
 	// good's claims and signature under another token's header and payload: the signature
 	// does not verify.
@@ -127,7 +145,9 @@ func TestCheckGolden(t *testing.T) {
 		stdin  string
 		exit   int
 		config string      // default: path
-		reason reason.Code // the reason the explanation shows
+		reason reason.Code // the reason the explanation shows; "" when there is none (an error)
+		stderr bool        // the golden ends with the command's error, after "--- stderr"
+		fast   bool        // must end well within its --wait
 	}{
 		{name: "allow", args: []string{"--path", "/api/orders/1", "--token", good}, exit: 0, reason: reason.OK},
 		{name: "allow_json", args: []string{"--path", "/api/orders/1", "--token", "-", "--json"}, stdin: good + "\n", exit: 0, reason: reason.OK},
@@ -155,13 +175,29 @@ func TestCheckGolden(t *testing.T) {
 			exit: 0, config: conds, reason: reason.OK},
 		{name: "context_missing", args: []string{"--path", "/internal/flags", "--source", "10.1.2.3", "--token", admin}, exit: 1, config: conds, reason: reason.NoRule},
 		{name: "context_rule", args: []string{"--path", "/elsewhere", "--context", "portcullis-rule=tenant-orders", "--token", tenant}, exit: 1, config: conds, reason: reason.Forbidden},
-		{name: "keys_unavailable_json", args: []string{"--path", "/api/orders/1", "--wait", "300ms", "--json", "--token", mint(devidp.Claims{"iss": downIssuer}, time.Hour)},
-			exit: 1, config: down, reason: reason.Unavailable},
+		{name: "keys_unavailable_json", args: []string{"--path", "/api/orders/1", "--wait", "1m", "--json", "--token", mint(devidp.Claims{"iss": downIssuer}, time.Hour)},
+			exit: 2, config: down, reason: reason.Unavailable, stderr: true, fast: true},
+		// What people actually paste.
+		{name: "keys_unavailable", args: []string{"--path", "/api/orders/1", "--wait", "1m", "--token", mint(devidp.Claims{"iss": downIssuer}, time.Hour)},
+			exit: 2, config: down, reason: reason.Unavailable, stderr: true, fast: true},
+		{name: "keys_unavailable_other_issuer", args: []string{"--path", "/api/orders/1", "--wait", "1m", "--token", good},
+			exit: 0, config: down, reason: reason.OK, fast: true},
+		{name: "issuer_localhost", args: []string{"--path", "/api/orders/1", "--token", mint(devidp.Claims{"iss": "http://localhost:8080/realms/demo"}, time.Hour)},
+			exit: 1, config: loopback, reason: reason.UnknownIssuer},
+		{name: "issuer_elsewhere", args: []string{"--path", "/api/orders/1", "--token", mint(devidp.Claims{"iss": "https://sso.example.org/realms/demo"}, time.Hour)},
+			exit: 1, config: loopback, reason: reason.UnknownIssuer},
+		{name: "bearer_pasted", args: []string{"--path", "/api/orders/1", "--token", "Bearer " + good}, exit: 1, reason: reason.InvalidToken},
+		{name: "refresh_token", args: []string{"--path", "/api/orders/1", "--token", refresh}, exit: 1, reason: reason.InvalidToken},
+		{name: "id_token", args: []string{"--path", "/api/orders/1", "--token", idToken}, exit: 1, reason: reason.WrongAudience},
+		{name: "token_file_missing", args: []string{"--path", "/api/orders/1", "--token", "@missing.jwt"}, exit: 2, stderr: true},
+		{name: "token_file_empty", args: []string{"--path", "/api/orders/1", "--token", "@" + emptyFile}, exit: 2, stderr: true},
 	}
 	// Every reason of the table is explained by at least one case.
 	shown := map[reason.Code]bool{}
 	for _, c := range cases {
-		shown[c.reason] = true
+		if c.reason != "" {
+			shown[c.reason] = true
+		}
 	}
 	for _, a := range reason.All() {
 		if !shown[a.Code] {
@@ -180,20 +216,29 @@ func TestCheckGolden(t *testing.T) {
 				config = c.config
 			}
 			args := append([]string{"check", "--config", config}, c.args...)
+			start := time.Now()
 			code := run(context.Background(), args, strings.NewReader(c.stdin), &out, &errs)
 			if code != c.exit {
 				t.Errorf("exit %d, want %d; stderr: %s", code, c.exit, errs.String())
+			}
+			if took := time.Since(start); c.fast && took > 20*time.Second {
+				t.Errorf("took %s of its --wait 1m; a failed fetch must end the wait", took.Truncate(time.Second))
 			}
 			got := out.String()
 			var res struct {
 				Status int         `json:"status"`
 				Reason reason.Code `json:"reason"`
 			}
-			if slices.Contains(c.args, "--json") {
+			switch {
+			case c.reason == "": // an error: no explanation, and the zero reason and status
+				if got != "" {
+					t.Errorf("an error explains nothing, yet stdout is %q", got)
+				}
+			case slices.Contains(c.args, "--json"):
 				if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 					t.Fatalf("--json output: %v", err)
 				}
-			} else {
+			default:
 				for _, line := range strings.Split(got, "\n") {
 					if v, ok := strings.CutPrefix(line, "reason:"); ok {
 						res.Reason = reason.Code(strings.TrimSpace(v))
@@ -208,6 +253,14 @@ func TestCheckGolden(t *testing.T) {
 			// an allow).
 			if a, _ := reason.Of(c.reason); res.Reason != c.reason || res.Status != a.Status {
 				t.Errorf("explains %s (HTTP %d), want %s (HTTP %d)", res.Reason, res.Status, c.reason, a.Status)
+			}
+			if c.stderr { // the command's own lines, not the logs of key loading
+				got += "--- stderr\n"
+				for _, line := range strings.SplitAfter(errs.String(), "\n") {
+					if strings.HasPrefix(line, "portcullis: ") {
+						got += line
+					}
+				}
 			}
 			for _, re := range volatile {
 				got = re.ReplaceAllStringFunc(got, func(s string) string {
@@ -247,7 +300,7 @@ func TestCheckErrors(t *testing.T) {
 		want string
 	}{
 		{"no config", []string{"check", "--path", "/"}, "no configuration: pass --config FILE or set PORTCULLIS_CONFIG"},
-		{"token file missing", []string{"check", "--config", path, "--path", "/", "--token", "@/nonexistent"}, "--token: no such file or directory"},
+		{"token file missing", []string{"check", "--config", path, "--path", "/", "--token", "@/nonexistent"}, `--token @/nonexistent: cannot read "/nonexistent": no such file or directory`},
 		{"bad header flag", []string{"check", "--config", path, "--path", "/", "--header", "novalue"}, `--header "novalue": write it as Name=value`},
 		{"source with a port", []string{"check", "--config", path, "--path", "/", "--source", "10.1.2.3:5678"},
 			`--source "10.1.2.3:5678": not an IP address; give the client address as Envoy reports it, e.g. 10.1.2.3 or 2001:db8::1 (no port)`},
