@@ -83,6 +83,7 @@ type checkResult struct {
 	Missing  []string          `json:"missing,omitempty"`
 	Subject  string            `json:"sub,omitempty"`
 	Issuer   string            `json:"issuer,omitempty"`
+	Tenant   string            `json:"tenant,omitempty"`
 	Roles    []string          `json:"roles,omitempty"`
 	Headers  map[string]string `json:"headers,omitempty"`
 	Remove   []string          `json:"remove,omitempty"`
@@ -255,7 +256,7 @@ func resultOf(d *authz.Decision) checkResult {
 		r.Decision = "allow"
 	}
 	if id := d.Identity; id != nil {
-		r.Subject, r.Issuer, r.Roles = id.Subject, id.Issuer, id.Roles
+		r.Subject, r.Issuer, r.Tenant, r.Roles = id.Subject, id.Issuer, id.Tenant, id.Roles
 	}
 	if len(d.Upstream) > 0 {
 		r.Headers = map[string]string{}
@@ -296,6 +297,7 @@ func printResult(w io.Writer, r checkResult) {
 	line("hint", r.Hint)
 	line("sub", r.Subject)
 	line("issuer", r.Issuer)
+	line("tenant", r.Tenant)
 	if len(r.Roles) > 0 {
 		line("roles", strings.Join(r.Roles, ", "))
 	}
