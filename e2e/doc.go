@@ -11,9 +11,13 @@
 // scripts/install-nginx.sh and scripts/install-caddy.sh) with the examples of examples/forward-auth/.
 // The fail-closed tests (failclosed_test.go) run an Envoy and a Portcullis of their own, which
 // they stop, stall, restart and reload.
+// The Dex tests (dex_test.go) run a real Dex (built from the Go module proxy by
+// scripts/install-dex.sh) with an Envoy and a Portcullis of their own, configured from
+// testdata/dex/.
 //
 // Environment: PORTCULLIS_BIN (a prebuilt portcullis instead of building ./cmd/portcullis),
-// PORTCULLIS_ENVOY (envoy binary), PORTCULLIS_NGINX, PORTCULLIS_CADDY (nginx and caddy binaries),
+// PORTCULLIS_ENVOY (envoy binary), PORTCULLIS_NGINX, PORTCULLIS_CADDY, PORTCULLIS_DEX (nginx,
+// caddy and dex binaries),
 // PORTCULLIS_KEYCLOAK_HOME (unpacked Keycloak),
 // JAVA_HOME (for Keycloak), PORTCULLIS_CACHE (where the install scripts put both),
 // PORTCULLIS_E2E_KEEP=1 (keep the work directory with configs and logs).
