@@ -94,6 +94,10 @@ func shapeHint(h *header, all map[string]any) string {
 	if a := audOf(all); len(a) > 0 {
 		aud = fmt.Sprintf(" (aud %q)", strings.Join(a, " "))
 	}
+	if !strings.EqualFold(typ, "ID") {
+		// A sign, not a proof: Dex, for one, puts at_hash in its access tokens too.
+		return fmt.Sprintf("this may be an OpenID Connect ID token (%s): an ID token tells the client%s who signed in and is not meant for APIs; if it is the id_token of the token response, %s", sign, aud, useAccess)
+	}
 	return fmt.Sprintf("this is an OpenID Connect ID token (%s): it tells the client%s who signed in and is not meant for APIs; %s", sign, aud, useAccess)
 }
 
