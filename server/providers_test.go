@@ -40,6 +40,7 @@ const (
 type providerFixture struct {
 	name   string
 	config string // the issuers and identity_headers; keys.json holds the keys
+	rules  string // the rules; providerRules when empty
 	cases  []providerCase
 }
 
@@ -98,6 +99,94 @@ func googleClaims(extra devidp.Claims) devidp.Claims {
 		"iss": "https://accounts.google.com", "azp": "1234987819200.apps.googleusercontent.com",
 		"aud": "1234987819200.apps.googleusercontent.com", "sub": "10769150350006150715113082367",
 		"email": "alice@example.com", "email_verified": true, "hd": "example.com", "at_hash": "HK6E_P6Dh8Y93mRNtsDB1Q",
+	}
+	return merge(c, extra)
+}
+
+// Issuers, clients and users of the other provider fixtures.
+const (
+	keycloakRealm = "https://sso.example.com/realms/shop"
+	keycloakUser  = "5f1c2a7e-3b4d-4e8f-9a0b-1c2d3e4f5a6b"
+	auth0Tenant   = "https://example.eu.auth0.com/"
+	auth0API      = "https://orders.example.com" // the API's identifier
+	auth0Client   = "Zx8Qh3LmP0vR7tY2nB5cK9dW4sF6gJ1a"
+	oktaAS        = "https://dev-123456.okta.com/oauth2/default"
+	oktaClient    = "0oa5e3bx7kQbG9Hc45d7"
+	k8sIssuer     = "https://kubernetes.default.svc.cluster.local"
+	githubIssuer  = "https://token.actions.githubusercontent.com"
+)
+
+// keycloakClaims: a Keycloak access token of a user of the shop realm, issued to the
+// orders-web client, with orders-api added to aud by an audience mapper.
+func keycloakClaims(extra devidp.Claims) devidp.Claims {
+	c := devidp.Claims{
+		"iss": keycloakRealm, "aud": []string{"orders-api", "account"}, "sub": keycloakUser, "typ": "Bearer",
+		"azp": "orders-web", "sid": "8d7a6b5c-4e3f-4a1b-9c8d-7e6f5a4b3c2d", "acr": "1", "jti": "onrtac:1b2c3d4e",
+		"auth_time": time.Now().Unix(), "allowed-origins": []string{"https://shop.example.com"},
+		"realm_access": map[string]any{"roles": []string{"default-roles-shop", "offline_access", "uma_authorization", "admin"}},
+		"resource_access": map[string]any{
+			"orders-api": map[string]any{"roles": []string{"writer"}},
+			"account":    map[string]any{"roles": []string{"manage-account", "view-profile"}},
+		},
+		"scope": "openid email profile", "email_verified": true, "name": "Alice Example",
+		"preferred_username": "alice", "given_name": "Alice", "family_name": "Example", "email": "alice@example.com",
+	}
+	return merge(c, extra)
+}
+
+// auth0Claims: an Auth0 access token for the orders API (the "Auth0" token profile), with
+// RBAC's permissions and a namespaced roles claim set by a post-login Action.
+func auth0Claims(extra devidp.Claims) devidp.Claims {
+	c := devidp.Claims{
+		"iss": auth0Tenant, "sub": "auth0|64b7f0c2a1e3d4f5a6b7c8d9",
+		"aud": []string{auth0API, "https://example.eu.auth0.com/userinfo"}, "azp": auth0Client,
+		"scope": "openid profile email read:orders", "permissions": []string{"read:orders", "delete:orders"},
+		"https://example.com/roles": []string{"admin"}, "https://example.com/email": "alice@example.com",
+	}
+	return merge(c, extra)
+}
+
+// oktaClaims: an access token of an Okta custom authorization server ("default"), with a
+// groups claim added to the server.
+func oktaClaims(extra devidp.Claims) devidp.Claims {
+	c := devidp.Claims{
+		"ver": 1, "jti": "AT.mW2xZk9q1vY7bN4cR0tH8sL3pD6fJ5gA", "iss": oktaAS, "aud": "api://default",
+		"sub": "alice@example.com", "uid": "00u1a2b3c4d5e6f7g8h9", "cid": oktaClient,
+		"scp": []string{"openid", "email", "orders:read"}, "auth_time": time.Now().Unix(),
+		"groups": []string{"Everyone", "admin"},
+	}
+	return merge(c, extra)
+}
+
+// k8sClaims: a projected service account token (audience orders-api) of the invoicer
+// service account in the billing namespace.
+func k8sClaims(extra devidp.Claims) devidp.Claims {
+	c := devidp.Claims{
+		"iss": k8sIssuer, "aud": []string{"orders-api"}, "sub": "system:serviceaccount:billing:invoicer",
+		"nbf": time.Now().Add(-time.Minute).Unix(), "jti": "2f3e4d5c-6b7a-4890-a1b2-c3d4e5f6a7b8",
+		"kubernetes.io": map[string]any{
+			"namespace":      "billing",
+			"node":           map[string]any{"name": "node-1", "uid": "7c6b5a49-3827-4165-9f8e-7d6c5b4a3928"},
+			"pod":            map[string]any{"name": "invoicer-6c9f8d7b5-x2x4q", "uid": "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"},
+			"serviceaccount": map[string]any{"name": "invoicer", "uid": "d4c3b2a1-f6e5-4b7a-9c8d-5f4e3d2c1b0a"},
+			"warnafter":      time.Now().Add(time.Hour).Unix(),
+		},
+	}
+	return merge(c, extra)
+}
+
+// githubClaims: a GitHub Actions OIDC token of a push to main in my-org/deploy, requested with
+// the audience https://github.com/my-org (the default is the owner's URL too).
+func githubClaims(extra devidp.Claims) devidp.Claims {
+	c := devidp.Claims{
+		"iss": githubIssuer, "aud": "https://github.com/my-org", "jti": "b6f4e0a2-9c1d-4e3f-8a7b-5c6d7e8f9a0b",
+		"sub": "repo:my-org/deploy:ref:refs/heads/main", "ref": "refs/heads/main", "ref_type": "branch",
+		"sha": "d6e1a8c0f3b2e4d5c6b7a8f9e0d1c2b3a4f5e6d7", "repository": "my-org/deploy", "repository_id": "74",
+		"repository_owner": "my-org", "repository_owner_id": "65", "repository_visibility": "private",
+		"actor": "octocat", "actor_id": "12", "workflow": "release", "event_name": "push",
+		"run_id": "8812345678", "run_number": "10", "run_attempt": "1", "runner_environment": "github-hosted",
+		"job_workflow_ref": "my-org/deploy/.github/workflows/release.yml@refs/heads/main",
+		"nbf":              time.Now().Add(-time.Minute).Unix(),
 	}
 	return merge(c, extra)
 }
@@ -207,6 +296,245 @@ identity_headers:
 			{name: "another audience", path: "/api/x", claims: googleClaims(devidp.Claims{"aud": "99.apps.googleusercontent.com"}), status: 401, reason: reason.WrongAudience},
 		},
 	},
+	{
+		name: "Keycloak",
+		config: `
+issuers:
+  - issuer: "` + keycloakRealm + `"
+    jwks_file: keys.json
+    audiences: ["orders-api"]   # added to aud by an audience mapper
+    roles_claims: [realm_access.roles, resource_access]
+identity_headers:
+  x-user-id: sub
+  x-user-name: preferred_username
+  x-user-email: email
+  x-user-roles: roles
+`,
+		rules: `
+rules:
+  - name: admin
+    match: { paths: ["/admin/**"] }
+    require: { any_roles: [admin] }
+  - name: orders
+    match: { paths: ["/orders/**"] }
+    require: { any_roles: ["orders-api:writer"] }
+  - name: api
+    match: { paths: ["/api/**"] }
+`,
+		cases: []providerCase{
+			{name: "realm role", path: "/admin/x", claims: keycloakClaims(nil), status: 200, reason: reason.OK,
+				headers: "[{x-user-email alice@example.com} {x-user-id " + keycloakUser + "} {x-user-name alice} " +
+					"{x-user-roles account:manage-account,account:view-profile,admin,default-roles-shop,offline_access,orders-api:writer,uma_authorization}]"},
+			{name: "without the realm role", path: "/admin/x",
+				claims: keycloakClaims(devidp.Claims{"realm_access": map[string]any{"roles": []string{"default-roles-shop"}}}), status: 403, reason: reason.Forbidden},
+			{name: "client role", path: "/orders/1", claims: keycloakClaims(devidp.Claims{"realm_access": nil}), status: 200, reason: reason.OK,
+				headers: "[{x-user-email alice@example.com} {x-user-id " + keycloakUser + "} {x-user-name alice} " +
+					"{x-user-roles account:manage-account,account:view-profile,orders-api:writer}]"},
+			{name: "the role of another client", path: "/orders/1",
+				claims: keycloakClaims(devidp.Claims{"resource_access": map[string]any{"billing-api": map[string]any{"roles": []string{"writer"}}}}), status: 403, reason: reason.Forbidden},
+			{name: "a realm role named like the client role", path: "/orders/1",
+				claims: keycloakClaims(devidp.Claims{"resource_access": nil, "realm_access": map[string]any{"roles": []string{"writer"}}}), status: 403, reason: reason.Forbidden},
+			{name: "without the audience mapper (aud account)", path: "/api/x", claims: keycloakClaims(devidp.Claims{"aud": "account"}), status: 401, reason: reason.WrongAudience},
+			{name: "another realm", path: "/api/x", claims: keycloakClaims(devidp.Claims{"iss": "https://sso.example.com/realms/master"}), status: 401, reason: reason.UnknownIssuer},
+			{name: "a refresh token", path: "/api/x", claims: keycloakClaims(devidp.Claims{"typ": "Refresh"}), status: 401, reason: reason.InvalidToken},
+		},
+	},
+	{
+		name: "Auth0",
+		config: `
+issuers:
+  - issuer: "` + auth0Tenant + `"   # with the trailing slash
+    jwks_file: keys.json
+    audiences: ["` + auth0API + `"]   # the API's identifier
+    authorized_parties: ["` + auth0Client + `"]
+    roles_claims: ["https://example.com/roles", permissions]
+identity_headers:
+  x-user-id: sub
+  x-user-email: https://example.com/email
+  x-user-roles: roles
+  x-user-scopes: scopes
+`,
+		rules: `
+rules:
+  - name: admin
+    match: { paths: ["/admin/**"] }
+    require: { any_roles: [admin] }
+  - name: orders-delete
+    match: { paths: ["/orders/**"] }
+    require: { any_roles: ["delete:orders"] }
+  - name: reports
+    match: { paths: ["/reports/**"] }
+    require: { scopes: [admin] }
+  - name: api
+    match: { paths: ["/api/**"] }
+`,
+		cases: []providerCase{
+			{name: "namespaced role", path: "/admin/x", claims: auth0Claims(nil), status: 200, reason: reason.OK,
+				headers: "[{x-user-email alice@example.com} {x-user-id auth0|64b7f0c2a1e3d4f5a6b7c8d9} {x-user-roles admin,delete:orders,read:orders} {x-user-scopes openid,profile,email,read:orders}]"},
+			{name: "without the namespaced role", path: "/admin/x", claims: auth0Claims(devidp.Claims{"https://example.com/roles": []string{"support"}}), status: 403, reason: reason.Forbidden},
+			{name: "a permission", path: "/orders/1", claims: auth0Claims(devidp.Claims{"https://example.com/roles": nil}), status: 200, reason: reason.OK,
+				headers: "[{x-user-email alice@example.com} {x-user-id auth0|64b7f0c2a1e3d4f5a6b7c8d9} {x-user-roles delete:orders,read:orders} {x-user-scopes openid,profile,email,read:orders}]"},
+			{name: "without the permission", path: "/orders/1", claims: auth0Claims(devidp.Claims{"permissions": []string{"read:orders"}}), status: 403, reason: reason.Forbidden},
+			{name: "the scope", path: "/reports/1", claims: auth0Claims(devidp.Claims{"scope": "openid admin"}), status: 200, reason: reason.OK,
+				headers: "[{x-user-email alice@example.com} {x-user-id auth0|64b7f0c2a1e3d4f5a6b7c8d9} {x-user-roles admin,delete:orders,read:orders} {x-user-scopes openid,admin}]"},
+			{name: "scope superadmin is not admin", path: "/reports/1", claims: auth0Claims(devidp.Claims{"scope": "openid superadmin admins"}), status: 403, reason: reason.InsufficientScope},
+			{name: "a permission is not a scope", path: "/reports/1", claims: auth0Claims(devidp.Claims{"permissions": []string{"admin"}}), status: 403, reason: reason.InsufficientScope},
+			{name: "a token for the userinfo endpoint only", path: "/api/x", claims: auth0Claims(devidp.Claims{"aud": "https://example.eu.auth0.com/userinfo"}), status: 401, reason: reason.WrongAudience},
+			{name: "another API", path: "/api/x", claims: auth0Claims(devidp.Claims{"aud": []string{"https://billing.example.com", "https://example.eu.auth0.com/userinfo"}}), status: 401, reason: reason.WrongAudience},
+			{name: "another application", path: "/api/x", claims: auth0Claims(devidp.Claims{"azp": "Pq4Rs7Tu0Vw3Xy6Za9Bc2De5Fg8Hi1Jk"}), status: 401, reason: reason.InvalidToken},
+			{name: "the issuer without its trailing slash", path: "/api/x", claims: auth0Claims(devidp.Claims{"iss": "https://example.eu.auth0.com"}), status: 401, reason: reason.UnknownIssuer},
+		},
+	},
+	{
+		name: "Okta custom authorization server",
+		config: `
+issuers:
+  - issuer: "` + oktaAS + `"
+    jwks_file: keys.json
+    audiences: ["api://default"]
+    authorized_parties: ["` + oktaClient + `"]
+    authorized_party_claims: [cid]
+    roles_claims: [groups]
+identity_headers:
+  x-user-id: uid
+  x-user-name: sub
+  x-client-id: cid
+  x-user-roles: roles
+  x-user-scopes: scopes
+`,
+		rules: `
+rules:
+  - name: admin
+    match: { paths: ["/admin/**"] }
+    require: { any_roles: [admin] }
+  - name: reports
+    match: { paths: ["/reports/**"] }
+    require: { scopes: [admin] }
+  - name: api
+    match: { paths: ["/api/**"] }
+`,
+		cases: []providerCase{
+			{name: "in the admin group", path: "/admin/x", claims: oktaClaims(nil), status: 200, reason: reason.OK,
+				headers: "[{x-client-id " + oktaClient + "} {x-user-id 00u1a2b3c4d5e6f7g8h9} {x-user-name alice@example.com} {x-user-roles Everyone,admin} {x-user-scopes openid,email,orders:read}]"},
+			{name: "not in the group", path: "/admin/x", claims: oktaClaims(devidp.Claims{"groups": []string{"Everyone"}}), status: 403, reason: reason.Forbidden},
+			{name: "the scope", path: "/reports/1", claims: oktaClaims(devidp.Claims{"scp": []string{"openid", "admin"}}), status: 200, reason: reason.OK,
+				headers: "[{x-client-id " + oktaClient + "} {x-user-id 00u1a2b3c4d5e6f7g8h9} {x-user-name alice@example.com} {x-user-roles Everyone,admin} {x-user-scopes openid,admin}]"},
+			{name: "scope superadmin is not admin", path: "/reports/1", claims: oktaClaims(devidp.Claims{"scp": []string{"superadmin", "admin:read"}}), status: 403, reason: reason.InsufficientScope},
+			{name: "a group is not a scope", path: "/reports/1", claims: oktaClaims(nil), status: 403, reason: reason.InsufficientScope},
+			{name: "another audience", path: "/api/x", claims: oktaClaims(devidp.Claims{"aud": "api://billing"}), status: 401, reason: reason.WrongAudience},
+			{name: "another client", path: "/api/x", claims: oktaClaims(devidp.Claims{"cid": "0oa9z8y7x6w5v4u3t2s1"}), status: 401, reason: reason.InvalidToken},
+			{name: "the org authorization server", path: "/api/x", claims: oktaClaims(devidp.Claims{"iss": "https://dev-123456.okta.com"}), status: 401, reason: reason.UnknownIssuer},
+		},
+	},
+	{
+		name: "Entra ID v2, one tenant",
+		config: `
+issuers:
+  - issuer: "https://login.microsoftonline.com/` + entraTenant + `/v2.0"
+    jwks_file: keys.json
+    audiences: ["` + entraAPI + `"]
+    authorized_parties: ["` + entraClient + `"]
+    roles_claims: [roles]
+identity_headers:
+  x-user-id: oid
+  x-user-name: preferred_username
+  x-user-roles: roles
+  x-user-scopes: scopes
+`,
+		rules: `
+rules:
+  - name: admin
+    match: { paths: ["/admin/**"] }
+    require: { any_roles: [admin] }
+  - name: orders
+    match: { paths: ["/orders/**"] }
+    require: { scopes: [Orders.Write] }
+  - name: api
+    match: { paths: ["/api/**"] }
+`,
+		cases: []providerCase{
+			{name: "app role", path: "/admin/x", claims: entraV2Claims(entraTenant, nil), status: 200, reason: reason.OK,
+				headers: "[{x-user-id 00000000-0000-0000-66f3-3332eca7ea81} {x-user-name alice@contoso.example} {x-user-roles admin} {x-user-scopes orders.read}]"},
+			{name: "without the app role", path: "/admin/x", claims: entraV2Claims(entraTenant, devidp.Claims{"roles": nil}), status: 403, reason: reason.Forbidden},
+			{name: "delegated scope", path: "/orders/1", claims: entraV2Claims(entraTenant, devidp.Claims{"scp": "Orders.Read Orders.Write", "roles": nil}), status: 200, reason: reason.OK,
+				headers: "[{x-user-id 00000000-0000-0000-66f3-3332eca7ea81} {x-user-name alice@contoso.example} {x-user-scopes Orders.Read,Orders.Write}]"},
+			{name: "without the scope", path: "/orders/1", claims: entraV2Claims(entraTenant, devidp.Claims{"scp": "Orders.Read Orders.WriteAll"}), status: 403, reason: reason.InsufficientScope},
+			{name: "another audience (Microsoft Graph)", path: "/api/x", claims: entraV2Claims(entraTenant, devidp.Claims{"aud": "00000003-0000-0000-c000-000000000000"}), status: 401, reason: reason.WrongAudience},
+			{name: "another app", path: "/api/x", claims: entraV2Claims(entraTenant, devidp.Claims{"azp": "00000000-aaaa-4bbb-8ccc-000000000000"}), status: 401, reason: reason.InvalidToken},
+			{name: "another tenant", path: "/api/x", claims: entraV2Claims(entraOtherTenant, nil), status: 401, reason: reason.UnknownIssuer},
+			{name: "a v1 token of the tenant (no alias)", path: "/api/x", claims: entraV1Claims(devidp.Claims{"aud": entraAPI}), status: 401, reason: reason.UnknownIssuer},
+		},
+	},
+	{
+		name: "Kubernetes service account token",
+		config: `
+issuers:
+  - issuer: "` + k8sIssuer + `"
+    jwks_file: keys.json
+    audiences: ["orders-api"]   # the projected token's audience
+identity_headers:
+  x-user-id: sub
+  x-ns: kubernetes.io.namespace
+  x-sa: kubernetes.io.serviceaccount.name
+`,
+		rules: `
+rules:
+  - name: invoices
+    match: { paths: ["/api/invoices/**"] }
+    require:
+      claims: { kubernetes.io.namespace: billing }
+      when: 'claims.sub.startsWith("system:serviceaccount:billing:")'
+  - name: api
+    match: { paths: ["/api/**"] }
+`,
+		cases: []providerCase{
+			{name: "a service account of the namespace", path: "/api/invoices/1", claims: k8sClaims(nil), status: 200, reason: reason.OK,
+				headers: "[{x-ns billing} {x-sa invoicer} {x-user-id system:serviceaccount:billing:invoicer}]"},
+			{name: "a service account of another namespace", path: "/api/invoices/1",
+				claims: k8sClaims(devidp.Claims{"sub": "system:serviceaccount:shop:web", "kubernetes.io": map[string]any{
+					"namespace": "shop", "serviceaccount": map[string]any{"name": "web", "uid": "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"}}}),
+				status: 403, reason: reason.Forbidden},
+			{name: "the namespace claim without the matching sub", path: "/api/invoices/1",
+				claims: k8sClaims(devidp.Claims{"sub": "system:serviceaccount:shop:web"}), status: 403, reason: reason.Forbidden},
+			{name: "the API server's default audience", path: "/api/x", claims: k8sClaims(devidp.Claims{"aud": []string{k8sIssuer}}), status: 401, reason: reason.WrongAudience},
+		},
+	},
+	{
+		name: "GitHub Actions OIDC",
+		config: `
+issuers:
+  - issuer: "` + githubIssuer + `"
+    jwks_file: keys.json
+    audiences: ["https://github.com/my-org"]   # the audience the workflow asks for
+identity_headers:
+  x-user-id: sub
+  x-github-repository: repository
+  x-github-ref: ref
+  x-github-actor: actor
+  x-github-run-id: run_id
+`,
+		rules: `
+rules:
+  - name: deploy
+    match: { paths: ["/deploy/**"] }
+    require:
+      when: 'claims.repository == "my-org/deploy" && claims.ref == "refs/heads/main"'
+  - name: api
+    match: { paths: ["/api/**"] }
+`,
+		cases: []providerCase{
+			{name: "main of the deploy repository", path: "/deploy/prod", claims: githubClaims(nil), status: 200, reason: reason.OK,
+				headers: "[{x-github-actor octocat} {x-github-ref refs/heads/main} {x-github-repository my-org/deploy} {x-github-run-id 8812345678} {x-user-id repo:my-org/deploy:ref:refs/heads/main}]"},
+			{name: "another branch", path: "/deploy/prod",
+				claims: githubClaims(devidp.Claims{"ref": "refs/heads/feature", "sub": "repo:my-org/deploy:ref:refs/heads/feature"}), status: 403, reason: reason.Forbidden},
+			{name: "a pull request", path: "/deploy/prod",
+				claims: githubClaims(devidp.Claims{"ref": "refs/pull/7/merge", "sub": "repo:my-org/deploy:pull_request", "event_name": "pull_request"}), status: 403, reason: reason.Forbidden},
+			{name: "another repository of the organisation", path: "/deploy/prod",
+				claims: githubClaims(devidp.Claims{"repository": "my-org/website", "sub": "repo:my-org/website:ref:refs/heads/main"}), status: 403, reason: reason.Forbidden},
+			{name: "another organisation's audience", path: "/api/x",
+				claims: githubClaims(devidp.Claims{"aud": "https://github.com/other-org", "repository": "other-org/deploy", "repository_owner": "other-org"}), status: 401, reason: reason.WrongAudience},
+		},
+	},
 }
 
 // TestProviders: for each identity provider, its configuration loads, its access tokens are
@@ -223,7 +551,11 @@ func TestProviders(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "keys.json"), idp.JWKS(), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			cfg, err := config.Parse([]byte(p.config+providerRules), dir)
+			rules := p.rules
+			if rules == "" {
+				rules = providerRules
+			}
+			cfg, err := config.Parse([]byte(p.config+rules), dir)
 			if err != nil {
 				t.Fatal(err)
 			}
