@@ -168,17 +168,18 @@ func appendStrings(dst []string, prefix string, list []any) []string {
 }
 
 func scopesFrom(claims map[string]any) []string {
-	switch v := claims["scope"].(type) {
-	case string:
-		return strings.Fields(v)
-	case []any:
-		return appendStrings(nil, "", v)
-	}
-	switch v := claims["scp"].(type) {
-	case []any:
-		return appendStrings(nil, "", v)
-	case string:
-		return strings.Fields(v)
+	for _, name := range scopeClaims {
+		switch v := claims[name].(type) {
+		case string:
+			return strings.Fields(v)
+		case []any:
+			return appendStrings(nil, "", v)
+		}
 	}
 	return nil
 }
+
+// scopeClaims are where scopes are read, the first present winning: RFC 8693's and RFC 9068's
+// space-separated `scope` (some issuers send a list), Entra's and Okta's `scp` (a string or a
+// list), and `scopes`, which a few issuers use.
+var scopeClaims = [...]string{"scope", "scp", "scopes"}

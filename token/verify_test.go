@@ -387,6 +387,12 @@ func TestIdentity(t *testing.T) {
 	if id, err := f.verifier(t, nil).Verify(context.Background(), scp); err != nil || strings.Join(id.Scopes, ",") != "a,b" {
 		t.Errorf("scp: %v %v", id, err)
 	}
+	for name, value := range map[string]any{"scp": "a b", "scopes": []string{"a", "b"}} {
+		tok := sign(t, rsHeader("rsa-1"), f.claims(map[string]any{"scope": nil, name: value}), "RS256", f.rsaKey)
+		if id, err := f.verifier(t, nil).Verify(context.Background(), tok); err != nil || strings.Join(id.Scopes, ",") != "a,b" {
+			t.Errorf("%s %v: %v %v", name, value, id, err)
+		}
+	}
 }
 
 // TestHints: a refusal says what to change when the token's shape or iss shows the mistake;
