@@ -11,7 +11,6 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 
 	"github.com/portcullis-authz/portcullis/authz"
-	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/internal/devidp"
 	"github.com/portcullis-authz/portcullis/reason"
 )
@@ -96,17 +95,7 @@ func TestDottedClaimNames(t *testing.T) {
 			"[{x-ns shop} {x-sa web} {x-user-id system:serviceaccount:shop:web}]", "[x-tier x-user-roles]"},
 	}
 	for _, cacheSize := range []int{0, 100} {
-		cfg, err := config.Parse([]byte(fmt.Sprintf(claimNamesConfig, cacheSize)), dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		engine, stop, err := OneShot(ctx, cfg, nil)
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(stop)
+		engine := oneShotEngine(t, []byte(fmt.Sprintf(claimNamesConfig, cacheSize)), dir)
 		for _, c := range cases {
 			req := &authz.Request{Method: "GET", Host: "api.example.com", Path: c.path, Headers: map[string]string{"authorization": "Bearer " + c.token}}
 			for _, attempt := range []string{"first request", "second request"} {

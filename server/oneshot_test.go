@@ -44,6 +44,24 @@ func loadConfig(t *testing.T, dir, content string) *config.Loaded {
 	return cfg
 }
 
+// oneShotEngine parses content as a configuration whose relative files are in dir and builds
+// its engine as `check` does, waiting up to 10 s for the key sets; it stops with the test.
+func oneShotEngine(t *testing.T, content []byte, dir string) *authz.Engine {
+	t.Helper()
+	cfg, err := config.Parse(content, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	engine, stop, err := OneShot(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return engine
+}
+
 func decideAPI(e *authz.Engine, tok string) *authz.Decision {
 	return e.Decide(context.Background(), &authz.Request{Method: "GET", Host: "h", Path: "/api/x",
 		Headers: map[string]string{"authorization": "Bearer " + tok}})

@@ -18,7 +18,6 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 
 	"github.com/portcullis-authz/portcullis/authz"
-	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/internal/devidp"
 	"github.com/portcullis-authz/portcullis/reason"
 )
@@ -555,17 +554,7 @@ func TestProviders(t *testing.T) {
 			if rules == "" {
 				rules = providerRules
 			}
-			cfg, err := config.Parse([]byte(p.config+rules), dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			engine, stop, err := OneShot(ctx, cfg, nil)
-			cancel()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(stop)
+			engine := oneShotEngine(t, []byte(p.config+rules), dir)
 			var logs bytes.Buffer
 			a := authz.NewAuthorizer(engine, nil, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 			for _, c := range p.cases {
@@ -617,7 +606,7 @@ func TestTemplateKeysFromJWKSURI(t *testing.T) {
 		idp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	cfg, err := config.Parse([]byte(`
+	engine := oneShotEngine(t, []byte(`
 issuers:
   - issuer: "https://login.microsoftonline.com/{tenantid}/v2.0"
     jwks_uri: "`+srv.URL+`/common/discovery/v2.0/jwks"
@@ -625,16 +614,6 @@ issuers:
     audiences: ["`+entraAPI+`"]
     roles_claims: [roles]
 `+providerRules), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	engine, stop, err := OneShot(ctx, cfg, nil)
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
 	for _, tenant := range []string{entraTenant, entraOtherTenant} {
 		tok, err := idp.Mint(jwa.RS256, entraV2Claims(tenant, nil), 5*time.Minute)
 		if err != nil {
