@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -172,20 +171,7 @@ func TestTLSListeners(t *testing.T) {
 				t.Errorf("plain HTTP to the TLS listener: %d", code)
 			}
 
-			check := func(creds credentials.TransportCredentials) error {
-				conn, err := grpc.NewClient(srv.Addr("grpc").String(), grpc.WithTransportCredentials(creds))
-				if err != nil {
-					return err
-				}
-				defer conn.Close()
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, checkRequest("GET", "h", "/healthz", nil))
-				if err == nil && resp.GetOkResponse() == nil {
-					return fmt.Errorf("not allowed: %v", resp)
-				}
-				return err
-			}
+			check := func(creds credentials.TransportCredentials) error { return checkHealthz(srv, creds) }
 			if err := check(credentials.NewTLS(&tls.Config{RootCAs: pki.pool, Certificates: []tls.Certificate{pki.client}, MinVersion: tls.VersionTLS12})); err != nil {
 				t.Errorf("gRPC over TLS: %v", err)
 			}

@@ -102,19 +102,7 @@ rules:
 	srv := runServer(t, path)
 
 	call := func(certs []tls.Certificate) error {
-		creds := credentials.NewTLS(&tls.Config{RootCAs: pki.pool, Certificates: certs, MinVersion: tls.VersionTLS12})
-		conn, err := grpc.NewClient(srv.Addr("grpc").String(), grpc.WithTransportCredentials(creds))
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer ccancel()
-		resp, err := authv3.NewAuthorizationClient(conn).Check(cctx, checkRequest("GET", "h", "/healthz", nil))
-		if err == nil && resp.GetOkResponse() == nil {
-			return fmt.Errorf("not allowed: %v", resp)
-		}
-		return err
+		return checkHealthz(srv, credentials.NewTLS(&tls.Config{RootCAs: pki.pool, Certificates: certs, MinVersion: tls.VersionTLS12}))
 	}
 	if err := call([]tls.Certificate{pki.client}); err != nil {
 		t.Errorf("client with a certificate: %v", err)
@@ -122,4 +110,21 @@ rules:
 	if err := call(nil); err == nil {
 		t.Error("a client without a certificate was served")
 	}
+}
+
+// checkHealthz asks the server's gRPC listener, with creds, about GET /healthz (public in the
+// test configurations) and fails unless it is allowed.
+func checkHealthz(srv *Server, creds credentials.TransportCredentials) error {
+	conn, err := grpc.NewClient(srv.Addr("grpc").String(), grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, checkRequest("GET", "h", "/healthz", nil))
+	if err == nil && resp.GetOkResponse() == nil {
+		return fmt.Errorf("not allowed: %v", resp)
+	}
+	return err
 }
