@@ -111,22 +111,8 @@ func startStackAt(t *testing.T, cacheSize int, place func(t *testing.T, content 
 // when the test ends.
 func runServer(t *testing.T, path string) *Server {
 	t.Helper()
-	srv, err := New(Options{ConfigPath: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	srv, run := listenOnly(t, path)
+	run()
 	return srv
 }
 
