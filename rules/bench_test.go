@@ -61,7 +61,7 @@ func benchMatch(b *testing.B, n int) {
 		{"[2001:db8::1]:8443", "DELETE", "/api/v2/x/items/99999/more/segments", "last"}, // IP literal
 	}
 	for _, r := range reqs {
-		got := s.Match(r.host, r.method, r.path)
+		got := matchRule(s, r.host, r.method, r.path)
 		if (got == nil) != (r.want == "") || got != nil && got.Name() != r.want {
 			b.Fatalf("Match(%s %s %s) = %v, want %q", r.host, r.method, r.path, got, r.want)
 		}
@@ -70,7 +70,7 @@ func benchMatch(b *testing.B, n int) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		r := &reqs[i%len(reqs)]
-		s.Match(r.host, r.method, r.path)
+		matchRule(s, r.host, r.method, r.path)
 	}
 }
 

@@ -203,23 +203,17 @@ func (root *node) match(h *reqHost, bit uint16, method, path string, ctx map[str
 	return best
 }
 
-// Match returns the first rule, in file order, whose hosts, methods and paths all match the
-// request; nil when none does (the request is then denied 403, reason no_rule). It is
-// MatchRequest without context extensions: a rule with match.context never matches.
-//
-// host is the Host / :authority value as received: a port, a final dot and letter case are
-// ignored, IPv6 literals are accepted bracketed ("[::1]:8080") or bare. method is compared
-// ignoring letter case. path must come from NormalizePath; a trailing slash is ignored. Match
-// does not allocate.
-func (s *Set) Match(host, method, path string) *Rule {
-	return s.match(host, method, path, nil)
-}
-
 // MatchRequest returns the first rule, in file order, whose hosts, methods, paths and
-// match.context all match in (its Method, Host, Path and Context, read as Match reads them),
-// with the `{name}` segments of the rule's first pattern that matches the path when the rule
-// has a `when` (store them in in.Params before Check); nil when no rule matches. It does not
-// allocate for paths of up to 32 segments.
+// match.context all match in (its Method, Host, Path and Context); nil when none does (the
+// request is then denied 403, reason no_rule). With the rule come the `{name}` segments of its
+// first pattern that matches the path when it has a `when` (store them in in.Params before
+// Check).
+//
+// The host is the Host / :authority value as received: a port, a final dot and letter case are
+// ignored, IPv6 literals are accepted bracketed ("[::1]:8080") or bare. The method is compared
+// ignoring letter case. The path must come from NormalizePath; a trailing slash is ignored. A
+// nil Context matches only rules without match.context. It does not allocate for paths of up
+// to 32 segments.
 func (s *Set) MatchRequest(in *Input) (*Rule, Params) {
 	r := s.match(in.Host, in.Method, in.Path, in.Context)
 	if r == nil || !r.hasWhen {

@@ -331,7 +331,7 @@ func TestMatchContext(t *testing.T) {
 		}
 	}
 	// Match has no context: a rule with match.context never matches through it.
-	if r := s.Match("x", "GET", "/internal/a"); name(r) != "fallback" {
+	if r := matchRule(s, "x", "GET", "/internal/a"); name(r) != "fallback" {
 		t.Errorf("Match: %s", name(r))
 	}
 }
