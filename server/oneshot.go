@@ -12,18 +12,12 @@ import (
 	"github.com/portcullis-authz/portcullis/jwks"
 )
 
-// OneShot builds an engine for a single evaluation (`portcullis check`): the issuers' keys are
-// fetched for real, waiting until every issuer is ready, its first fetch has failed, or ctx
-// ends. The returned stop ends the caches. An issuer still without keys then answers 503, as
-// `serve` would.
-func OneShot(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (*authz.Engine, func(), error) {
-	e, _, stop, err := OneShotStatus(ctx, cfg, log)
-	return e, stop, err
-}
-
-// OneShotStatus is OneShot that also returns the state of every issuer still without keys
-// when the wait ended, by issuer (its LastError is the fetch error, "" when ctx ended before
-// any fetch did), so that `portcullis check` can say why a decision could not be made.
+// OneShotStatus builds an engine for a single evaluation (`portcullis check`): the issuers'
+// keys are fetched for real, waiting until every issuer is ready, its first fetch has failed,
+// or ctx ends. The returned stop ends the caches. An issuer still without keys then answers
+// 503, as `serve` would. It also returns the state of every issuer still without keys when the
+// wait ended, by issuer (its LastError is the fetch error, "" when ctx ended before any fetch
+// did), so that `portcullis check` can say why a decision could not be made.
 //
 // The wait for an issuer ends at its first failed fetch: a refused connection or an error
 // answer does not mend in the seconds a check waits, and the background retries back off

@@ -54,7 +54,7 @@ func oneShotEngine(t *testing.T, content []byte, dir string) *authz.Engine {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	engine, stop, err := OneShot(ctx, cfg, nil)
+	engine, _, stop, err := OneShotStatus(ctx, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestOneShot(t *testing.T) {
 		cfg := loadConfig(t, t.TempDir(), fmt.Sprintf(oneShotConfig, idp.Issuer(), ""))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		e, stop, err := OneShot(ctx, cfg, nil)
+		e, _, stop, err := OneShotStatus(ctx, cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +107,7 @@ func TestOneShot(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e, stop, err := OneShot(context.Background(), cfg, nil)
+		e, _, stop, err := OneShotStatus(context.Background(), cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +121,7 @@ func TestOneShot(t *testing.T) {
 		cfg := loadConfig(t, t.TempDir(), fmt.Sprintf(oneShotConfig, stalled.issuer, ""))
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		e, stop, err := OneShot(ctx, cfg, nil)
+		e, _, stop, err := OneShotStatus(ctx, cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
