@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -34,7 +36,7 @@ func TestDevPrintedCommandsRunVerbatim(t *testing.T) {
 	dev := exec.Command("go", "run", "./cmd/portcullis", "dev", "--addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
 	dev.Dir = root
 	dev.Env = append(os.Environ(), "PORTCULLIS_CONFIG=")
-	dev.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL} // go run and its child, stopped together
+	dev.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // go run and its child, stopped together
 	var logs syncBuffer
 	dev.Stderr = &logs
 	stdout, err := dev.StdoutPipe()
