@@ -71,6 +71,8 @@ type Decision struct {
 	// Identity is the verified token's identity, if any (an allow, or a deny for unmet
 	// requirements).
 	Identity *token.Identity
+	// Cached is set when Identity came from the verified-token cache (no signature check).
+	Cached bool
 	// roles is Identity's roles comma-separated (for Envoy's dynamic metadata).
 	roles string
 
