@@ -44,8 +44,10 @@ type Options struct {
 	// span processor read their own OTEL_* variables from the process environment.)
 	Getenv func(string) string
 	// Exporter, when set, receives the spans instead of an OTLP exporter, synchronously
-	// (tracetest.NewInMemoryExporter in tests).
+	// (tracetest.NewInMemoryExporter in tests), or through the batch span processor as the
+	// OTLP exporter would with Batch (benchmarks).
 	Exporter sdktrace.SpanExporter
+	Batch    bool
 }
 
 // Provider is a running tracer provider and the propagator checks are parented with.
@@ -77,9 +79,12 @@ func New(ctx context.Context, cfg *config.Tracing, opts Options) (*Provider, err
 	}
 	// Without sample_ratio, the SDK reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG;
 	// without those, it samples parent-based, every new trace (ratio 1).
-	if opts.Exporter != nil {
+	switch {
+	case opts.Exporter != nil && opts.Batch:
+		tpOpts = append(tpOpts, sdktrace.WithBatcher(opts.Exporter))
+	case opts.Exporter != nil:
 		tpOpts = append(tpOpts, sdktrace.WithSyncer(opts.Exporter))
-	} else {
+	default:
 		exp, err := newExporter(ctx, cfg, getenv)
 		if err != nil {
 			return nil, err
