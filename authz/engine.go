@@ -136,13 +136,15 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, p
 		if !found {
 			return e.allow(reason.Public, nil, r)
 		}
-		ci, err := e.identify(ctx, raw)
+		ci, cached, err := e.identify(ctx, raw)
 		if err != nil {
 			d := e.allow(reason.Public, nil, r)
 			d.Detail = "anonymous: " + err.Error()
 			return d
 		}
-		return e.allow(reason.Public, ci, r)
+		d := e.allow(reason.Public, ci, r)
+		d.Cached = cached
+		return d
 	}
 	// 4. No token on a protected rule.
 	if !found {
@@ -151,7 +153,7 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, p
 		return d
 	}
 	// 5. and 7. Token refused, or keys never loaded.
-	ci, err := e.identify(ctx, raw)
+	ci, cached, err := e.identify(ctx, raw)
 	if err != nil {
 		var te *token.Error
 		d := e.deny(token.ReasonOf(err), nil)
@@ -175,6 +177,7 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, p
 		d.Identity, d.Missing = ci.id, out.Missing
 		d.Detail = "missing " + strings.Join(out.Missing, ", ")
 	}
+	d.Cached = cached
 	for _, ce := range out.Errors {
 		d.ConditionErrors = append(d.ConditionErrors, ce.Error())
 	}

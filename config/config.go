@@ -28,6 +28,8 @@ type Config struct {
 	ForwardAuth     ForwardAuth       `yaml:"forward_auth"`
 	Paths           Paths             `yaml:"paths"`
 	Rules           []rules.Spec      `yaml:"rules"`
+	// Tracing is nil when the file has no tracing section: tracing is off.
+	Tracing *Tracing `yaml:"tracing"`
 }
 
 // Paths says how request paths are read before rules are matched.

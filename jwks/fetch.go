@@ -14,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultHTTPTimeout bounds one discovery or key-set request when no other bound is given (the
@@ -121,7 +124,7 @@ func (c *Cache) fetch(ctx context.Context) ([]parsedKey, []skippedKey, string, t
 		}
 		uri = c.discovered
 	}
-	doc, header, err := c.get(ctx, uri, acceptJWKS)
+	doc, header, err := c.get(ctx, spanFetch, uri, acceptJWKS)
 	if err == nil {
 		var parsed []parsedKey
 		var skipped []skippedKey
@@ -138,7 +141,12 @@ func (c *Cache) fetch(ctx context.Context) ([]parsedKey, []skippedKey, string, t
 
 // get fetches target and returns its body, refusing anything but 200 and bodies over the size
 // limit. Errors name the URL and never carry the body.
-func (c *Cache) get(ctx context.Context, target, accept string) ([]byte, http.Header, error) {
+// span names the request's span when tracing is on (trace.go).
+func (c *Cache) get(ctx context.Context, span, target, accept string) (body []byte, header http.Header, err error) {
+	status := 0
+	ctx, end := c.startSpan(ctx, span, trace.SpanKindClient,
+		attribute.String("http.request.method", http.MethodGet), attribute.String("url.full", redacted(target)))
+	defer func() { end(status, err) }()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return nil, nil, err
@@ -150,12 +158,13 @@ func (c *Cache) get(ctx context.Context, target, accept string) ([]byte, http.He
 		return nil, nil, err // *url.Error: names the method and URL
 	}
 	defer resp.Body.Close()
+	status = resp.StatusCode
 	if resp.StatusCode != http.StatusOK {
 		// Drain a little so the connection can be reused; the body is not reported.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return nil, nil, fmt.Errorf("GET %s: HTTP %d", req.URL.Redacted(), resp.StatusCode)
 	}
-	body, err := ReadDocument(resp.Body, c.maxBytes)
+	body, err = ReadDocument(resp.Body, c.maxBytes)
 	switch {
 	case errors.Is(err, ErrTooLarge):
 		return nil, nil, fmt.Errorf("GET %s: response larger than %d bytes", req.URL.Redacted(), c.maxBytes)
@@ -175,7 +184,7 @@ func discoveryURL(issuer string) string {
 // name exactly the configured issuer (OpenID Connect Discovery 1.0 §4.3).
 func (c *Cache) discover(ctx context.Context) (string, error) {
 	where := discoveryURL(c.issuer)
-	body, _, err := c.get(ctx, where, acceptJSON)
+	body, _, err := c.get(ctx, spanDiscovery, where, acceptJSON)
 	if err != nil {
 		return "", fmt.Errorf("discovery: %w", err)
 	}

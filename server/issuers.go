@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/jwks"
 	"github.com/portcullis-authz/portcullis/token"
@@ -24,6 +26,8 @@ type keySets struct {
 	parent  context.Context
 	// onChange is called when a cache installs a key set (jwks.Options.OnChange); nil = none.
 	onChange func()
+	// tracer traces the key-set fetches (jwks.Options.Tracer); nil = tracing off.
+	tracer trace.Tracer
 }
 
 type runningCache struct {
@@ -91,6 +95,7 @@ func (k *keySets) build(cfg *config.Loaded) (caches []*jwks.Cache, commit func()
 		opts.Logger = k.log.With("issuer", opts.Issuer)
 		opts.Metrics = k.metrics
 		opts.OnChange = k.onChange
+		opts.Tracer = k.tracer
 		c, err := jwks.New(opts)
 		if err != nil {
 			return nil, nil, fmt.Errorf("issuers[%d]: %w", i, err)
