@@ -22,12 +22,15 @@ type Config struct {
 	Issuers         []Issuer          `yaml:"issuers"`
 	Tokens          Tokens            `yaml:"tokens"`
 	IdentityHeaders map[string]string `yaml:"identity_headers"`
-	ForwardToken    bool              `yaml:"forward_token"`
-	Cache           Cache             `yaml:"cache"`
-	JWKSCacheDir    string            `yaml:"jwks_cache_dir"`
-	ForwardAuth     ForwardAuth       `yaml:"forward_auth"`
-	Paths           Paths             `yaml:"paths"`
-	Rules           []rules.Spec      `yaml:"rules"`
+	// IdentityHeadersMaxBytes bounds each identity header's value: a larger one is not sent
+	// (it is removed upstream) and is logged with its header name and size.
+	IdentityHeadersMaxBytes int          `yaml:"identity_headers_max_bytes"`
+	ForwardToken            bool         `yaml:"forward_token"`
+	Cache                   Cache        `yaml:"cache"`
+	JWKSCacheDir            string       `yaml:"jwks_cache_dir"`
+	ForwardAuth             ForwardAuth  `yaml:"forward_auth"`
+	Paths                   Paths        `yaml:"paths"`
+	Rules                   []rules.Spec `yaml:"rules"`
 }
 
 // Paths says how request paths are read before rules are matched.

@@ -38,6 +38,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"forward_auth_prefix", "forward_auth.path_prefix: \"authz/\" must start with \"/\" and not end with one, e.g. \"/authz\""},
 		{"forward_auth_unknown_convention", "forward_auth.trusted_headers[0]: \"x-real-uri\" is not a convention; use \"x-forwarded\" (Traefik, Caddy) or \"x-original\" (nginx)"},
 		{"grpc_addr_empty", "server.grpc_addr: must be set (Envoy's ext_authz talks to it), e.g. \":9191\""},
+		{"identity_headers_max_bytes_out_of_range", "identity_headers_max_bytes: 100 is out of range; use 256 to 65536 (default 8192)"},
 		{"identity_header_bad_path", "identity_headers.x-user-tier: \"https://example.com/tier.\" is not a claim name or dotted path (write e.g. email_verified or realm_access.roles)"},
 		{"identity_header_no_claim", "identity_headers.x-user-id: name the claim to copy, e.g. sub (or roles for the merged role list)"},
 		{"identity_header_reserved", "identity_headers.authorization: \"authorization\" cannot carry identity (it is a request or token header); use a name such as x-user-id"},
@@ -138,6 +139,9 @@ rules:
 	}
 	if l.Paths.MatrixParameters != "reject" || l.Paths.Options() != (rules.PathOptions{}) {
 		t.Errorf("paths: %+v", l.Paths)
+	}
+	if l.IdentityHeadersMaxBytes != 8192 {
+		t.Errorf("identity_headers_max_bytes: %d", l.IdentityHeadersMaxBytes)
 	}
 	if len(l.IdentityHeaders) != 5 || l.IdentityHeaders["x-user-roles"] != "roles" {
 		t.Errorf("identity headers: %v", l.IdentityHeaders)

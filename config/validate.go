@@ -317,6 +317,9 @@ var reservedHeaders = map[string]bool{
 }
 
 func (c *Config) validateIdentityHeaders(errs *[]string) {
+	if n := c.IdentityHeadersMaxBytes; n < 256 || n > 65536 {
+		*errs = append(*errs, fmt.Sprintf("identity_headers_max_bytes: %d is out of range; use 256 to 65536 (default %d)", n, DefaultIdentityHeadersMaxBytes))
+	}
 	names := slices.Sorted(maps.Keys(c.IdentityHeaders))
 	tokenHeaders := map[string]bool{}
 	for _, s := range c.Tokens.Sources {

@@ -142,7 +142,7 @@ func (s *Server) prepare(cfg *config.Loaded) (*authz.Engine, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	engine, err := newEngine(cfg, caches, s.metrics)
+	engine, err := newEngine(cfg, caches, s.metrics, s.log)
 	if err != nil {
 		return nil, nil, err
 	}
