@@ -121,8 +121,16 @@ type Issuer struct {
 	RefreshInterval       time.Duration `yaml:"refresh_interval"`
 	MinRefreshInterval    time.Duration `yaml:"min_refresh_interval"`
 	CAFile                string        `yaml:"ca_file"`
-	RolesClaims           []string      `yaml:"roles_claims"`
-	TokenTypes            []string      `yaml:"token_types"`
+	// ClientCertFile and ClientKeyFile are the client certificate (chain) and its key, as PEM,
+	// presented on discovery and key-set requests to an identity provider that requires mutual
+	// TLS. Set together.
+	ClientCertFile string `yaml:"client_cert_file"`
+	ClientKeyFile  string `yaml:"client_key_file"`
+	// ProxyURL is the http(s) proxy for this issuer's discovery and key-set requests, in place
+	// of HTTPS_PROXY, HTTP_PROXY and NO_PROXY; "" = those variables.
+	ProxyURL    string   `yaml:"proxy_url"`
+	RolesClaims []string `yaml:"roles_claims"`
+	TokenTypes  []string `yaml:"token_types"`
 }
 
 // Tokens says where the bearer token is found and how large it may be.
