@@ -126,6 +126,18 @@ func (k *keySets) build(cfg *config.Loaded) (caches []*jwks.Cache, commit func()
 	return caches, commit, nil
 }
 
+// cacheOf is the running cache of issuers[i] of cfg (the configuration serving); nil when it
+// is not running.
+func (k *keySets) cacheOf(cfg *config.Loaded, i int) *jwks.Cache {
+	spec, _ := keySet(cfg, i)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if rc, ok := k.running[spec]; ok {
+		return rc.cache
+	}
+	return nil
+}
+
 // ready reports whether every issuer has a usable key set.
 func (k *keySets) ready() bool { return len(k.notReady()) == 0 }
 
