@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"net/url"
 	"sort"
@@ -42,6 +43,12 @@ type Options struct {
 	Paths rules.PathOptions
 	// Now is the clock conditions read as `now`; nil is time.Now.
 	Now func() time.Time
+	// IdentityHeaderMaxBytes bounds each identity header's value (identity_headers_max_bytes);
+	// a larger one is not sent, and logged. 0 is DefaultIdentityHeaderMaxBytes.
+	IdentityHeaderMaxBytes int
+	// Log receives the engine's own warnings (an identity header too large to send); nil
+	// discards them.
+	Log *slog.Logger
 }
 
 // Engine decides. It is immutable once built and safe for concurrent use; a configuration
@@ -60,6 +67,9 @@ type Engine struct {
 	// never shows.
 	secretHeaders []string
 	now           func() time.Time
+	// maxHeaderBytes bounds an identity header's value; log takes the warning of one too large.
+	maxHeaderBytes int
+	log            *slog.Logger
 }
 
 // NewEngine builds an engine from its parts.
@@ -81,6 +91,13 @@ func NewEngine(o Options) *Engine {
 	e.now = o.Now
 	if e.now == nil {
 		e.now = time.Now
+	}
+	e.maxHeaderBytes, e.log = o.IdentityHeaderMaxBytes, o.Log
+	if e.maxHeaderBytes <= 0 {
+		e.maxHeaderBytes = DefaultIdentityHeaderMaxBytes
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
 	}
 	return e
 }

@@ -232,6 +232,8 @@ func (c *Config) normalise(baseDir string) []string {
 	for i := range c.Issuers {
 		abs(&c.Issuers[i].JWKSFile)
 		abs(&c.Issuers[i].CAFile)
+		abs(&c.Issuers[i].ClientCertFile)
+		abs(&c.Issuers[i].ClientKeyFile)
 	}
 	for i := range c.Tokens.Sources {
 		c.Tokens.Sources[i].Header = strings.ToLower(c.Tokens.Sources[i].Header)

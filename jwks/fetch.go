@@ -17,6 +17,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/net/http/httpproxy"
 )
 
 // DefaultHTTPTimeout bounds one discovery or key-set request when no other bound is given (the
@@ -70,24 +71,56 @@ func systemRoots() *x509.CertPool {
 	return pool
 }
 
-// NewHTTPClient builds the client used for discovery and key sets: every request is bounded by
-// timeout (≤ 0 means DefaultHTTPTimeout), connecting and the TLS handshake by at most 5s; TLS 1.2
-// or later; certificates checked against roots (nil means the system pool; see Roots for a
-// private identity provider's CA bundle); at most 5 redirects, never from https to http.
-// Proxies are taken from the environment (HTTPS_PROXY, NO_PROXY).
+// NewHTTPClient builds the client used for discovery and key sets with the system's proxy
+// settings and no client certificate: NewClient(ClientOptions{Roots: roots, Timeout: timeout}).
 func NewHTTPClient(roots *x509.CertPool, timeout time.Duration) *http.Client {
+	return NewClient(ClientOptions{Roots: roots, Timeout: timeout})
+}
+
+// ClientOptions shape the HTTP client of one issuer's discovery and key-set requests.
+type ClientOptions struct {
+	// Roots are the certificates trusted for the identity provider's TLS; nil means the system
+	// pool (see Roots for a private identity provider's CA bundle: issuers[].ca_file).
+	Roots *x509.CertPool
+	// Timeout bounds every request; ≤ 0 means DefaultHTTPTimeout.
+	Timeout time.Duration
+	// Proxy, when set, is the proxy every request goes through (issuers[].proxy_url), whatever
+	// HTTPS_PROXY, HTTP_PROXY and NO_PROXY say; nil means those variables, read when the client
+	// is built.
+	Proxy *url.URL
+	// Certificate, when set, is presented to an identity provider that asks for a client
+	// certificate (mutual TLS: issuers[].client_cert_file and client_key_file).
+	Certificate *tls.Certificate
+}
+
+// NewClient builds the client used for discovery and key sets: every request is bounded by
+// the timeout, connecting and the TLS handshake by at most 5s; TLS 1.2 or later; certificates
+// checked against the roots; at most 5 redirects, never from https to http. Proxies are taken
+// from the environment (HTTPS_PROXY for https, HTTP_PROXY for http, NO_PROXY; loopback and
+// localhost are never proxied) unless ClientOptions.Proxy names one.
+func NewClient(o ClientOptions) *http.Client {
+	timeout, roots := o.Timeout, o.Roots
 	if timeout <= 0 {
 		timeout = DefaultHTTPTimeout
 	}
 	if roots == nil {
 		roots = systemRoots()
 	}
+	proxy := http.ProxyURL(o.Proxy)
+	if o.Proxy == nil {
+		fromEnv := httpproxy.FromEnvironment().ProxyFunc()
+		proxy = func(req *http.Request) (*url.URL, error) { return fromEnv(req.URL) }
+	}
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	if o.Certificate != nil {
+		tlsConfig.Certificates = []tls.Certificate{*o.Certificate}
+	}
 	connect := min(timeout, maxConnectTimeout)
 	dialer := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
+		Proxy:                 proxy,
 		DialContext:           dialer.DialContext,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
+		TLSClientConfig:       tlsConfig,
 		TLSHandshakeTimeout:   connect,
 		ResponseHeaderTimeout: timeout,
 		ExpectContinueTimeout: time.Second,

@@ -337,7 +337,7 @@ func TestValidateCommand(t *testing.T) {
 	if code := run(context.Background(), []string{"validate", "--config", bad}, nil, &out, &errs); code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
-	if got := errs.String(); got != "portcullis: config: bogus: unknown key (line 3); known keys here: server, issuers, tokens, identity_headers, forward_token, cache, jwks_cache_dir, forward_auth, paths, rules\n" {
+	if got := errs.String(); got != "portcullis: config: bogus: unknown key (line 3); known keys here: server, issuers, tokens, identity_headers, identity_headers_max_bytes, forward_token, cache, jwks_cache_dir, forward_auth, paths, rules, tracing\n" {
 		t.Errorf("stderr = %q", got)
 	}
 }
