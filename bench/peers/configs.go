@@ -86,11 +86,23 @@ type extAuthz struct {
 	allowedHeaders []string // allowed_headers; none = Envoy's default (every header for gRPC)
 	rawHeaders     bool     // encode_raw_headers: header_map instead of headers
 	noClusterStats bool     // charge_cluster_response_stats: false
+	noMetadata     bool     // enable_dynamic_metadata_ingestion: false
 }
 
 // filter is the ext_authz HTTP filter's YAML, indented for the listener template.
 func (x extAuthz) filter() string {
 	var b strings.Builder
+	if x.http {
+		// As examples/forward-auth/envoy-http-service.yaml: on 200 Envoy copies the answer's
+		// x-user-* headers but leaves a client-sent one the answer lacks, so they go first.
+		b.WriteString(`- name: envoy.filters.http.header_mutation
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation
+    mutations:
+      request_mutations:
+        - remove_on_match: { key_matcher: { prefix: x-user- } }
+`)
+	}
 	b.WriteString(`- name: envoy.filters.http.ext_authz
   typed_config:
     "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
@@ -122,6 +134,9 @@ func (x extAuthz) filter() string {
 	}
 	if x.noClusterStats {
 		b.WriteString("    charge_cluster_response_stats: false\n")
+	}
+	if x.noMetadata {
+		b.WriteString("    enable_dynamic_metadata_ingestion: false\n")
 	}
 	return b.String()
 }

@@ -73,7 +73,7 @@ func main() {
 	flag.IntVar(&o.cache, "cache", 1000, "token cache entries of Portcullis, jwt_authn and OPA")
 	flag.IntVar(&o.pool, "pool", 0, "distinct tokens cycled through in the uncached slices (default 4 × -cache: more than any cache holds, so cycling through them misses)")
 	only := flag.String("only", "", "measure only the targets whose name matches this regular expression (the probes still run on all)")
-	flag.BoolVar(&o.variants, "variants", false, "also measure ext_authz gRPC → Portcullis with Envoy's defaults (every header sent), and with the shipped configuration plus encode_raw_headers, or plus charge_cluster_response_stats: false")
+	flag.BoolVar(&o.variants, "variants", false, "also measure ext_authz gRPC → Portcullis with Envoy's defaults (every header sent), and with the shipped configuration plus encode_raw_headers, plus charge_cluster_response_stats: false, or plus enable_dynamic_metadata_ingestion: false")
 	flag.StringVar(&o.markdown, "markdown", "", "rewrite this file's bench-peers section (BENCHMARKS.md) with the results")
 	serveNoop := flag.String("serve-noop", "", "internal: serve the do-nothing ext_authz server on this address")
 	flag.Parse()
@@ -232,6 +232,7 @@ func run(o options) error {
 			envoyTarget{"variant: Envoy's defaults (every header)", "portcullis", extAuthz{cluster: "portcullis_grpc"}.filter()},
 			envoyTarget{"variant: shipped + encode_raw_headers", "portcullis", extAuthz{cluster: "portcullis_grpc", allowedHeaders: lean.allowedHeaders, rawHeaders: true}.filter()},
 			envoyTarget{"variant: shipped + no cluster stats", "portcullis", extAuthz{cluster: "portcullis_grpc", allowedHeaders: lean.allowedHeaders, noClusterStats: true}.filter()},
+			envoyTarget{"variant: shipped + no dynamic metadata", "portcullis", extAuthz{cluster: "portcullis_grpc", allowedHeaders: lean.allowedHeaders, noMetadata: true}.filter()},
 		)
 	}
 	if 8+len(ets) > len(ports) {

@@ -21,6 +21,7 @@ var comparisons = []comparison{
 	{"variant: Envoy's defaults (every header)", "envoy ext_authz gRPC → portcullis", "Envoy's ext_authz defaults / the shipped configuration, → Portcullis"},
 	{"variant: shipped + encode_raw_headers", "envoy ext_authz gRPC → portcullis", "the shipped configuration + encode_raw_headers / the shipped one"},
 	{"variant: shipped + no cluster stats", "envoy ext_authz gRPC → portcullis", "the shipped configuration + charge_cluster_response_stats: false / the shipped one"},
+	{"variant: shipped + no dynamic metadata", "envoy ext_authz gRPC → portcullis", "the shipped configuration + enable_dynamic_metadata_ingestion: false / the shipped one"},
 }
 
 // perRound is a measure of each of a target's slices in one mode.
