@@ -7,7 +7,7 @@ LDFLAGS      := -s -w -X main.version=$(VERSION)
 FUZZTIME     ?= 20s
 CONFIG       ?= examples/portcullis.yaml
 
-.PHONY: help build run dev test unit vet lint fuzz fuzz-long e2e bench image k8s-test clean
+.PHONY: help build run dev test unit vet lint fuzz fuzz-long e2e bench bench-peers image k8s-test clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,12 @@ bench: ## hot-path Go benchmarks (-count 6, compare runs with benchstat) and the
 	$(GO) run ./bench/loadbench -rounds 6 -round 5s -cache 0 | tee loadbench-uncached.out
 	$(GO) run ./bench/loadbench -rounds 6 -round 3s -when | tee loadbench-when.out
 
+PEERS_FLAGS ?= -rounds 5 -slice 3s -variants
+bench-peers: ## Portcullis against jwt_authn + RBAC, OPA-Envoy and a do-nothing server through a real Envoy; rewrites its BENCHMARKS.md section (minutes; not part of test)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/portcullis-bench ./cmd/portcullis
+	envoy=$$(bash scripts/install-envoy.sh) && opa=$$(bash scripts/install-opa-envoy.sh) && \
+	$(GO) run ./bench/peers -envoy "$$envoy" -opa "$$opa" -portcullis bin/portcullis-bench $(PEERS_FLAGS) -markdown BENCHMARKS.md | tee bench-peers.out
+
 image: ## build the container image (needs a container engine)
 	docker build --build-arg VERSION=$(VERSION) -t portcullis:$(VERSION) .
 
@@ -58,4 +64,4 @@ k8s-test: ## render and check the Kubernetes/Istio manifests, dashboard and aler
 	$(GO) -C k8s test -count=1 ./...
 
 clean:
-	rm -rf bin bench.out loadbench-*.out
+	rm -rf bin bench.out loadbench-*.out bench-peers.out

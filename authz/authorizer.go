@@ -6,15 +6,18 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Authorizer is what every front calls: it decides with the current engine (swapped atomically
 // on reload), counts and logs the decision, and shows it to its Observer.
 type Authorizer struct {
-	engine   atomic.Pointer[Engine]
-	metrics  *Metrics
-	log      *slog.Logger
-	observer Observer
+	engine    atomic.Pointer[Engine]
+	metrics   *Metrics
+	log       *slog.Logger
+	observer  Observer
+	exemplars ExemplarSource // the observer, when it is one too
 }
 
 // Observer watches the decisions of an Authorizer, on every front: the hook for tracing (a span
@@ -33,13 +36,23 @@ type Observer interface {
 	Start(ctx context.Context, front string, r *Request) (context.Context, func(d *Decision))
 }
 
+// ExemplarSource is an Observer that also labels the check-duration observation of a decision
+// with an exemplar (the trace ID of a sampled check): Exemplar is called with the context Start
+// returned and answers the exemplar's labels, or nil for none.
+type ExemplarSource interface {
+	Exemplar(ctx context.Context) prometheus.Labels
+}
+
 // AuthorizerOption sets an optional part of an Authorizer.
 type AuthorizerOption func(*Authorizer)
 
 // WithObserver has o watch every decision. Without it, no observer is called and the cost is
 // nil.
 func WithObserver(o Observer) AuthorizerOption {
-	return func(a *Authorizer) { a.observer = o }
+	return func(a *Authorizer) {
+		a.observer = o
+		a.exemplars, _ = o.(ExemplarSource)
+	}
 }
 
 // NewAuthorizer returns an Authorizer serving with e; m and log may be nil.
@@ -73,7 +86,11 @@ func (a *Authorizer) Authorize(ctx context.Context, front string, r *Request) *D
 	d := e.Decide(ctx, r)
 	elapsed := time.Since(start)
 	if a.metrics != nil {
-		a.metrics.observe(front, d, elapsed.Seconds())
+		var exemplar prometheus.Labels
+		if a.exemplars != nil {
+			exemplar = a.exemplars.Exemplar(ctx)
+		}
+		a.metrics.observe(front, d, elapsed.Seconds(), exemplar)
 	}
 	a.logDecision(ctx, front, r, d, elapsed)
 	if done != nil {

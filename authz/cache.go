@@ -40,15 +40,15 @@ func newTokenCache(size int, counted func(hit bool)) *tokenCache {
 	return &tokenCache{lru: l, counted: counted}
 }
 
-// identify verifies a token, or finds it in the token cache still fresh.
-func (e *Engine) identify(ctx context.Context, raw string) (*identity, error) {
+// identify verifies a token, or finds it in the token cache still fresh (cached is then true).
+func (e *Engine) identify(ctx context.Context, raw string) (ci *identity, cached bool, err error) {
 	var key [sha256.Size]byte
 	if e.cache != nil {
 		key = tokenKey(raw)
 		if ci, ok := e.cache.lru.Get(key); ok {
 			if e.verifier.Fresh(ci.id) {
 				e.cache.counted(true)
-				return ci, nil
+				return ci, true, nil
 			}
 			// Expired, or its key was rotated out: verify afresh for the precise reason.
 			e.cache.lru.Remove(key)
@@ -57,11 +57,11 @@ func (e *Engine) identify(ctx context.Context, raw string) (*identity, error) {
 	}
 	id, err := e.verifier.Verify(ctx, raw)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	ci := e.render(id)
+	ci = e.render(id)
 	if e.cache != nil {
 		e.cache.lru.Add(key, ci)
 	}
-	return ci, nil
+	return ci, false, nil
 }

@@ -40,6 +40,9 @@ type Header struct {
 // Upstream and UpstreamRemove are filled on an allow only, Answer and Body on a deny only.
 type Decision struct {
 	Allow bool
+	// Cached is set when Identity came from the verified-token cache (no signature check).
+	// (Beside Allow, in its padding: the struct keeps its size class.)
+	Cached bool
 	// Status is the HTTP status answered: 200 on an allow.
 	Status int
 	// Reason is the decision's reason; a deny's status, body and answer headers are its row of

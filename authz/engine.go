@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"net/url"
 	"sort"
@@ -42,6 +43,12 @@ type Options struct {
 	Paths rules.PathOptions
 	// Now is the clock conditions read as `now`; nil is time.Now.
 	Now func() time.Time
+	// IdentityHeaderMaxBytes bounds each identity header's value (identity_headers_max_bytes);
+	// a larger one is not sent, and logged. 0 is DefaultIdentityHeaderMaxBytes.
+	IdentityHeaderMaxBytes int
+	// Log receives the engine's own warnings (an identity header too large to send); nil
+	// discards them.
+	Log *slog.Logger
 }
 
 // Engine decides. It is immutable once built and safe for concurrent use; a configuration
@@ -60,6 +67,9 @@ type Engine struct {
 	// never shows.
 	secretHeaders []string
 	now           func() time.Time
+	// maxHeaderBytes bounds an identity header's value; log takes the warning of one too large.
+	maxHeaderBytes int
+	log            *slog.Logger
 }
 
 // NewEngine builds an engine from its parts.
@@ -81,6 +91,13 @@ func NewEngine(o Options) *Engine {
 	e.now = o.Now
 	if e.now == nil {
 		e.now = time.Now
+	}
+	e.maxHeaderBytes, e.log = o.IdentityHeaderMaxBytes, o.Log
+	if e.maxHeaderBytes <= 0 {
+		e.maxHeaderBytes = DefaultIdentityHeaderMaxBytes
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
 	}
 	return e
 }
@@ -136,13 +153,15 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, p
 		if !found {
 			return e.allow(reason.Public, nil, r)
 		}
-		ci, err := e.identify(ctx, raw)
+		ci, cached, err := e.identify(ctx, raw)
 		if err != nil {
 			d := e.allow(reason.Public, nil, r)
 			d.Detail = "anonymous: " + err.Error()
 			return d
 		}
-		return e.allow(reason.Public, ci, r)
+		d := e.allow(reason.Public, ci, r)
+		d.Cached = cached
+		return d
 	}
 	// 4. No token on a protected rule.
 	if !found {
@@ -151,7 +170,7 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, p
 		return d
 	}
 	// 5. and 7. Token refused, or keys never loaded.
-	ci, err := e.identify(ctx, raw)
+	ci, cached, err := e.identify(ctx, raw)
 	if err != nil {
 		var te *token.Error
 		d := e.deny(token.ReasonOf(err), nil)
@@ -175,6 +194,7 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, p
 		d.Identity, d.Missing = ci.id, out.Missing
 		d.Detail = "missing " + strings.Join(out.Missing, ", ")
 	}
+	d.Cached = cached
 	for _, ce := range out.Errors {
 		d.ConditionErrors = append(d.ConditionErrors, ce.Error())
 	}

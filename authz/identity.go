@@ -1,7 +1,8 @@
 package authz
 
 import (
-	"strconv"
+	"encoding/json"
+	"log/slog"
 	"strings"
 
 	"github.com/portcullis-authz/portcullis/rules"
@@ -31,7 +32,14 @@ func (e *Engine) render(id *token.Identity) *identity {
 		roles: strings.Join(id.Roles, ",")}
 	ci.upstream = make([]Header, 0, len(e.identity))
 	for _, h := range e.identity {
-		if v, ok := identityValue(id, h.value, ci.roles); ok {
+		v, ok := identityValue(id, h.value, ci.roles)
+		if ok && len(v) > e.maxHeaderBytes {
+			// Left out rather than truncated; the value is never logged (it is the token's).
+			e.log.Warn("identity header not sent: its value is larger than identity_headers_max_bytes",
+				slog.String("header", h.name), slog.Int("bytes", len(v)), slog.Int("max_bytes", e.maxHeaderBytes))
+			ok = false
+		}
+		if ok {
 			ci.upstream = append(ci.upstream, Header{h.name, v})
 		} else {
 			ci.remove = append(ci.remove, h.name)
@@ -40,14 +48,18 @@ func (e *Engine) render(id *token.Identity) *identity {
 	return ci
 }
 
-// maxHeaderValue bounds an identity header; a larger claim is left out rather than truncated.
-const maxHeaderValue = 4096
+// DefaultIdentityHeaderMaxBytes bounds one identity header's value when Options leave it 0
+// (the default of identity_headers_max_bytes).
+const DefaultIdentityHeaderMaxBytes = 8192
 
-// identityValue renders a claim as a header value. Lists become comma-separated; objects and
-// values with control characters are left out (and so removed upstream).
+// identityValue renders a claim as a header value. Strings are sent as they are, numbers and
+// booleans in their JSON form, lists of those joined with commas; objects and values with
+// control characters are left out (and so removed upstream). The size bound is the caller's.
 func identityValue(id *token.Identity, a token.Attribute, roles string) (string, bool) {
 	var v string
 	switch a.Field() {
+	case token.FieldPayload:
+		v = id.Payload
 	case token.FieldRoles:
 		if len(id.Roles) == 0 {
 			return "", false
@@ -83,20 +95,21 @@ func identityValue(id *token.Identity, a token.Attribute, roles string) (string,
 			v = strings.Join(parts, ",")
 		}
 	}
-	if v == "" || len(v) > maxHeaderValue || !safeHeaderValue(v) {
+	if v == "" || !safeHeaderValue(v) {
 		return "", false
 	}
 	return v, true
 }
 
+// scalarString renders a string as it is, and a number or boolean in its JSON form (true,
+// 42, 1.5, 1e+21: as encoding/json writes the decoded value).
 func scalarString(c any) (string, bool) {
 	switch c := c.(type) {
 	case string:
 		return c, true
-	case bool:
-		return strconv.FormatBool(c), true
-	case float64:
-		return strconv.FormatFloat(c, 'f', -1, 64), true
+	case bool, float64:
+		b, err := json.Marshal(c)
+		return string(b), err == nil
 	}
 	return "", false
 }

@@ -72,12 +72,21 @@ func (m *Metrics) TokenCacheLookup(hit bool) {
 	}
 }
 
-func (m *Metrics) observe(front string, d *Decision, seconds float64) {
+// observe counts a decision and its duration; exemplar, unless nil, labels the duration's
+// observation (OpenMetrics exemplars: the trace ID of a sampled check).
+func (m *Metrics) observe(front string, d *Decision, seconds float64, exemplar prometheus.Labels) {
 	decision := "deny"
 	if d.Allow {
 		decision = "allow"
 	}
-	m.duration.WithLabelValues(front, decision).Observe(seconds)
+	h := m.duration.WithLabelValues(front, decision)
+	if exemplar == nil {
+		h.Observe(seconds)
+	} else if eo, ok := h.(prometheus.ExemplarObserver); ok {
+		eo.ObserveWithExemplar(seconds, exemplar)
+	} else {
+		h.Observe(seconds)
+	}
 	m.decisions.WithLabelValues(front, decision, string(d.Reason)).Inc()
 	if ev := d.DryRun; ev != nil {
 		would := "deny"

@@ -22,12 +22,17 @@ type Config struct {
 	Issuers         []Issuer          `yaml:"issuers"`
 	Tokens          Tokens            `yaml:"tokens"`
 	IdentityHeaders map[string]string `yaml:"identity_headers"`
-	ForwardToken    bool              `yaml:"forward_token"`
-	Cache           Cache             `yaml:"cache"`
-	JWKSCacheDir    string            `yaml:"jwks_cache_dir"`
-	ForwardAuth     ForwardAuth       `yaml:"forward_auth"`
-	Paths           Paths             `yaml:"paths"`
-	Rules           []rules.Spec      `yaml:"rules"`
+	// IdentityHeadersMaxBytes bounds each identity header's value: a larger one is not sent
+	// (it is removed upstream) and is logged with its header name and size.
+	IdentityHeadersMaxBytes int          `yaml:"identity_headers_max_bytes"`
+	ForwardToken            bool         `yaml:"forward_token"`
+	Cache                   Cache        `yaml:"cache"`
+	JWKSCacheDir            string       `yaml:"jwks_cache_dir"`
+	ForwardAuth             ForwardAuth  `yaml:"forward_auth"`
+	Paths                   Paths        `yaml:"paths"`
+	Rules                   []rules.Spec `yaml:"rules"`
+	// Tracing is nil when the file has no tracing section: tracing is off.
+	Tracing *Tracing `yaml:"tracing"`
 }
 
 // Paths says how request paths are read before rules are matched.
@@ -118,8 +123,16 @@ type Issuer struct {
 	RefreshInterval       time.Duration `yaml:"refresh_interval"`
 	MinRefreshInterval    time.Duration `yaml:"min_refresh_interval"`
 	CAFile                string        `yaml:"ca_file"`
-	RolesClaims           []string      `yaml:"roles_claims"`
-	TokenTypes            []string      `yaml:"token_types"`
+	// ClientCertFile and ClientKeyFile are the client certificate (chain) and its key, as PEM,
+	// presented on discovery and key-set requests to an identity provider that requires mutual
+	// TLS. Set together.
+	ClientCertFile string `yaml:"client_cert_file"`
+	ClientKeyFile  string `yaml:"client_key_file"`
+	// ProxyURL is the http(s) proxy for this issuer's discovery and key-set requests, in place
+	// of HTTPS_PROXY, HTTP_PROXY and NO_PROXY; "" = those variables.
+	ProxyURL    string   `yaml:"proxy_url"`
+	RolesClaims []string `yaml:"roles_claims"`
+	TokenTypes  []string `yaml:"token_types"`
 }
 
 // Tokens says where the bearer token is found and how large it may be.

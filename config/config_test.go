@@ -15,7 +15,7 @@ import (
 )
 
 // issuerKeys are the keys of an issuers entry, as an unknown key's message lists them.
-const issuerKeys = "issuer, issuer_aliases, tenants, insecure_any_tenant, jwks_uri, jwks_file, audiences, audience_claims, authorized_parties, authorized_party_claims, algorithms, leeway, refresh_interval, min_refresh_interval, ca_file, roles_claims, token_types"
+const issuerKeys = "issuer, issuer_aliases, tenants, insecure_any_tenant, jwks_uri, jwks_file, audiences, audience_claims, authorized_parties, authorized_party_claims, algorithms, leeway, refresh_interval, min_refresh_interval, ca_file, client_cert_file, client_key_file, proxy_url, roles_claims, token_types"
 
 // TestLoadBadConfigs loads one fixture per validation rule and asserts the exact message.
 func TestLoadBadConfigs(t *testing.T) {
@@ -34,6 +34,14 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"alg_unknown", "issuers[0].algorithms[0]: unknown algorithm \"RS257\"; choose from RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"},
 		{"ca_file_missing", `issuers[0].ca_file: cannot read "testdata/files/missing.pem": no such file or directory`},
 		{"ca_file_no_certificate", `issuers[0].ca_file: "testdata/files/no_certificate.pem" holds no PEM certificate; write the CA certificates as PEM ("-----BEGIN CERTIFICATE-----" blocks)`},
+		{"client_cert_without_key", "issuers[0]: client_cert_file and client_key_file must be set together"},
+		{"client_key_missing", `issuers[0].client_key_file: cannot read "testdata/files/missing-key.pem": no such file or directory`},
+		{"client_cert_key_mismatch", `issuers[0]: client_cert_file "testdata/files/test-server.pem" and client_key_file "testdata/files/other-key.pem" are not a usable key pair: tls: private key does not match public key; write the client certificate (chain) the identity provider trusts and its private key as PEM`},
+		{"client_cert_not_pem", `issuers[0]: client_cert_file "testdata/files/no_certificate.pem" and client_key_file "testdata/files/other-key.pem" are not a usable key pair: tls: failed to find any PEM data in certificate input; write the client certificate (chain) the identity provider trusts and its private key as PEM`},
+		{"proxy_url_not_http", `issuers[0].proxy_url: "socks5://proxy.example.com:1080" is not an http(s) URL; write the proxy as http://proxy.example.com:3128 (or https://)`},
+		{"proxy_url_no_host", `issuers[0].proxy_url: "proxy.example.com:3128" is not an http(s) URL; write the proxy as http://proxy.example.com:3128 (or https://)`},
+		{"proxy_url_with_path", `issuers[0].proxy_url: "http://user:xxxxx@proxy.example.com:3128/proxy" has a path, query or fragment; a proxy is only scheme://host:port`},
+		{"proxy_url_with_jwks_file", "issuers[0].proxy_url: the keys come from jwks_file and are never fetched; remove proxy_url"},
 		{"bool_not_bool", "forward_token: expected true or false, got \"no\" (line 5)"},
 		{"cache_negative", "cache.tokens: -1 is negative; use 0 to turn the token cache off"},
 		{"cookie_with_prefix", "tokens.sources[0].prefix: only a header source has a prefix"},
@@ -41,6 +49,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"forward_auth_prefix", "forward_auth.path_prefix: \"authz/\" must start with \"/\" and not end with one, e.g. \"/authz\""},
 		{"forward_auth_unknown_convention", "forward_auth.trusted_headers[0]: \"x-real-uri\" is not a convention; use \"x-forwarded\" (Traefik, Caddy) or \"x-original\" (nginx)"},
 		{"grpc_addr_empty", "server.grpc_addr: must be set (Envoy's ext_authz talks to it), e.g. \":9191\""},
+		{"identity_headers_max_bytes_out_of_range", "identity_headers_max_bytes: 100 is out of range; use 256 to 65536 (default 8192)"},
 		{"identity_header_bad_path", "identity_headers.x-user-tier: \"https://example.com/tier.\" is not a claim name or dotted path (write e.g. email_verified or realm_access.roles)"},
 		{"identity_header_no_claim", "identity_headers.x-user-id: name the claim to copy, e.g. sub (or roles for the merged role list)"},
 		{"identity_header_reserved", "identity_headers.authorization: \"authorization\" cannot carry identity (it is a request or token header); use a name such as x-user-id"},
@@ -155,6 +164,9 @@ rules:
 	}
 	if l.Paths.MatrixParameters != "reject" || l.Paths.Options() != (rules.PathOptions{}) {
 		t.Errorf("paths: %+v", l.Paths)
+	}
+	if l.IdentityHeadersMaxBytes != 8192 {
+		t.Errorf("identity_headers_max_bytes: %d", l.IdentityHeadersMaxBytes)
 	}
 	if len(l.IdentityHeaders) != 5 || l.IdentityHeaders["x-user-roles"] != "roles" {
 		t.Errorf("identity headers: %v", l.IdentityHeaders)

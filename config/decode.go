@@ -252,6 +252,13 @@ func (d *decoder) value(node *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetInt(int64(n))
+	case reflect.Float64:
+		var f float64
+		if node.Kind != yaml.ScalarNode || (node.Tag != "!!float" && node.Tag != "!!int") || node.Decode(&f) != nil {
+			d.fail("%s: expected a number, got %q", where, node.Value)
+			return
+		}
+		v.SetFloat(f)
 	case reflect.String:
 		if node.Kind != yaml.ScalarNode {
 			d.fail("%s: expected a single value, not a list or mapping (line %d)", where, node.Line)
@@ -297,9 +304,14 @@ func (c *Config) normalise(baseDir string) []string {
 	abs(&c.Server.TLS.KeyFile)
 	abs(&c.Server.TLS.ClientCAFile)
 	abs(&c.JWKSCacheDir)
+	if c.Tracing != nil {
+		abs(&c.Tracing.CAFile)
+	}
 	for i := range c.Issuers {
 		abs(&c.Issuers[i].JWKSFile)
 		abs(&c.Issuers[i].CAFile)
+		abs(&c.Issuers[i].ClientCertFile)
+		abs(&c.Issuers[i].ClientKeyFile)
 	}
 	for i := range c.Tokens.Sources {
 		c.Tokens.Sources[i].Header = strings.ToLower(c.Tokens.Sources[i].Header)

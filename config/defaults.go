@@ -18,6 +18,9 @@ const (
 	DefaultMinRefreshInterval = 10 * time.Second
 	DefaultMaxTokenBytes      = 16384
 	DefaultTokenCacheSize     = 10000
+	// DefaultIdentityHeadersMaxBytes is identity_headers_max_bytes left out: 8 KiB, room for
+	// the payload header of a large token and well inside Envoy's 60 KiB of request headers.
+	DefaultIdentityHeadersMaxBytes = 8192
 )
 
 // DefaultRolesClaims suits Keycloak: realm roles by name, client roles as "<client-id>:<role>".
@@ -70,6 +73,9 @@ func (c *Config) applyDefaults(w written) {
 	}
 	if c.IdentityHeaders == nil {
 		c.IdentityHeaders = DefaultIdentityHeaders()
+	}
+	if !w["identity_headers_max_bytes"] {
+		c.IdentityHeadersMaxBytes = DefaultIdentityHeadersMaxBytes
 	}
 	if !w["forward_token"] {
 		c.ForwardToken = true

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,6 +51,12 @@ type IssuerFiles struct {
 	Roots *x509.CertPool
 	// CADigest is the SHA-256 (hex) of the ca_file; "" without one.
 	CADigest string
+	// ClientCert is the client_cert_file and client_key_file as a key pair; nil without them.
+	ClientCert *tls.Certificate
+	// ClientCertDigest is the SHA-256 (hex) of the two files; "" without them.
+	ClientCertDigest string
+	// Proxy is the proxy_url parsed; nil without one.
+	Proxy *url.URL
 }
 
 // Load reads the configuration file at path and runs every phase on it (see Parse).
@@ -134,6 +141,17 @@ func (c *Config) readIssuerFiles() ([]IssuerFiles, []string) {
 				}
 			}
 		}
+		if is.ProxyURL != "" {
+			files[i].Proxy, _ = url.Parse(is.ProxyURL) // validated
+		}
+		if is.ClientCertFile != "" {
+			cert, sum, err := readKeyPair(is.ClientCertFile, is.ClientKeyFile)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s: client_cert_file %q and client_key_file %q are not a usable key pair: %v; write the client certificate (chain) the identity provider trusts and its private key as PEM", p, is.ClientCertFile, is.ClientKeyFile, err))
+			} else {
+				files[i].ClientCert, files[i].ClientCertDigest = cert, sum
+			}
+		}
 		if is.CAFile != "" {
 			pem, err := os.ReadFile(is.CAFile)
 			if err != nil {
@@ -178,6 +196,24 @@ func (t TLS) read() (*tls.Config, []string) {
 		return nil, errs
 	}
 	return c, nil
+}
+
+// readKeyPair reads a certificate and its private key, checking that they belong together,
+// and the digest of both files.
+func readKeyPair(certFile, keyFile string) (*tls.Certificate, string, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, "", unwrapPath(err)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, "", unwrapPath(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, "", err
+	}
+	return &cert, digest(append(append([]byte{}, certPEM...), keyPEM...)), nil
 }
 
 // readJWKSFile reads a jwks_file, held to the bound of a fetched key set.

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"net/textproto"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -25,6 +26,7 @@ func (c *Config) validate() (errs, warns []string) {
 	c.validateForwardAuth(&errs)
 	c.warnForwardToken(&warns)
 	c.validatePaths(&errs)
+	c.validateTracing(&errs)
 	if c.Cache.Tokens < 0 {
 		errs = append(errs, fmt.Sprintf("cache.tokens: %d is negative; use 0 to turn the token cache off", c.Cache.Tokens))
 	}
@@ -160,6 +162,7 @@ func (c *Config) validateIssuers(errs, warns *[]string) {
 		}
 		checkReadable(errs, p+".jwks_file", is.JWKSFile)
 		checkReadable(errs, p+".ca_file", is.CAFile)
+		validateFetch(errs, p, is)
 		switch {
 		case len(is.Audiences) == 0:
 			*warns = append(*warns, fmt.Sprintf("%s.audiences: empty, so the `aud` claim is not checked and any token of this issuer is accepted whatever service it was issued for; list your client id", p))
@@ -199,6 +202,36 @@ func (c *Config) validateIssuers(errs, warns *[]string) {
 				*errs = append(*errs, fmt.Sprintf("%s.token_types[%d]: %q tokens are not access tokens and must never be accepted as bearer tokens", p, j, tt))
 			case "":
 				*errs = append(*errs, fmt.Sprintf("%s.token_types[%d]: empty token type", p, j))
+			}
+		}
+	}
+}
+
+// validateFetch checks the settings of an issuer's discovery and key-set requests: the client
+// certificate of mutual TLS and the proxy.
+func validateFetch(errs *[]string, p string, is *Issuer) {
+	if (is.ClientCertFile == "") != (is.ClientKeyFile == "") {
+		*errs = append(*errs, p+": client_cert_file and client_key_file must be set together")
+	}
+	checkReadable(errs, p+".client_cert_file", is.ClientCertFile)
+	checkReadable(errs, p+".client_key_file", is.ClientKeyFile)
+	if is.ProxyURL != "" {
+		u, err := url.Parse(is.ProxyURL)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+			shown := is.ProxyURL
+			if err == nil {
+				shown = u.Redacted()
+			}
+			*errs = append(*errs, fmt.Sprintf("%s.proxy_url: %q is not an http(s) URL; write the proxy as http://proxy.example.com:3128 (or https://)", p, shown))
+		case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+			*errs = append(*errs, fmt.Sprintf("%s.proxy_url: %q has a path, query or fragment; a proxy is only scheme://host:port", p, u.Redacted()))
+		}
+	}
+	if is.JWKSFile != "" {
+		for _, f := range []struct{ key, value string }{{"client_cert_file", is.ClientCertFile}, {"proxy_url", is.ProxyURL}} {
+			if f.value != "" {
+				*errs = append(*errs, fmt.Sprintf("%s.%s: the keys come from jwks_file and are never fetched; remove %s", p, f.key, f.key))
 			}
 		}
 	}
@@ -317,6 +350,9 @@ var reservedHeaders = map[string]bool{
 }
 
 func (c *Config) validateIdentityHeaders(errs *[]string) {
+	if n := c.IdentityHeadersMaxBytes; n < 256 || n > 65536 {
+		*errs = append(*errs, fmt.Sprintf("identity_headers_max_bytes: %d is out of range; use 256 to 65536 (default %d)", n, DefaultIdentityHeadersMaxBytes))
+	}
 	names := slices.Sorted(maps.Keys(c.IdentityHeaders))
 	tokenHeaders := map[string]bool{}
 	for _, s := range c.Tokens.Sources {

@@ -222,6 +222,33 @@ func TestDex(t *testing.T) {
 		}
 	})
 
+	t.Run("ID token looks like the access token", func(t *testing.T) {
+		// Guards the README's Dex note: nothing in Dex's ID token tells it from its access
+		// token (same aud, no typ, an at_hash in both), so Portcullis accepts it too; the
+		// defence is an audience that only the API's tokens carry.
+		if tk.ID == "" {
+			t.Fatal("dex token response has no id_token")
+		}
+		for name, raw := range map[string]string{"access": tk.Access, "id": tk.ID} {
+			c := claims(t, raw)
+			if c["aud"] != dexClient {
+				t.Errorf("%s token: aud = %v, want %s", name, c["aud"], dexClient)
+			}
+			if _, ok := c["typ"]; ok {
+				t.Errorf("%s token: typ = %v, want none", name, c["typ"])
+			}
+			if _, ok := c["at_hash"]; !ok {
+				t.Errorf("%s token: no at_hash", name)
+			}
+			if h := jwtHeader(t, raw); h["typ"] != nil && h["typ"] != "JWT" {
+				t.Errorf("%s token: header typ = %v", name, h["typ"])
+			}
+		}
+		if r := callAt(t, d.envoyURL, http.MethodGet, "/api/orders/1", tk.ID, nil); r.status != http.StatusOK {
+			t.Errorf("ID token: %d, want 200 (Portcullis cannot tell it from an access token)", r.status)
+		}
+	})
+
 	t.Run("allowed with identity headers", func(t *testing.T) {
 		before := d.upstream.hits.Load()
 		r := callAt(t, d.envoyURL, http.MethodGet, "/api/orders/1", tk.Access, map[string]string{

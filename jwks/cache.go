@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultMaxResponseBytes bounds a discovery or key set document when
@@ -91,6 +92,9 @@ type Options struct {
 	Metrics *Metrics
 	// Rand returns numbers in [0, 1) for jitter; nil means math/rand/v2.
 	Rand func() float64
+	// Tracer, when set, traces every fetch (trace.go): a span per fetch and per HTTP request;
+	// nil = no tracing.
+	Tracer trace.Tracer
 	// OnChange, when set, is called after the cache installs a new key set: the first one
 	// (fetched or persisted, which makes Ready true) and every changed one. It runs on the
 	// goroutine that installed the set, after Ready and Status reflect it, and must not block
@@ -178,6 +182,8 @@ type Cache struct {
 	onChange func()
 	static   bool // keys from Options.StaticSet: never fetched
 
+	tracer trace.Tracer // nil = no tracing
+
 	// snap is the current key set; nil until one is loaded. Only New (a static set) and the
 	// fetch in progress store it.
 	snap atomic.Pointer[snapshot]
@@ -227,6 +233,7 @@ func New(opts Options) (*Cache, error) {
 		log:      opts.Logger,
 		rand:     opts.Rand,
 		onChange: opts.OnChange,
+		tracer:   opts.Tracer,
 	}
 	if c.maxBytes == 0 {
 		c.maxBytes = DefaultMaxResponseBytes

@@ -51,9 +51,11 @@ func wantMetrics(t *testing.T, reg prometheus.Gatherer, issuer, want string) {
 	}
 }
 
-// refreshSeries renders the six refresh counters.
+// refreshSeries renders the refresh counters, those of the admin trigger at 0.
 func refreshSeries(okStart, okInterval, okKID, errStart, errInterval, errKID int) string {
-	return fmt.Sprintf(`portcullis_jwks_refreshes_total{issuer="ISSUER",result="error",trigger="interval"} %d
+	return fmt.Sprintf(`portcullis_jwks_refreshes_total{issuer="ISSUER",result="error",trigger="admin"} 0
+portcullis_jwks_refreshes_total{issuer="ISSUER",result="success",trigger="admin"} 0
+portcullis_jwks_refreshes_total{issuer="ISSUER",result="error",trigger="interval"} %d
 portcullis_jwks_refreshes_total{issuer="ISSUER",result="error",trigger="start"} %d
 portcullis_jwks_refreshes_total{issuer="ISSUER",result="error",trigger="unknown_kid"} %d
 portcullis_jwks_refreshes_total{issuer="ISSUER",result="success",trigger="interval"} %d

@@ -3,6 +3,8 @@ package jwks
 import (
 	"context"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Fetches are coalesced and rate-limited by one mechanism: the fetch in progress, c.inflight,
@@ -32,7 +34,10 @@ type fetchCall struct {
 // startFetch joins the fetch in progress or starts one; nil when none may start (see above).
 // The background trigger (triggerInterval) is counted as triggerStart until a fetch has
 // succeeded.
-func (c *Cache) startFetch(trigger string) *fetchCall {
+//
+// parent is the span context of the caller (a check's span, for an unknown kid): a fetch it
+// starts is traced as that span's child (trace.go); the zero SpanContext makes it a root.
+func (c *Cache) startFetch(trigger string, parent trace.SpanContext) *fetchCall {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.inflight != nil {
@@ -51,7 +56,7 @@ func (c *Cache) startFetch(trigger string) *fetchCall {
 	c.lastFetch = now
 	call := &fetchCall{done: make(chan struct{})}
 	c.inflight = call
-	ctx := c.runCtx
+	ctx := c.fetchContext(c.runCtx, parent)
 	go func() {
 		err := c.refresh(ctx, trigger, now)
 		c.mu.Lock()
@@ -79,7 +84,7 @@ func (c *Cache) refreshForKID(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	call := c.startFetch(triggerUnknownKID)
+	call := c.startFetch(triggerUnknownKID, trace.SpanContextFromContext(ctx))
 	if call == nil {
 		return nil
 	}

@@ -14,6 +14,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/net/http/httpproxy"
 )
 
 // DefaultHTTPTimeout bounds one discovery or key-set request when no other bound is given (the
@@ -67,24 +71,56 @@ func systemRoots() *x509.CertPool {
 	return pool
 }
 
-// NewHTTPClient builds the client used for discovery and key sets: every request is bounded by
-// timeout (≤ 0 means DefaultHTTPTimeout), connecting and the TLS handshake by at most 5s; TLS 1.2
-// or later; certificates checked against roots (nil means the system pool; see Roots for a
-// private identity provider's CA bundle); at most 5 redirects, never from https to http.
-// Proxies are taken from the environment (HTTPS_PROXY, NO_PROXY).
+// NewHTTPClient builds the client used for discovery and key sets with the system's proxy
+// settings and no client certificate: NewClient(ClientOptions{Roots: roots, Timeout: timeout}).
 func NewHTTPClient(roots *x509.CertPool, timeout time.Duration) *http.Client {
+	return NewClient(ClientOptions{Roots: roots, Timeout: timeout})
+}
+
+// ClientOptions shape the HTTP client of one issuer's discovery and key-set requests.
+type ClientOptions struct {
+	// Roots are the certificates trusted for the identity provider's TLS; nil means the system
+	// pool (see Roots for a private identity provider's CA bundle: issuers[].ca_file).
+	Roots *x509.CertPool
+	// Timeout bounds every request; ≤ 0 means DefaultHTTPTimeout.
+	Timeout time.Duration
+	// Proxy, when set, is the proxy every request goes through (issuers[].proxy_url), whatever
+	// HTTPS_PROXY, HTTP_PROXY and NO_PROXY say; nil means those variables, read when the client
+	// is built.
+	Proxy *url.URL
+	// Certificate, when set, is presented to an identity provider that asks for a client
+	// certificate (mutual TLS: issuers[].client_cert_file and client_key_file).
+	Certificate *tls.Certificate
+}
+
+// NewClient builds the client used for discovery and key sets: every request is bounded by
+// the timeout, connecting and the TLS handshake by at most 5s; TLS 1.2 or later; certificates
+// checked against the roots; at most 5 redirects, never from https to http. Proxies are taken
+// from the environment (HTTPS_PROXY for https, HTTP_PROXY for http, NO_PROXY; loopback and
+// localhost are never proxied) unless ClientOptions.Proxy names one.
+func NewClient(o ClientOptions) *http.Client {
+	timeout, roots := o.Timeout, o.Roots
 	if timeout <= 0 {
 		timeout = DefaultHTTPTimeout
 	}
 	if roots == nil {
 		roots = systemRoots()
 	}
+	proxy := http.ProxyURL(o.Proxy)
+	if o.Proxy == nil {
+		fromEnv := httpproxy.FromEnvironment().ProxyFunc()
+		proxy = func(req *http.Request) (*url.URL, error) { return fromEnv(req.URL) }
+	}
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	if o.Certificate != nil {
+		tlsConfig.Certificates = []tls.Certificate{*o.Certificate}
+	}
 	connect := min(timeout, maxConnectTimeout)
 	dialer := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
+		Proxy:                 proxy,
 		DialContext:           dialer.DialContext,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
+		TLSClientConfig:       tlsConfig,
 		TLSHandshakeTimeout:   connect,
 		ResponseHeaderTimeout: timeout,
 		ExpectContinueTimeout: time.Second,
@@ -121,7 +157,7 @@ func (c *Cache) fetch(ctx context.Context) ([]parsedKey, []skippedKey, string, t
 		}
 		uri = c.discovered
 	}
-	doc, header, err := c.get(ctx, uri, acceptJWKS)
+	doc, header, err := c.get(ctx, spanFetch, uri, acceptJWKS)
 	if err == nil {
 		var parsed []parsedKey
 		var skipped []skippedKey
@@ -138,7 +174,12 @@ func (c *Cache) fetch(ctx context.Context) ([]parsedKey, []skippedKey, string, t
 
 // get fetches target and returns its body, refusing anything but 200 and bodies over the size
 // limit. Errors name the URL and never carry the body.
-func (c *Cache) get(ctx context.Context, target, accept string) ([]byte, http.Header, error) {
+// span names the request's span when tracing is on (trace.go).
+func (c *Cache) get(ctx context.Context, span, target, accept string) (body []byte, header http.Header, err error) {
+	status := 0
+	ctx, end := c.startSpan(ctx, span, trace.SpanKindClient,
+		attribute.String("http.request.method", http.MethodGet), attribute.String("url.full", redacted(target)))
+	defer func() { end(status, err) }()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return nil, nil, err
@@ -150,12 +191,13 @@ func (c *Cache) get(ctx context.Context, target, accept string) ([]byte, http.He
 		return nil, nil, err // *url.Error: names the method and URL
 	}
 	defer resp.Body.Close()
+	status = resp.StatusCode
 	if resp.StatusCode != http.StatusOK {
 		// Drain a little so the connection can be reused; the body is not reported.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return nil, nil, fmt.Errorf("GET %s: HTTP %d", req.URL.Redacted(), resp.StatusCode)
 	}
-	body, err := ReadDocument(resp.Body, c.maxBytes)
+	body, err = ReadDocument(resp.Body, c.maxBytes)
 	switch {
 	case errors.Is(err, ErrTooLarge):
 		return nil, nil, fmt.Errorf("GET %s: response larger than %d bytes", req.URL.Redacted(), c.maxBytes)
@@ -175,7 +217,7 @@ func discoveryURL(issuer string) string {
 // name exactly the configured issuer (OpenID Connect Discovery 1.0 §4.3).
 func (c *Cache) discover(ctx context.Context) (string, error) {
 	where := discoveryURL(c.issuer)
-	body, _, err := c.get(ctx, where, acceptJSON)
+	body, _, err := c.get(ctx, spanDiscovery, where, acceptJSON)
 	if err != nil {
 		return "", fmt.Errorf("discovery: %w", err)
 	}

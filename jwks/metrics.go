@@ -16,6 +16,7 @@ const (
 	triggerStart      = "start"       // attempts until the first successful fetch
 	triggerInterval   = "interval"    // the background schedule, retries after failures included
 	triggerUnknownKID = "unknown_kid" // a token named a kid the set does not hold
+	triggerAdmin      = "admin"       // POST /admin/jwks/refresh (Cache.RefreshNow)
 )
 
 // NewMetrics creates the series and registers them on reg (nil = not registered, for tests
@@ -69,7 +70,7 @@ func (m *Metrics) forIssuer(issuer string) *issuerMetrics {
 		refreshes: map[[2]string]prometheus.Counter{},
 	}
 	for _, result := range []string{"success", "error"} {
-		for _, trigger := range []string{triggerStart, triggerInterval, triggerUnknownKID} {
+		for _, trigger := range []string{triggerStart, triggerInterval, triggerUnknownKID, triggerAdmin} {
 			im.refreshes[[2]string{result, trigger}] = m.refreshes.WithLabelValues(issuer, result, trigger)
 		}
 	}

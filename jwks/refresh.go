@@ -4,6 +4,9 @@ import (
 	"context"
 	"math"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const (
@@ -58,7 +61,7 @@ func (c *Cache) Run(ctx context.Context) {
 			continue
 		}
 		// Joins an unknown-kid refresh in progress rather than starting a second fetch.
-		if call := c.startFetch(triggerInterval); call != nil {
+		if call := c.startFetch(triggerInterval, trace.SpanContext{}); call != nil {
 			<-call.done
 		}
 	}
@@ -96,7 +99,9 @@ func (c *Cache) dueLocked() time.Time {
 // refresh is the body of one fetch, started at now by startFetch: it fetches the key set,
 // installs it if it is usable, and records the outcome and the next due time. When the set
 // cannot be fetched and nothing is loaded, it falls back once on the persisted set.
-func (c *Cache) refresh(ctx context.Context, trigger string, now time.Time) error {
+func (c *Cache) refresh(ctx context.Context, trigger string, now time.Time) (err error) {
+	ctx, end := c.startSpan(ctx, spanRefresh, trace.SpanKindInternal, attribute.String("portcullis.trigger", trigger))
+	defer func() { end(0, err) }()
 	parsed, skipped, uri, guidance, err := c.fetch(ctx)
 	switch {
 	case err != nil && ctx.Err() != nil:

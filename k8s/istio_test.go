@@ -78,6 +78,9 @@ func TestMeshExtensionProvider(t *testing.T) {
 	if p.GetIncludeRequestBodyInCheck() != nil {
 		t.Error("includeRequestBodyInCheck is set; Portcullis decides on headers only")
 	}
+	if p.GetClearRouteCache() {
+		t.Error("clearRouteCache is set: Envoy would route every allowed request again (Portcullis sets headers on each), and those headers do not change the route")
+	}
 }
 
 func TestIstioOverlay(t *testing.T) {

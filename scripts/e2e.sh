@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end suite: install (or reuse) Envoy, Keycloak, nginx, Caddy and Dex in the cache directory
+# End-to-end suite: install (or reuse) Envoy, Keycloak, nginx, Caddy, Dex and an OpenTelemetry
+# Collector in the cache directory
 # (README.md, "What `make test` installs", says exactly what and where), check that no service
 # was enabled on the way, then run the e2e Go tests against them. Extra arguments go to
 # `go test` (e.g. -run TestKeyRotation).
@@ -22,11 +23,12 @@ JAVA_HOME=$(printf '%s\n' "$kc" | sed -n 's/^JAVA_HOME=//p')
 PORTCULLIS_NGINX=$(bash scripts/install-nginx.sh)
 PORTCULLIS_CADDY=$(bash scripts/install-caddy.sh)
 PORTCULLIS_DEX=$(bash scripts/install-dex.sh)
+PORTCULLIS_OTELCOL=$(bash scripts/install-otelcol.sh)
 # The installers must leave nothing that starts at boot (nginx and Caddy would take port 80).
 units_new=$(LC_ALL=C comm -13 <(printf '%s\n' "$units_before") <(enabled_units) | tr '\n' ' ')
 [ -z "$units_new" ] || die "the installers left services enabled: ${units_new% }"
-export PORTCULLIS_CACHE PORTCULLIS_ENVOY PORTCULLIS_KEYCLOAK_HOME JAVA_HOME PORTCULLIS_NGINX PORTCULLIS_CADDY PORTCULLIS_DEX
-log "tools ready in $(( $(date +%s) - start ))s: envoy=$PORTCULLIS_ENVOY keycloak=$PORTCULLIS_KEYCLOAK_HOME java=$JAVA_HOME nginx=$PORTCULLIS_NGINX caddy=$PORTCULLIS_CADDY dex=$PORTCULLIS_DEX"
+export PORTCULLIS_CACHE PORTCULLIS_ENVOY PORTCULLIS_KEYCLOAK_HOME JAVA_HOME PORTCULLIS_NGINX PORTCULLIS_CADDY PORTCULLIS_DEX PORTCULLIS_OTELCOL
+log "tools ready in $(( $(date +%s) - start ))s: envoy=$PORTCULLIS_ENVOY keycloak=$PORTCULLIS_KEYCLOAK_HOME java=$JAVA_HOME nginx=$PORTCULLIS_NGINX caddy=$PORTCULLIS_CADDY dex=$PORTCULLIS_DEX otelcol=$PORTCULLIS_OTELCOL"
 
 status=0
 go test -tags e2e -count=1 -v -timeout 20m ./e2e/ "$@" || status=$?

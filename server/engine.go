@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/portcullis-authz/portcullis/authz"
 	"github.com/portcullis-authz/portcullis/config"
@@ -11,7 +12,7 @@ import (
 
 // newEngine assembles the decision engine for a loaded configuration and its issuers' caches
 // (in issuer order).
-func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics) (*authz.Engine, error) {
+func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics, log *slog.Logger) (*authz.Engine, error) {
 	issuers := make([]token.IssuerConfig, len(cfg.Issuers))
 	for i, is := range cfg.Issuers {
 		issuers[i] = token.IssuerConfig{
@@ -35,23 +36,36 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics) (*aut
 		lookups = m.TokenCacheLookup
 	}
 	v, err := token.NewVerifier(token.Options{
-		Issuers:    issuers,
-		MaxBytes:   cfg.Tokens.MaxBytes,
-		KeepClaims: keptClaims(cfg),
+		Issuers:     issuers,
+		MaxBytes:    cfg.Tokens.MaxBytes,
+		KeepClaims:  keptClaims(cfg),
+		KeepPayload: keepsPayload(cfg),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	return authz.NewEngine(authz.Options{
-		Rules:           cfg.RuleSet,
-		Verifier:        v,
-		Sources:         cfg.Tokens.Sources,
-		IdentityHeaders: cfg.Identity,
-		ForwardToken:    cfg.ForwardToken,
-		CacheSize:       cfg.Cache.Tokens,
-		CacheLookups:    lookups,
-		Paths:           cfg.Paths.Options(),
+		Rules:                  cfg.RuleSet,
+		Verifier:               v,
+		Sources:                cfg.Tokens.Sources,
+		IdentityHeaders:        cfg.Identity,
+		ForwardToken:           cfg.ForwardToken,
+		CacheSize:              cfg.Cache.Tokens,
+		CacheLookups:           lookups,
+		Paths:                  cfg.Paths.Options(),
+		IdentityHeaderMaxBytes: cfg.IdentityHeadersMaxBytes,
+		Log:                    log,
 	}), nil
+}
+
+// keepsPayload reports whether an identity header carries the whole payload.
+func keepsPayload(cfg *config.Loaded) bool {
+	for _, a := range cfg.Identity {
+		if a.Field() == token.FieldPayload {
+			return true
+		}
+	}
+	return false
 }
 
 // keptClaims are the claim paths anything reads after verification: the rules' claim

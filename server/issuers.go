@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/jwks"
 	"github.com/portcullis-authz/portcullis/token"
@@ -24,6 +26,8 @@ type keySets struct {
 	parent  context.Context
 	// onChange is called when a cache installs a key set (jwks.Options.OnChange); nil = none.
 	onChange func()
+	// tracer traces the key-set fetches (jwks.Options.Tracer); nil = tracing off.
+	tracer trace.Tracer
 }
 
 type runningCache struct {
@@ -42,6 +46,7 @@ func newKeySets(ctx context.Context, m *jwks.Metrics, log *slog.Logger, onChange
 type keySpec struct {
 	issuer, jwksURI, jwksFile, jwksDigest string
 	caFile, caDigest, cacheDir            string
+	clientCertDigest, proxy               string
 	refresh, floor                        time.Duration
 	algorithms                            string
 }
@@ -56,6 +61,7 @@ func keySet(cfg *config.Loaded, i int) (keySpec, jwks.Options) {
 		issuer: is.Issuer, jwksURI: is.JWKSURI, jwksFile: is.JWKSFile, jwksDigest: files.JWKSDigest,
 		caFile: is.CAFile, caDigest: files.CADigest, cacheDir: cfg.JWKSCacheDir,
 		refresh: is.RefreshInterval, floor: is.MinRefreshInterval, algorithms: strings.Join(is.Algorithms, " "),
+		clientCertDigest: files.ClientCertDigest, proxy: is.ProxyURL,
 	}
 	if files.JWKS != nil {
 		return spec, jwks.Options{Issuer: is.Issuer, StaticSet: files.JWKS}
@@ -85,12 +91,16 @@ func (k *keySets) build(cfg *config.Loaded) (caches []*jwks.Cache, commit func()
 			continue
 		}
 		if opts.StaticSet == nil {
-			// The ca_file as config.Load read it; nil roots are the system's.
-			opts.HTTPClient = jwks.NewHTTPClient(cfg.IssuerFiles[i].Roots, jwks.DefaultHTTPTimeout)
+			// The files as config.Load read them; nil roots are the system's, a nil proxy the
+			// environment's.
+			files := cfg.IssuerFiles[i]
+			opts.HTTPClient = jwks.NewClient(jwks.ClientOptions{Roots: files.Roots, Timeout: jwks.DefaultHTTPTimeout,
+				Proxy: files.Proxy, Certificate: files.ClientCert})
 		}
 		opts.Logger = k.log.With("issuer", opts.Issuer)
 		opts.Metrics = k.metrics
 		opts.OnChange = k.onChange
+		opts.Tracer = k.tracer
 		c, err := jwks.New(opts)
 		if err != nil {
 			return nil, nil, fmt.Errorf("issuers[%d]: %w", i, err)
@@ -119,6 +129,18 @@ func (k *keySets) build(cfg *config.Loaded) (caches []*jwks.Cache, commit func()
 		k.running = next
 	}
 	return caches, commit, nil
+}
+
+// cacheOf is the running cache of issuers[i] of cfg (the configuration serving); nil when it
+// is not running.
+func (k *keySets) cacheOf(cfg *config.Loaded, i int) *jwks.Cache {
+	spec, _ := keySet(cfg, i)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if rc, ok := k.running[spec]; ok {
+		return rc.cache
+	}
+	return nil
 }
 
 // ready reports whether every issuer has a usable key set.

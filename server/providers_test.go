@@ -534,6 +534,40 @@ rules:
 				claims: githubClaims(devidp.Claims{"aud": "https://github.com/other-org", "repository": "other-org/deploy", "repository_owner": "other-org"}), status: 401, reason: reason.WrongAudience},
 		},
 	},
+	{
+		// The README's Dex snippet: the API has a client of its own, which apps ask tokens for
+		// through Dex's cross-client trust (aud orders-api, azp the app).
+		name: "Dex, the API's own audience",
+		config: `
+issuers:
+  - issuer: "https://dex.example.com/dex"
+    jwks_file: keys.json
+    audiences: ["orders-api"]
+    authorized_parties: ["web-app"]
+    roles_claims: [groups]
+identity_headers:
+  x-user-id: sub
+  x-user-name: name
+  x-user-email: email
+  x-user-roles: roles
+`,
+		cases: []providerCase{
+			{name: "the app's token for the API, in the admin group", path: "/admin/x", claims: dexClaims(nil), status: 200, reason: reason.OK,
+				headers: "[{x-user-email alice@example.com} {x-user-id CiQ1YzRiM2EyOS0xZDBlLTRmNmEtOGI3Yy05ZDhlN2Y2YTViNGMSBWxvY2Fs} {x-user-name Alice} {x-user-roles admin,staff}]"},
+			{name: "without the group", path: "/admin/x", claims: dexClaims(devidp.Claims{"groups": []string{"staff"}}), status: 403, reason: reason.Forbidden},
+			{name: "the app's own login token (ID or access: they look alike)", path: "/api/x", claims: dexClaims(devidp.Claims{"aud": "web-app", "azp": nil}), status: 401, reason: reason.WrongAudience},
+			{name: "another app's token for the API", path: "/api/x", claims: dexClaims(devidp.Claims{"azp": "other-app"}), status: 401, reason: reason.InvalidToken},
+		},
+	},
+}
+
+func dexClaims(extra devidp.Claims) devidp.Claims {
+	c := devidp.Claims{
+		"iss": "https://dex.example.com/dex", "sub": "CiQ1YzRiM2EyOS0xZDBlLTRmNmEtOGI3Yy05ZDhlN2Y2YTViNGMSBWxvY2Fs",
+		"aud": "orders-api", "azp": "web-app", "at_hash": "bYzXk1mXyEGN5P4yv-Fm_A", "nonce": "n-0S6_WzA2Mj",
+		"email": "alice@example.com", "email_verified": true, "name": "Alice", "groups": []string{"admin", "staff"},
+	}
+	return merge(c, extra)
 }
 
 // TestProviders: for each identity provider, its configuration loads, its access tokens are

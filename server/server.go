@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,7 @@ import (
 	"github.com/portcullis-authz/portcullis/authz"
 	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/jwks"
+	"github.com/portcullis-authz/portcullis/tracing"
 )
 
 // Options configure a Server.
@@ -41,6 +43,9 @@ type Options struct {
 	ShutdownGrace time.Duration
 	// Reflection registers gRPC server reflection (for grpcurl); `portcullis dev` turns it on.
 	Reflection bool
+	// Tracing replaces parts of the tracer provider built for a tracing section (tests: an
+	// in-memory exporter, the environment).
+	Tracing tracing.Options
 }
 
 // Server runs the listeners of one Portcullis process.
@@ -54,6 +59,7 @@ type Server struct {
 	keys     *keySets
 	authz    *authz.Authorizer
 	httpAuth *authz.HTTPHandler // the HTTP forward-auth front, with forward_auth of cfg
+	tracing  *tracing.Provider  // nil = tracing off
 	cfg      *config.Loaded     // the configuration serving; guarded by mu
 	mu       sync.Mutex
 	ctx      context.Context
@@ -120,15 +126,29 @@ func New(opts Options) (*Server, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.keys = newKeySets(s.ctx, jwks.NewMetrics(reg), s.log, s.setReadiness)
+	var authzOpts []authz.AuthorizerOption
+	authzLog := s.log
+	if cfg.Tracing != nil {
+		if s.tracing, err = tracing.New(s.ctx, cfg.Tracing, opts.Tracing); err != nil {
+			s.cancel()
+			return nil, err
+		}
+	}
+	if s.tracing != nil {
+		s.keys.tracer = s.tracing.Tracer()
+		authzOpts = append(authzOpts, authz.WithObserver(s.tracing))
+		authzLog = slog.New(tracing.LogHandler(s.log.Handler()))
+	}
 	engine, commit, err := s.prepare(cfg)
 	if err != nil {
+		s.shutdownTracing()
 		s.cancel()
 		return nil, err
 	}
 	commit()
 	s.setReadiness() // key sets from files are there already
 	s.cfg = cfg
-	s.authz = authz.NewAuthorizer(engine, s.metrics, s.log)
+	s.authz = authz.NewAuthorizer(engine, s.metrics, authzLog, authzOpts...)
 	s.httpAuth = authz.NewHTTPHandler(s.authz, cfg.ForwardAuth)
 	for _, w := range cfg.Warnings {
 		s.log.Warn("configuration warning", "warning", w)
@@ -142,7 +162,7 @@ func (s *Server) prepare(cfg *config.Loaded) (*authz.Engine, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	engine, err := newEngine(cfg, caches, s.metrics)
+	engine, err := newEngine(cfg, caches, s.metrics, s.log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -174,6 +194,9 @@ func (s *Server) reload() error {
 	}
 	if cfg.Server != s.cfg.Server {
 		return errors.New("server: listen addresses and TLS settings cannot change on reload; restart Portcullis")
+	}
+	if !reflect.DeepEqual(cfg.Tracing, s.cfg.Tracing) {
+		return errors.New("tracing: the tracing section cannot change on reload; restart Portcullis")
 	}
 	engine, commit, err := s.prepare(cfg)
 	if err != nil {
@@ -365,17 +388,36 @@ func (s *Server) shutdown() error {
 		errs = append(errs, errors.New("server: shutdown grace period over; remaining checks cut off"))
 	}
 	s.keys.stop()
+	if err := s.shutdownTracing(); err != nil {
+		errs = append(errs, err)
+	}
 	s.cancel()
 	return errors.Join(errs...)
 }
 
+// shutdownTracing exports the spans still buffered, for at most five seconds.
+func (s *Server) shutdownTracing() error {
+	if s.tracing == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.tracing.Shutdown(ctx); err != nil {
+		return fmt.Errorf("tracing: exporting the last spans: %w", err)
+	}
+	return nil
+}
+
 func (s *Server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	// With tracing, a scraper that asks for OpenMetrics gets it, with the check durations'
+	// exemplars (trace IDs); the Prometheus text format has no exemplars.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{EnableOpenMetrics: s.tracing != nil}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.HandleFunc("POST /admin/jwks/refresh", s.refreshKeys)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if !s.Ready() {

@@ -98,13 +98,14 @@ const (
 	FieldScopes               // "scopes": Identity.Scopes, from scope or scp
 	FieldSubject              // "sub": Identity.Subject
 	FieldIssuer               // "iss": Identity.Issuer
+	FieldPayload              // "payload": Identity.Payload, the whole verified payload as base64url JSON
 )
 
 // fieldNames are the reserved names, declared here only.
-var fieldNames = map[string]Field{"roles": FieldRoles, "scopes": FieldScopes, "sub": FieldSubject, "iss": FieldIssuer}
+var fieldNames = map[string]Field{"roles": FieldRoles, "scopes": FieldScopes, "sub": FieldSubject, "iss": FieldIssuer, "payload": FieldPayload}
 
 // Attribute is what an identity header carries: one of the Identity's own fields when its name
-// is reserved (roles, scopes, sub, iss), else the claim at a ClaimPath. Compile it once with
+// is reserved (roles, scopes, sub, iss, payload), else the claim at a ClaimPath. Compile it once with
 // CompileAttribute.
 type Attribute struct {
 	field Field

@@ -147,7 +147,7 @@ func TestClaimPathLookupAllocates(t *testing.T) {
 }
 
 func TestCompileAttribute(t *testing.T) {
-	for name, want := range map[string]Field{"roles": FieldRoles, "scopes": FieldScopes, "sub": FieldSubject, "iss": FieldIssuer, "email": FieldClaim, "https://example.com/tier": FieldClaim} {
+	for name, want := range map[string]Field{"roles": FieldRoles, "scopes": FieldScopes, "sub": FieldSubject, "iss": FieldIssuer, "payload": FieldPayload, "email": FieldClaim, "https://example.com/tier": FieldClaim} {
 		a, err := CompileAttribute(name)
 		if err != nil || a.Field() != want || a.String() != name {
 			t.Errorf("%s: %v, field %d, %q", name, err, a.Field(), a.String())

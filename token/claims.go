@@ -20,6 +20,10 @@ type Identity struct {
 	Claims    map[string]any
 	ExpiresAt time.Time
 	NotBefore time.Time // zero when the token has no nbf
+	// Payload is the verified payload (the token's claims as the issuer signed them), base64url
+	// without padding, as Envoy's jwt_authn forward_payload_header sends it; "" unless
+	// Options.KeepPayload is set.
+	Payload string
 	// KeyThumbprint names the key that verified the token (RFC 7638), so that a cached
 	// identity can be dropped when its key leaves the issuer's set.
 	KeyThumbprint string

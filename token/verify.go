@@ -8,6 +8,7 @@ package token
 import (
 	"context"
 	"crypto"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,6 +103,7 @@ type Verifier struct {
 	maxBytes  int
 	now       func() time.Time
 	keep      map[string]bool
+	payload   bool // keep the payload in Identity.Payload
 }
 
 // Options configure a Verifier.
@@ -115,6 +117,9 @@ type Options struct {
 	// small and still answers every one of them; the others are dropped once roles and scopes are
 	// read. Non-nil and empty keeps no claim.
 	KeepClaims []ClaimPath
+	// KeepPayload keeps the whole verified payload in Identity.Payload (an identity header
+	// carrying "payload" reads it).
+	KeepPayload bool
 }
 
 // supportedAlgorithms are the JWS algorithms (RFC 7518 §3.1, RFC 8037 §3.1) Portcullis verifies,
@@ -177,7 +182,7 @@ func NewVerifier(o Options) (*Verifier, error) {
 	if now == nil {
 		now = time.Now
 	}
-	v := &Verifier{issuers: make(map[string]*issuer, len(o.Issuers)), maxBytes: o.MaxBytes, now: now}
+	v := &Verifier{issuers: make(map[string]*issuer, len(o.Issuers)), maxBytes: o.MaxBytes, now: now, payload: o.KeepPayload}
 	if o.KeepClaims != nil {
 		v.keep = make(map[string]bool, len(o.KeepClaims))
 		for _, p := range o.KeepClaims {
@@ -331,6 +336,9 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 	}
 	id := is.identity(&cl, used.Thumbprint, v.keep)
 	id.Tenant = tenant
+	if v.payload {
+		id.Payload = base64.RawURLEncoding.EncodeToString(c.payload)
+	}
 	return id, nil
 }
 

@@ -13,13 +13,11 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"math"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,26 +25,14 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/lestrrat-go/jwx/v2/jwa"
-	"google.golang.org/genproto/googleapis/rpc/code"
-	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/portcullis-authz/portcullis/bench/internal/load"
 	"github.com/portcullis-authz/portcullis/internal/devidp"
 	"github.com/portcullis-authz/portcullis/server"
 )
-
-// noop is the do-nothing ext_authz server: it allows everything with an empty OK response.
-type noop struct {
-	authv3.UnimplementedAuthorizationServer
-}
-
-func (noop) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	return &authv3.CheckResponse{Status: &rpcstatus.Status{Code: int32(code.Code_OK)},
-		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}}, nil
-}
 
 const benchConfig = `
 server: { grpc_addr: "127.0.0.1:0", http_addr: "", admin_addr: "" }
@@ -95,30 +81,6 @@ func startPortcullis(ctx context.Context, dir, name, cfg string) string {
 	must(srv.Listen())
 	go func() { _ = srv.Run(ctx) }()
 	return srv.Addr("grpc").String()
-}
-
-type result struct {
-	calls     int64
-	errors    int64
-	elapsed   time.Duration
-	latencies []time.Duration
-}
-
-func (r *result) merge(o *result) {
-	r.calls += o.calls
-	r.errors += o.errors
-	r.elapsed += o.elapsed
-	r.latencies = append(r.latencies, o.latencies...)
-}
-
-func (r *result) rps() float64 { return float64(r.calls) / r.elapsed.Seconds() }
-
-func (r *result) pct(p float64) time.Duration {
-	if len(r.latencies) == 0 {
-		return 0
-	}
-	slices.Sort(r.latencies)
-	return r.latencies[int(math.Ceil(p*float64(len(r.latencies))))-1]
 }
 
 func main() {
@@ -174,8 +136,7 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		ns := grpc.NewServer()
-		authv3.RegisterAuthorizationServer(ns, noop{})
+		ns := load.NewNoopServer()
 		go func() { _ = ns.Serve(nl) }()
 		defer ns.Stop()
 		targets = []target{
@@ -216,17 +177,17 @@ func main() {
 			}
 		}
 		// Warm up: connections, the token cache, the JIT-free but allocation-hungry first calls.
-		load(clients[i], req, *concurrency, time.Second)
+		run(clients[i], req, *concurrency, time.Second)
 	}
 	for i, tg := range targets {
-		if r := load(clients[i][:1], req, 1, 200*time.Millisecond); r.errors > 0 {
+		if r := run(clients[i][:1], req, 1, 200*time.Millisecond); r.Errors > 0 {
 			log.Fatalf("%s answered errors or denies during warm-up; is the token valid?", tg.name)
 		}
 	}
 	if *when { // the condition is what decides: another tenant's path is refused
 		other := proto.Clone(req).(*authv3.CheckRequest)
 		other.Attributes.Request.Http.Path = "/tenants/globex/orders/42"
-		if r := load(clients[0][:1], other, 1, 50*time.Millisecond); r.errors != r.calls {
+		if r := run(clients[0][:1], other, 1, 50*time.Millisecond); r.Errors != r.Calls {
 			log.Fatal("the server with the when allowed another tenant's path")
 		}
 	}
@@ -234,7 +195,7 @@ func main() {
 		runSoak(clients[0], reqs, *concurrency, *soak, *every)
 		return
 	}
-	totals := make([]result, len(targets))
+	totals := make([]load.Result, len(targets))
 	fmt.Printf("loadbench: %s against %s, %d rounds of %s per target, concurrency %d over %d connections, %s token, cache.tokens %d, client decodes answers: %v, GOMAXPROCS %d\n",
 		targets[0].name, targets[1].name, *rounds, *round, *concurrency, *conns, *alg, *cache, *decode, runtime.GOMAXPROCS(0))
 	for r := 0; r < *rounds; r++ {
@@ -243,57 +204,32 @@ func main() {
 			order = []int{1, 0}
 		}
 		for _, i := range order {
-			res := load(clients[i], req, *concurrency, *round)
-			fmt.Printf("  round %d %-11s %9.0f req/s  p50 %-9s p99 %-9s errors %d\n", r+1, targets[i].name, res.rps(), res.pct(0.50), res.pct(0.99), res.errors)
-			totals[i].merge(&res)
+			res := run(clients[i], req, *concurrency, *round)
+			fmt.Printf("  round %d %-11s %9.0f req/s  p50 %-9s p99 %-9s errors %d\n", r+1, targets[i].name, res.RPS(), res.Pct(0.50), res.Pct(0.99), res.Errors)
+			totals[i].Merge(&res)
 		}
 	}
 	a, b := &totals[0], &totals[1]
 	fmt.Printf("\n%-11s %12s %10s %10s\n", "target", "req/s", "p50", "p99")
 	for i := range targets {
-		fmt.Printf("%-11s %12.0f %10s %10s\n", targets[i].name, totals[i].rps(), totals[i].pct(0.5), totals[i].pct(0.99))
+		fmt.Printf("%-11s %12.0f %10s %10s\n", targets[i].name, totals[i].RPS(), totals[i].Pct(0.5), totals[i].Pct(0.99))
 	}
 	fmt.Printf("\nratio %s/%s: throughput %.3f, p50 %.2fx, p99 %.2fx\n", targets[0].name, targets[1].name,
-		a.rps()/b.rps(), float64(a.pct(0.5))/float64(b.pct(0.5)), float64(a.pct(0.99))/float64(b.pct(0.99)))
-	if a.errors+b.errors > 0 {
-		fmt.Printf("errors: %s %d, %s %d\n", targets[0].name, a.errors, targets[1].name, b.errors)
+		a.RPS()/b.RPS(), float64(a.Pct(0.5))/float64(b.Pct(0.5)), float64(a.Pct(0.99))/float64(b.Pct(0.99)))
+	if a.Errors+b.Errors > 0 {
+		fmt.Printf("errors: %s %d, %s %d\n", targets[0].name, a.Errors, targets[1].name, b.Errors)
 		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
 
-// load runs concurrency callers for d and records every latency. A deny counts as an error:
-// the benchmark request is meant to be allowed.
-func load(clients []checker, req *authv3.CheckRequest, concurrency int, d time.Duration) result {
-	var wg sync.WaitGroup
-	var calls, errs atomic.Int64
-	lats := make([][]time.Duration, concurrency)
-	deadline := time.Now().Add(d)
-	start := time.Now()
-	for w := 0; w < concurrency; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			c := clients[w%len(clients)]
-			local := make([]time.Duration, 0, 4096)
-			for time.Now().Before(deadline) {
-				t0 := time.Now()
-				ok, err := c.check(req)
-				local = append(local, time.Since(t0))
-				calls.Add(1)
-				if err != nil || !ok {
-					errs.Add(1)
-				}
-			}
-			lats[w] = local
-		}(w)
-	}
-	wg.Wait()
-	r := result{calls: calls.Load(), errors: errs.Load(), elapsed: time.Since(start)}
-	for _, l := range lats {
-		r.latencies = append(r.latencies, l...)
-	}
-	return r
+// run runs concurrency callers for d over clients, each sending req. A deny counts as an
+// error: the benchmark request is meant to be allowed.
+func run(clients []checker, req *authv3.CheckRequest, concurrency int, d time.Duration) load.Result {
+	return load.Run(concurrency, d, func(w int) bool {
+		ok, err := clients[w%len(clients)].check(req)
+		return err == nil && ok
+	})
 }
 
 func must(err error) {
@@ -365,7 +301,7 @@ func (t typedChecker) check(req *authv3.CheckRequest) (bool, error) {
 }
 
 // rawChecker sends each request encoded once (cached per request) and reads only the answer's
-// top-level field numbers: an allow carries ok_response (3), a deny denied_response (2).
+// top-level field numbers (load.RawCodec).
 type rawChecker struct{ cc *grpc.ClientConn }
 
 var encoded sync.Map // *authv3.CheckRequest -> []byte
@@ -379,36 +315,6 @@ func (r rawChecker) check(req *authv3.CheckRequest) (bool, error) {
 		}
 		b, _ = encoded.LoadOrStore(req, wire)
 	}
-	var answer rawAnswer
-	err := r.cc.Invoke(context.Background(), "/envoy.service.auth.v3.Authorization/Check", b.([]byte), &answer, grpc.ForceCodec(rawCodec{}))
-	return err == nil && answer.allowed, err
-}
-
-type rawAnswer struct{ allowed bool }
-
-// rawCodec passes pre-encoded requests through and scans answers without decoding them.
-type rawCodec struct{}
-
-func (rawCodec) Name() string { return "proto" }
-
-func (rawCodec) Marshal(v any) ([]byte, error) { return v.([]byte), nil }
-
-func (rawCodec) Unmarshal(data []byte, v any) error {
-	a := v.(*rawAnswer)
-	for len(data) > 0 {
-		num, typ, n := protowire.ConsumeTag(data)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		data = data[n:]
-		if num == 3 {
-			a.allowed = true
-		}
-		m := protowire.ConsumeFieldValue(num, typ, data)
-		if m < 0 {
-			return protowire.ParseError(m)
-		}
-		data = data[m:]
-	}
-	return nil
+	a, err := load.CheckRaw(context.Background(), r.cc, b.([]byte))
+	return err == nil && a.Allowed, err
 }

@@ -18,7 +18,8 @@ func newServeCmd(g *globals) *cobra.Command {
 		Use:   "serve --config FILE",
 		Short: "Run the servers (gRPC ext_authz, HTTP forward-auth, admin)",
 		Long: `Run the servers: Envoy ext_authz v3 gRPC (and grpc.health.v1) on server.grpc_addr, HTTP
-forward-auth on server.http_addr, and /metrics /healthz /readyz on server.admin_addr.
+forward-auth on server.http_addr, and /metrics /healthz /readyz (and POST /admin/jwks/refresh)
+on server.admin_addr.
 The configuration is reloaded on SIGHUP and when the file changes; a configuration that does
 not validate is refused and the previous one keeps serving. SIGTERM or SIGINT shut down
 gracefully: in-flight checks finish first.`,

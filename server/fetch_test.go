@@ -1,0 +1,216 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+
+	"github.com/portcullis-authz/portcullis/authz"
+	"github.com/portcullis-authz/portcullis/internal/devidp"
+	"github.com/portcullis-authz/portcullis/reason"
+)
+
+// tunnelProxy is an HTTP proxy that tunnels every CONNECT to target and records what it was
+// asked.
+type tunnelProxy struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	seen []string
+}
+
+func newTunnelProxy(t *testing.T, target string) *tunnelProxy {
+	t.Helper()
+	p := &tunnelProxy{}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.seen = append(p.seen, r.Method+" "+r.Host)
+		p.mu.Unlock()
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		upstream, err := net.Dial("tcp", target)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			upstream.Close()
+			return
+		}
+		_, _ = io.WriteString(conn, "HTTP/1.1 200 Connection established\r\n\r\n")
+		go func() { _, _ = io.Copy(upstream, buf); upstream.Close() }()
+		go func() { _, _ = io.Copy(conn, upstream); conn.Close() }()
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *tunnelProxy) requests() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return fmt.Sprint(p.seen)
+}
+
+// mutualTLSIdP is a development issuer served over TLS that requires a client certificate
+// from pki's CA; the client certificate and its key are written beside the CA as client.pem
+// and client-key.pem.
+func mutualTLSIdP(t *testing.T, pki *testPKI) (*devidp.IdP, *httptest.Server) {
+	t.Helper()
+	idp, err := devidp.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(idp)
+	cert, err := tls.LoadX509KeyPair(filepath.Join(pki.dir, "server.pem"), filepath.Join(pki.dir, "server-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pki.pool, MinVersion: tls.VersionTLS12}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	idp.SetIssuer(srv.URL)
+	writePEM(t, filepath.Join(pki.dir, "client.pem"), "CERTIFICATE", pki.client.Certificate[0])
+	der, err := x509.MarshalPKCS8PrivateKey(pki.client.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, filepath.Join(pki.dir, "client-key.pem"), "PRIVATE KEY", der)
+	return idp, srv
+}
+
+const fetchConfig = `
+server:
+  grpc_addr: "127.0.0.1:0"
+  http_addr: ""
+  admin_addr: "127.0.0.1:0"
+issuers:
+  - issuer: %q
+    audiences: [orders-api]
+    ca_file: ca.pem
+%s
+rules:
+  - name: api
+    match: { paths: ["/api/**"] }
+`
+
+// TestFetchThroughProxyWithClientCertificate: an issuer's proxy_url carries its discovery and
+// key-set requests whatever HTTPS_PROXY says, and its client certificate passes an identity
+// provider that requires mutual TLS; without the certificate the exact fetch error is in the
+// log and in /readyz.
+func TestFetchThroughProxyWithClientCertificate(t *testing.T) {
+	pki := newPKI(t)
+	idp, srv := mutualTLSIdP(t, pki)
+	proxy := newTunnelProxy(t, srv.Listener.Addr().String())
+	envProxy := newTunnelProxy(t, srv.Listener.Addr().String())
+	t.Setenv("HTTPS_PROXY", envProxy.srv.URL)
+	t.Setenv("NO_PROXY", "")
+	host := srv.Listener.Addr().String()
+	wantErr := regexp.MustCompile(`^` + regexp.QuoteMeta(fmt.Sprintf(`jwks: discovery: Get "%s/.well-known/openid-configuration": `, srv.URL)) +
+		`(readLoopPeekFailLocked: )?remote error: tls: certificate required$`)
+	cases := []struct {
+		name, issuer string
+		ready        bool
+		proxySaw     string
+	}{
+		{"client certificate through the issuer's proxy", `    client_cert_file: client.pem
+    client_key_file: client-key.pem
+    proxy_url: ` + proxy.srv.URL, true, "[CONNECT " + host + "]"},
+		{"client certificate, no proxy (loopback is not proxied by HTTPS_PROXY)", `    client_cert_file: client.pem
+    client_key_file: client-key.pem`, true, "[]"},
+		{"no client certificate", ``, false, "[]"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			proxy.mu.Lock()
+			proxy.seen = nil
+			proxy.mu.Unlock()
+			path := filepath.Join(pki.dir, "portcullis.yaml")
+			if err := os.WriteFile(path, []byte(fmt.Sprintf(fetchConfig, srv.URL, c.issuer)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var logs logBuffer
+			s, _ := runWith(t, Options{ConfigPath: path, Logger: logs.logger()})
+			readyz := "http://" + s.Addr("admin").String() + "/readyz"
+			var status int
+			var body string
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				status, body = getBody(t, readyz)
+				if status == 200 || strings.Contains(body, "the last fetch failed") {
+					break
+				}
+			}
+			if !c.ready {
+				// The error as the HTTP client gave it (the transport sometimes names its read
+				// loop), the same in the log and in /readyz.
+				logged := loggedError(logs.String(), "jwks: no key set yet; tokens of this issuer are answered 503")
+				if !wantErr.MatchString(logged) {
+					t.Errorf("logged err %q, want it to match %s\n%s", logged, wantErr, logs.String())
+				}
+				want := regexp.MustCompile(`^` + regexp.QuoteMeta("not ready: no usable keys yet for "+srv.URL+"\n"+srv.URL+": the last fetch failed (") +
+					`[1-9][0-9]* in a row\): ` + regexp.QuoteMeta(logged) + "\n$")
+				if status != 503 || !want.MatchString(body) {
+					t.Errorf("/readyz = %d %q, want 503 with %q", status, body, logged)
+				}
+				return
+			}
+			if status != 200 || body != "ready\n" {
+				t.Fatalf("/readyz = %d %q\n%s", status, body, logs.String())
+			}
+			if got := proxy.requests(); got != c.proxySaw {
+				t.Errorf("issuer's proxy saw %s, want %s", got, c.proxySaw)
+			}
+			if got := envProxy.requests(); got != "[]" {
+				t.Errorf("HTTPS_PROXY saw %s, want nothing", got)
+			}
+			tok, err := idp.Mint(jwa.RS256, devidp.Claims{"sub": "u", "aud": "orders-api"}, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := s.authz.Engine().Decide(context.Background(), &authz.Request{Method: "GET", Host: "h", Path: "/api/x",
+				Headers: map[string]string{"authorization": "Bearer " + tok}})
+			if d.Status != 200 || d.Reason != reason.OK {
+				t.Errorf("decision %d %s %s", d.Status, d.Reason, d.Detail)
+			}
+		})
+	}
+}
+
+func getBody(t *testing.T, target string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// loggedError is the err of the first JSON log line with message msg; "" when there is none.
+func loggedError(logs, msg string) string {
+	for _, line := range strings.Split(logs, "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg {
+			s, _ := rec["err"].(string)
+			return s
+		}
+	}
+	return ""
+}
