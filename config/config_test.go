@@ -14,6 +14,9 @@ import (
 	"github.com/portcullis-authz/portcullis/token"
 )
 
+// issuerKeys are the keys of an issuers entry, as an unknown key's message lists them.
+const issuerKeys = "issuer, issuer_aliases, tenants, insecure_any_tenant, jwks_uri, jwks_file, audiences, audience_claims, authorized_parties, authorized_party_claims, algorithms, leeway, refresh_interval, min_refresh_interval, ca_file, client_cert_file, client_key_file, proxy_url, roles_claims, token_types"
+
 // TestLoadBadConfigs loads one fixture per validation rule and asserts the exact message.
 func TestLoadBadConfigs(t *testing.T) {
 	cases := []struct{ file, want string }{
@@ -39,10 +42,10 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"proxy_url_no_host", `issuers[0].proxy_url: "proxy.example.com:3128" is not an http(s) URL; write the proxy as http://proxy.example.com:3128 (or https://)`},
 		{"proxy_url_with_path", `issuers[0].proxy_url: "http://user:xxxxx@proxy.example.com:3128/proxy" has a path, query or fragment; a proxy is only scheme://host:port`},
 		{"proxy_url_with_jwks_file", "issuers[0].proxy_url: the keys come from jwks_file and are never fetched; remove proxy_url"},
-		{"bool_not_bool", "forward_token: expected true or false, got \"no\""},
+		{"bool_not_bool", "forward_token: expected true or false, got \"no\" (line 5)"},
 		{"cache_negative", "cache.tokens: -1 is negative; use 0 to turn the token cache off"},
 		{"cookie_with_prefix", "tokens.sources[0].prefix: only a header source has a prefix"},
-		{"duration_without_unit", "issuers[0].leeway: \"30\" is not a duration; write it with a unit, e.g. 30s or 15m"},
+		{"duration_without_unit", "issuers[0].leeway: \"30\" is not a duration (line 5); write it with a unit, e.g. 30s or 15m"},
 		{"forward_auth_prefix", "forward_auth.path_prefix: \"authz/\" must start with \"/\" and not end with one, e.g. \"/authz\""},
 		{"forward_auth_unknown_convention", "forward_auth.trusted_headers[0]: \"x-real-uri\" is not a convention; use \"x-forwarded\" (Traefik, Caddy) or \"x-original\" (nginx)"},
 		{"grpc_addr_empty", "server.grpc_addr: must be set (Envoy's ext_authz talks to it), e.g. \":9191\""},
@@ -84,7 +87,21 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"tenant_not_id", `issuers[0].tenants[1]: "a/b" is not a tenant id (one path segment, e.g. 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0)`},
 		{"tenants_without_template", "issuers[0].tenants: only a template issuer (with {tenantid} in its path) has tenants; write the tenant id in the issuer instead"},
 		{"token_type_id", "issuers[0].token_types[1]: \"ID\" tokens are not access tokens and must never be accepted as bearer tokens"},
-		{"unknown_key", "server.grpc_adr: unknown key (line 2); known keys here: grpc_addr, http_addr, admin_addr, tls"},
+		{"unknown_key", "server.grpc_adr: unknown key (line 2); did you mean grpc_addr? known keys here: grpc_addr, http_addr, admin_addr, tls"},
+		{"audience_misspelt", "issuers[0].audience: unknown key (line 3); did you mean audiences? known keys here: " + issuerKeys},
+		// Every problem in one pass: those of reading the file, each with its line, then those
+		// of the checks after it, but for the checks of a field that could not be read
+		// (refresh_interval: no "must be positive" besides its decoding problem).
+		{"several_problems", `9 problems:
+  server.grpc_adr: unknown key (line 3); did you mean grpc_addr? known keys here: grpc_addr, http_addr, admin_addr, tls
+  issuers[0].audience: unknown key (line 7); did you mean audiences? known keys here: ` + issuerKeys + `
+  issuers[0].leeway: "30" is not a duration (line 8); write it with a unit, e.g. 30s or 15m
+  issuers[0].refresh_interval: expected a duration such as 30s (line 9)
+  rules[0].match.paths: expected a list (line 12)
+  rules[0].require.scope: unknown key (line 13); did you mean scopes? known keys here: any_roles, all_roles, scopes, claims, when, any_of, audiences
+  forward_token: expected true or false, got "no" (line 14)
+  server.http_addr: "9192" is not host:port (write ":9191" or "127.0.0.1:9191")
+  issuers[0].issuer: "sso.example.com/realms/demo" is not an absolute http(s) URL; write the issuer with its scheme (https://sso.example.com/realms/demo) and list other spellings of iss in issuer_aliases`},
 	}
 	seen := map[string]bool{}
 	for _, c := range cases {
@@ -411,5 +428,25 @@ rules:
 	want := []string{"issuers[0].insecure_any_tenant: INSECURE: every tenant of https://login.microsoftonline.com/{tenantid}/v2.0 is accepted, so any organisation with an account there can mint tokens that pass; list your tenants instead"}
 	if !slices.Equal(l.Warnings, want) {
 		t.Errorf("warnings\n got: %q\nwant: %q", l.Warnings, want)
+	}
+}
+
+// TestNearestKey: an unknown key is matched with the known key it most likely misspells.
+func TestNearestKey(t *testing.T) {
+	known := []string{"issuer", "jwks_uri", "jwks_file", "audiences", "audience_claims", "leeway", "refresh_interval", "min_refresh_interval"}
+	for _, c := range []struct{ key, want string }{
+		{"audience", "audiences"},
+		{"Audiences", "audiences"},
+		{"jwks_url", "jwks_uri"},
+		{"jwks-file", "jwks_file"},
+		{"refresh-interval", "refresh_interval"},
+		{"issuers", "issuer"},
+		{"lee", ""},   // three edits away
+		{"uri", ""},   // too short for two edits
+		{"bogus", ""}, // like nothing
+	} {
+		if got := nearest(c.key, known); got != c.want {
+			t.Errorf("nearest(%q) = %q, want %q", c.key, got, c.want)
+		}
 	}
 }

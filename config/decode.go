@@ -24,32 +24,106 @@ type written map[string]bool
 
 // decode is the strict decode: it walks the YAML document against the Go type of out and sets
 // every value it holds, parsing each scalar once. Every unknown key, key given twice, wrong
-// shape or unparsable scalar is reported with its field path
-// (`issuers[0].leeway: "30" is not a duration; write it with a unit, e.g. 30s`), all together,
-// instead of yaml's line-only messages. out is left partly set when there is an error.
+// shape or unparsable scalar is reported with its field path and line
+// (`issuers[0].leeway: "30" is not a duration (line 5); write it with a unit, e.g. 30s`), all
+// together, instead of yaml's line-only messages. out is left partly set when there is an error.
 func decode(data []byte, out any) (written, error) {
+	w, problems, _, err := decodeAll(data, out)
+	if err != nil {
+		return nil, err
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return w, nil
+}
+
+// decodeAll is decode that keeps going: it returns what was written, every problem, and the
+// field paths the problems are at ("" for the whole document), so that the later checks can
+// run on what could be read and report their own problems in the same pass. err is set only
+// when there is no document to walk (not YAML, or empty).
+func decodeAll(data []byte, out any) (w written, problems []error, failed []string, err error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("not valid YAML: %w", err)
+		return nil, nil, nil, fmt.Errorf("not valid YAML: %w", err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
-		return nil, errors.New("the file is empty")
+		return nil, nil, nil, errors.New("the file is empty")
 	}
 	d := &decoder{written: written{}}
 	d.value(doc.Content[0], reflect.ValueOf(out).Elem(), "")
-	if len(d.errs) > 0 {
-		return nil, errors.Join(d.errs...)
-	}
-	return d.written, nil
+	return d.written, d.errs, d.failed, nil
 }
 
 type decoder struct {
 	errs    []error
+	failed  []string // the field path of each error
 	written written
 }
 
+// fail records a problem; its first argument is always the field path it is at.
 func (d *decoder) fail(format string, args ...any) {
 	d.errs = append(d.errs, fmt.Errorf(format, args...))
+	at, _ := args[0].(string)
+	if at == "the document" {
+		at = ""
+	}
+	d.failed = append(d.failed, at)
+}
+
+// covered drops the problems found after decoding at a field path where decoding failed
+// (the path itself or below it): the value there is the default or empty because it could not
+// be read, and its decoding problem says so already.
+func covered(problems, failed []string) []string {
+	var out []string
+	for _, p := range problems {
+		at, _, _ := strings.Cut(p, ": ")
+		drop := false
+		for _, f := range failed {
+			if f == "" || at == f || strings.HasPrefix(at, f+".") || strings.HasPrefix(at, f+"[") {
+				drop = true
+				break
+			}
+		}
+		if !drop {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// nearest is the known key most like key, for an unknown one ("audience" → "audiences"): at
+// most two edits away, and fewer than half of key's length; "" when none is.
+func nearest(key string, known []string) string {
+	best, bestDist := "", 3
+	for _, k := range known {
+		d := editDistance(strings.ToLower(key), k)
+		if d < bestDist && 2*d < len(key) {
+			best, bestDist = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b (bytes; keys are ASCII).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func joinPath(base, key string) string {
@@ -84,15 +158,15 @@ func (d *decoder) value(node *yaml.Node, v reflect.Value, path string) {
 	}
 	if v.Type() == durationType {
 		if node.Kind != yaml.ScalarNode {
-			d.fail("%s: expected a duration such as 30s", where)
+			d.fail("%s: expected a duration such as 30s (line %d)", where, node.Line)
 			return
 		}
 		dur, err := time.ParseDuration(node.Value)
 		switch {
 		case err != nil:
-			d.fail("%s: %q is not a duration; write it with a unit, e.g. 30s or 15m", where, node.Value)
+			d.fail("%s: %q is not a duration (line %d); write it with a unit, e.g. 30s or 15m", where, node.Value, node.Line)
 		case dur < 0:
-			d.fail("%s: %s is negative", where, node.Value)
+			d.fail("%s: %s is negative (line %d)", where, node.Value, node.Line)
 		default:
 			v.SetInt(int64(dur))
 		}
@@ -118,7 +192,11 @@ func (d *decoder) value(node *yaml.Node, v reflect.Value, path string) {
 		d.entries(node, path, func(k, val *yaml.Node) {
 			i, ok := fields[k.Value]
 			if !ok {
-				d.fail("%s: unknown key (line %d); known keys here: %s", joinPath(path, k.Value), k.Line, strings.Join(known, ", "))
+				guess := ""
+				if near := nearest(k.Value, known); near != "" {
+					guess = " did you mean " + near + "?"
+				}
+				d.fail("%s: unknown key (line %d);%s known keys here: %s", joinPath(path, k.Value), k.Line, guess, strings.Join(known, ", "))
 				return
 			}
 			d.value(val, v.Field(i), joinPath(path, k.Value))
@@ -150,7 +228,7 @@ func (d *decoder) value(node *yaml.Node, v reflect.Value, path string) {
 		// their owner.
 		var x any
 		if err := node.Decode(&x); err != nil {
-			d.fail("%s: %v", where, err)
+			d.fail("%s: %v (line %d)", where, err, node.Line)
 			return
 		}
 		if x != nil {
@@ -159,18 +237,18 @@ func (d *decoder) value(node *yaml.Node, v reflect.Value, path string) {
 	case reflect.Bool:
 		var b bool
 		if node.Kind != yaml.ScalarNode || node.Tag != "!!bool" || node.Decode(&b) != nil {
-			d.fail("%s: expected true or false, got %q", where, node.Value)
+			d.fail("%s: expected true or false, got %q (line %d)", where, node.Value, node.Line)
 			return
 		}
 		v.SetBool(b)
 	case reflect.Int, reflect.Int64:
 		if node.Kind != yaml.ScalarNode {
-			d.fail("%s: expected a whole number", where)
+			d.fail("%s: expected a whole number (line %d)", where, node.Line)
 			return
 		}
 		n, err := strconv.Atoi(node.Value)
 		if err != nil || node.Tag != "!!int" {
-			d.fail("%s: expected a whole number, got %q", where, node.Value)
+			d.fail("%s: expected a whole number, got %q (line %d)", where, node.Value, node.Line)
 			return
 		}
 		v.SetInt(int64(n))
@@ -188,7 +266,7 @@ func (d *decoder) value(node *yaml.Node, v reflect.Value, path string) {
 		}
 		v.SetString(node.Value)
 	default:
-		d.fail("%s: cannot be decoded into %s", where, v.Type())
+		d.fail("%s: cannot be decoded into %s (line %d)", where, v.Type(), node.Line)
 	}
 }
 

@@ -76,23 +76,31 @@ func Load(path string) (*Loaded, error) {
 // Parse is the one entry point: strict decode and normalisation (relative file paths are
 // resolved against baseDir, the configuration file's directory), defaults, validation, and
 // compilation (rules; jwks_file and ca_file read and parsed). It makes no network call. Every
-// error names its field path; all are reported together, but for the content of the issuers'
-// files, which is read only once everything else is valid.
+// error names its field path (and a problem of reading the file, its line); all are reported
+// together, decoding problems first, but for the content of the issuers' files, which is read
+// only once everything else is valid.
 func Parse(data []byte, baseDir string) (*Loaded, error) {
 	var cfg Config
-	w, err := decode(data, &cfg)
+	w, derrs, failed, err := decodeAll(data, &cfg)
 	if err != nil {
 		return nil, &Error{Problems: splitJoined(err)}
 	}
+	// The later checks run on what could be read, so that one pass reports every problem;
+	// those at a field that could not be read are left to its decoding problem.
+	var errs []string
+	for _, e := range derrs {
+		errs = append(errs, e.Error())
+	}
 	cfg.applyDefaults(w)
-	errs := cfg.normalise(baseDir)
+	later := cfg.normalise(baseDir)
 	verrs, warns := cfg.validate()
-	errs = append(errs, verrs...)
-	identity, rolesClaims := cfg.compileClaims(&errs)
+	later = append(later, verrs...)
+	identity, rolesClaims := cfg.compileClaims(&later)
 	set, err := rules.Compile(cfg.Rules)
 	if err != nil {
-		errs = append(errs, splitJoined(err)...)
+		later = append(later, splitJoined(err)...)
 	}
+	errs = append(errs, covered(later, failed)...)
 	if len(errs) > 0 {
 		return nil, &Error{Problems: errs}
 	}

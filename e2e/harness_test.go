@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portcullis-authz/portcullis/internal/echo"
 )
 
 // Deadlines for the processes to come up. Keycloak is slow on two cores, slower still on its
@@ -473,18 +475,14 @@ type echoed struct {
 	Headers map[string][]string `json:"headers"` // lower-case names, every value received
 }
 
+// startEchoUpstream serves the upstream of envoy/README.md (internal/echo, which
+// examples/echo runs), counting the requests that reach it.
 func startEchoUpstream() *echoUpstream {
 	e := &echoUpstream{}
+	h := echo.Handler()
 	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.hits.Add(1)
-		out := echoed{Method: r.Method, Path: r.URL.RequestURI(), Headers: map[string][]string{}}
-		for k, v := range r.Header {
-			lk := strings.ToLower(k)
-			out.Headers[lk] = append(out.Headers[lk], v...)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("X-Echo", "1")
-		_ = json.NewEncoder(w).Encode(out)
+		h.ServeHTTP(w, r)
 	}))
 	return e
 }

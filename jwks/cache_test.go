@@ -420,8 +420,9 @@ func TestNeverLoaded(t *testing.T) {
 	}
 	contains(t, "LastError", st.LastError, "/jwks: HTTP 502")
 
-	// Retries back off from the floor, doubling, up to a minute, without end.
-	for i, want := range []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, time.Minute, time.Minute, time.Minute} {
+	// While no key set was ever loaded, retries come every 10 s (the floor, doubling, capped
+	// at 10 s), without end: a provider that comes up is used within seconds.
+	for i, want := range []time.Duration{10 * time.Second, 10 * time.Second, 10 * time.Second, 10 * time.Second, 10 * time.Second, 10 * time.Second} {
 		if got := h.nextIn(); got != want {
 			t.Fatalf("wait before retry %d = %s, want %s", i+1, got, want)
 		}
@@ -442,6 +443,43 @@ func TestNeverLoaded(t *testing.T) {
 	if got := h.nextIn(); got != 15*time.Minute {
 		t.Errorf("next refresh in %s", got)
 	}
+}
+
+// TestRetryBackoffBeforeAndAfterFirstLoad: before the first key set, failed fetches are
+// retried from the floor, doubling, up to 10 s; once a set was loaded, up to a minute.
+func TestRetryBackoffBeforeAndAfterFirstLoad(t *testing.T) {
+	idp := newTestIdP(t, setOf(t, "rsa1"))
+	idp.set(func(p *testIdP) { p.status = http.StatusServiceUnavailable }) // still starting
+	h := startHarness(t, idp, func(o *Options) { o.MinRefreshInterval = time.Second })
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second} {
+		if got := h.nextIn(); got != want {
+			t.Fatalf("never loaded: wait before retry %d = %s, want %s", i+1, got, want)
+		}
+		h.fire()
+	}
+	if h.cache.Ready() {
+		t.Fatal("ready while the provider fails")
+	}
+	idp.set(func(p *testIdP) { p.status = 0 }) // up: the retry 10 s later loads the keys
+	if got := h.nextIn(); got != 10*time.Second {
+		t.Fatalf("wait before the retry that succeeds = %s, want 10s", got)
+	}
+	h.fire()
+	if !h.cache.Ready() {
+		t.Fatal("not ready after the provider came up")
+	}
+	if got := h.nextIn(); got != 15*time.Minute {
+		t.Fatalf("next refresh in %s, want 15m", got)
+	}
+	idp.set(func(p *testIdP) { p.status = http.StatusServiceUnavailable })
+	h.fire() // the 15m refresh fails; the loaded set keeps serving
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second, time.Minute, time.Minute} {
+		if got := h.nextIn(); got != want {
+			t.Fatalf("after a load: wait before retry %d = %s, want %s", i+1, got, want)
+		}
+		h.fire()
+	}
+	h.mustFind("rsa1", jwa.RS256)
 }
 
 func TestColdStartFromPersistedSet(t *testing.T) {

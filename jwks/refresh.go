@@ -15,6 +15,11 @@ const (
 	// maxRetryBackoff caps the wait between attempts after failures (never below the minimum
 	// refresh interval): a replica that has no keys yet must notice a recovered provider soon.
 	maxRetryBackoff = time.Minute
+	// maxFirstLoadBackoff caps that wait instead while no key set was ever loaded (never
+	// below the minimum refresh interval): until then every token of the issuer is answered
+	// 503, and an identity provider that is still starting (Keycloak takes minutes) is used
+	// within seconds of its coming up.
+	maxFirstLoadBackoff = 10 * time.Second
 )
 
 // Run loads the key set and keeps it fresh until ctx ends; it blocks, so callers run it in a
@@ -23,7 +28,8 @@ const (
 // The first fetch happens at once. If it fails and nothing is loaded, the set persisted in
 // CacheDir (if any) is served, marked stale. Failed fetches are retried in the background
 // without end, backing off from MinRefreshInterval, doubling, up to one minute (or
-// RefreshInterval if shorter; never below MinRefreshInterval). After a success the next fetch
+// RefreshInterval if shorter; never below MinRefreshInterval), or up to 10 seconds while no key
+// set was ever loaded (fetched or persisted). After a success the next fetch
 // is due after RefreshInterval, or the response's max-age/Expires if shorter, ±10% jitter,
 // never sooner than MinRefreshInterval. A cache runs once: a second Run returns at once.
 // Run returns only once the fetch in progress, if any, has ended.
@@ -194,9 +200,13 @@ func (c *Cache) successInterval(guidance time.Duration) time.Duration {
 }
 
 // retryInterval is the wait after the n-th consecutive failure: the floor, doubled per
-// failure, capped, jittered, never below the floor.
+// failure, capped (lower while no key set was ever loaded), jittered, never below the floor.
 func (c *Cache) retryInterval(failures int) time.Duration {
-	ceiling := max(c.floor, min(c.interval, maxRetryBackoff))
+	limit := maxRetryBackoff
+	if c.snap.Load() == nil {
+		limit = maxFirstLoadBackoff
+	}
+	ceiling := max(c.floor, min(c.interval, limit))
 	d := c.floor
 	for i := 1; i < failures && d < ceiling; i++ {
 		d *= 2

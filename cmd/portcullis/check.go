@@ -65,8 +65,9 @@ T may be a token (without "Bearer "), @file, or - for standard input. Exit 0 all
 	cmd.Flags().StringArrayVar(&f.headers, "header", nil, "extra request header K=V (repeatable)")
 	cmd.Flags().StringVar(&f.source, "source", "", "the client address Envoy reports (source.address), an IP address")
 	cmd.Flags().StringArrayVar(&f.context, "context", nil, "a context extension K=V of the Envoy route (repeatable); portcullis-rule=NAME names the rule")
-	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
-	cmd.Flags().DurationVar(&f.wait, "wait", 10*time.Second, "how long at most to wait for the issuers' keys (an issuer's failed fetch ends its wait)")
+	cmd.Flags().BoolVar(&f.json, "json", false, `print the result as JSON; an error too, as {"error": {"message": ..., "problems": [...]}}`)
+	positiveDurationFlag(cmd.Flags(), &f.wait, "wait", 10*time.Second, "10s", "no key set could be fetched in no time",
+		"how long at most to wait for the issuers' keys (an issuer's failed fetch ends its wait)")
 	_ = cmd.MarkFlagRequired("path")
 	return cmd
 }
@@ -87,6 +88,9 @@ type checkResult struct {
 	Roles    []string          `json:"roles,omitempty"`
 	Headers  map[string]string `json:"headers,omitempty"`
 	Remove   []string          `json:"remove,omitempty"`
+	// Error is set when no decision could be made (exit 2): the explanation above says what
+	// serve would answer, Error why check gives no decision.
+	Error *jsonError `json:"error,omitempty"`
 }
 
 func runCheck(ctx context.Context, g *globals, f *checkFlags) error {
@@ -166,6 +170,10 @@ func runCheck(ctx context.Context, g *globals, f *checkFlags) error {
 		}
 	}
 	if f.json {
+		if noKeys != nil {
+			res.Error = newJSONError(noKeys)
+			noKeys = reportedError{noKeys}
+		}
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(res); err != nil {

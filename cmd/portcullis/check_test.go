@@ -337,7 +337,12 @@ func TestValidateCommand(t *testing.T) {
 	if code := run(context.Background(), []string{"validate", "--config", bad}, nil, &out, &errs); code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
-	if got := errs.String(); got != "portcullis: config: bogus: unknown key (line 3); known keys here: server, issuers, tokens, identity_headers, identity_headers_max_bytes, forward_token, cache, jwks_cache_dir, forward_auth, paths, rules, tracing\n" {
+	// The unknown key (no known key is like it) and the problems of the checks after
+	// reading, in one pass.
+	if got := errs.String(); got != "portcullis: config: 3 problems:\n"+
+		"  bogus: unknown key (line 3); known keys here: server, issuers, tokens, identity_headers, identity_headers_max_bytes, forward_token, cache, jwks_cache_dir, forward_auth, paths, rules, tracing\n"+
+		"  issuers: at least one issuer is needed\n"+
+		"  rules: no rules; every request would be denied with 403 (add at least one rule)\n" {
 		t.Errorf("stderr = %q", got)
 	}
 }

@@ -38,19 +38,22 @@ func main() {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot(stdin, stdout, stderr)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
 	}
+	code, shown := 2, err
 	var ee *exitError
 	if errors.As(err, &ee) {
-		if ee.err != nil {
-			fmt.Fprintln(stderr, "portcullis:", ee.err)
-		}
-		return ee.code
+		code, shown = ee.code, ee.err
 	}
-	fmt.Fprintln(stderr, "portcullis:", err)
-	return 2
+	if shown != nil {
+		fmt.Fprintln(stderr, "portcullis:", shown)
+		if wantsJSON(cmd) && !errors.As(shown, new(reportedError)) {
+			writeJSONError(stdout, shown, cmd.Name() != "test") // test --json writes JSON Lines
+		}
+	}
+	return code
 }
 
 // globals are the flags every command shares.
@@ -80,17 +83,18 @@ Start with "portcullis dev" for a local playground that needs no identity provid
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	root.SetFlagErrorFunc(flagError)
+	logLevelFlag(root.PersistentFlags(), &g.logLevel)
+	logFormatFlag(root.PersistentFlags(), &g.logFormat)
 	root.AddCommand(newServeCmd(g), newValidateCmd(g), newCheckCmd(g), newTestCmd(g), newDevCmd(g), newVersionCmd(g))
 	return root
 }
 
 // logger builds the process logger from the global flags. Logs go to stderr.
 func (g *globals) logger() (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
-		return nil, &exitError{2, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", g.logLevel)}
+	level, err := parseLogLevel(g.logLevel)
+	if err != nil {
+		return nil, &exitError{2, err}
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	switch strings.ToLower(g.logFormat) {
@@ -99,7 +103,7 @@ func (g *globals) logger() (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(g.stderr, opts)), nil
 	default:
-		return nil, &exitError{2, fmt.Errorf("--log-format: %q is not json or text", g.logFormat)}
+		return nil, &exitError{2, fmt.Errorf("--log-format %q: not one of text, json", g.logFormat)}
 	}
 }
 

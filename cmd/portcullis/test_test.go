@@ -113,7 +113,7 @@ PASS passes
 		{"test file missing", []string{dir + "nope.yaml"}, 2, "",
 			"portcullis: testdata/policy/nope.yaml: cannot read the test file: no such file or directory\n"},
 		{"unknown key", []string{dir + "bad_unknown_key.yaml"}, 2, "",
-			"portcullis: testdata/policy/bad_unknown_key.yaml: tests[0].expect.statuz: unknown key (line 5); known keys here: decision, status, rule, reason, headers, removed\n"},
+			"portcullis: testdata/policy/bad_unknown_key.yaml: tests[0].expect.statuz: unknown key (line 5); did you mean status? known keys here: decision, status, rule, reason, headers, removed\n"},
 		{"unknown issuer", []string{dir + "bad_unknown_issuer.yaml"}, 2, "",
 			`portcullis: testdata/policy/bad_unknown_issuer.yaml: tests[0].token.issuer: "https://sso.invalid/realms/other" is not an issuer of portcullis.yaml; configured: "https://sso.invalid/realms/t"` + "\n"},
 		{"unknown reason", []string{dir + "bad_unknown_reason.yaml"}, 2, "",
@@ -137,7 +137,7 @@ PASS passes
   tests[3].request.source: "10.1.2.3:5678" is not an IP address; give the client address as Envoy reports it, e.g. 10.1.2.3 or 2001:db8::1 (no port)
 `},
 		{"an error in one file runs no case", []string{dir + "pass.yaml", dir + "bad_unknown_key.yaml"}, 2, "",
-			"portcullis: testdata/policy/bad_unknown_key.yaml: tests[0].expect.statuz: unknown key (line 5); known keys here: decision, status, rule, reason, headers, removed\n"},
+			"portcullis: testdata/policy/bad_unknown_key.yaml: tests[0].expect.statuz: unknown key (line 5); did you mean status? known keys here: decision, status, rule, reason, headers, removed\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
