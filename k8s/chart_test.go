@@ -3,6 +3,7 @@ package k8s
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -135,7 +136,7 @@ func decodeManifests(t *testing.T, manifests map[string]string) []object {
 		for _, doc := range releaseutil.SplitManifests(manifests[k]) {
 			// SplitManifests trims each document; Helm sends it with its final line break,
 			// which a block scalar at its end keeps.
-			js, err := yaml.YAMLToJSON([]byte(doc + "\n"))
+			js, err := yaml.YAMLToJSONStrict([]byte(doc + "\n")) // a repeated key fails
 			if err != nil {
 				t.Fatalf("%s: %v", k, err)
 			}
@@ -487,6 +488,17 @@ func checkValidationHook(t *testing.T, objs, hooks []object) {
 	if c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
 		t.Errorf("terminationMessagePolicy %q", c.TerminationMessagePolicy)
 	}
+	// The Job's pod is no replica.
+	podLabels := labels.Set(job.Spec.Template.Labels)
+	for what, sel := range map[string]map[string]string{
+		"Deployment":          d.Spec.Selector.MatchLabels,
+		"Service":             one[*corev1.Service](t, objs, name).Spec.Selector,
+		"PodDisruptionBudget": one[*policyv1.PodDisruptionBudget](t, objs, name).Spec.Selector.MatchLabels,
+	} {
+		if labels.SelectorFromSet(sel).Matches(podLabels) {
+			t.Errorf("the %s selector %v selects the validation Job's pod %v", what, sel, podLabels)
+		}
+	}
 }
 
 func atoi(t *testing.T, s string) int {
@@ -502,13 +514,15 @@ func atoi(t *testing.T, s string) int {
 // except that it runs the validation Job. When Helm waits for the Job, it lays the hook
 // ConfigMaps it was given out as the Job's volumes would, and runs the Job's command as the
 // portcullis binary does: config.Load on the --config file, printing "portcullis: " and the
-// error (cmd/portcullis/main.go). The output is the pod's log.
+// error (cmd/portcullis/main.go). The output is the pod's log. Helm calls it from a goroutine
+// of its own, so it reports what goes wrong in broken, never through t.
 type cluster struct {
 	kubefake.PrintingKubeClient
-	t       *testing.T
-	dir     string
+	root    string            // where the Job's volumes are laid out
+	broken  error             // what went wrong in the stand-in itself
 	built   string            // the manifest of the last Build
 	configs map[string]string // hook ConfigMap name → its portcullis.yaml
+	jobErr  error             // the failure of the last Job run
 	logs    bytes.Buffer
 	jobs    int
 }
@@ -520,25 +534,46 @@ func (c *cluster) Build(r io.Reader, _ bool) (kube.ResourceList, error) {
 }
 
 func (c *cluster) WatchUntilReady(kube.ResourceList, time.Duration) error {
-	objs := decodeManifests(c.t, map[string]string{"hook": c.built})
-	for _, o := range objs {
-		switch v := o.Typed.(type) {
-		case *corev1.ConfigMap:
-			c.configs[v.Name] = v.Data[configFile]
-		case *batchv1.Job:
+	if err := c.watch(); err != nil {
+		c.broken = errors.Join(c.broken, err)
+		return err
+	}
+	return c.jobErr
+}
+
+func (c *cluster) watch() error {
+	c.jobErr = nil
+	for _, doc := range releaseutil.SplitManifests(c.built) {
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			return err
+		}
+		switch meta.Kind {
+		case "ConfigMap":
+			var cm corev1.ConfigMap
+			if err := yaml.UnmarshalStrict([]byte(doc+"\n"), &cm); err != nil {
+				return err
+			}
+			c.configs[cm.Name] = cm.Data[configFile]
+		case "Job":
+			var job batchv1.Job
+			if err := yaml.UnmarshalStrict([]byte(doc+"\n"), &job); err != nil {
+				return err
+			}
 			c.jobs++
-			return c.runJob(v)
+			return c.runJob(&job)
 		}
 	}
 	return nil
 }
 
+// runJob returns an error if the stand-in cannot run the Job, and sets jobErr if the Job fails.
 func (c *cluster) runJob(job *batchv1.Job) error {
 	ctr := job.Spec.Template.Spec.Containers[0]
 	if len(ctr.Args) != 3 || ctr.Args[0] != "validate" || ctr.Args[1] != "--config" {
-		c.t.Fatalf("the Job runs %q, not `validate --config FILE`", ctr.Args)
+		return fmt.Errorf("the Job runs %q, not `validate --config FILE`", ctr.Args)
 	}
-	root := c.t.TempDir()
+	root := c.root
 	for _, m := range ctr.VolumeMounts {
 		for _, v := range job.Spec.Template.Spec.Volumes {
 			if v.Name == m.Name && v.ConfigMap != nil {
@@ -547,17 +582,17 @@ func (c *cluster) runJob(job *batchv1.Job) error {
 					return fmt.Errorf("job %s: configmap %q not found", job.Name, v.ConfigMap.Name)
 				}
 				if err := os.MkdirAll(filepath.Join(root, m.MountPath), 0o755); err != nil {
-					c.t.Fatal(err)
+					return err
 				}
 				if err := os.WriteFile(filepath.Join(root, m.MountPath, configFile), []byte(data), 0o444); err != nil {
-					c.t.Fatal(err)
+					return err
 				}
 			}
 		}
 	}
 	if _, err := config.Load(filepath.Join(root, ctr.Args[2])); err != nil {
 		fmt.Fprintln(&c.logs, "portcullis:", err)
-		return fmt.Errorf("job %s failed: BackoffLimitExceeded", job.Name) // as Helm's kube client says it
+		c.jobErr = fmt.Errorf("job %s failed: BackoffLimitExceeded", job.Name) // as Helm's kube client says it
 	}
 	return nil
 }
@@ -606,7 +641,7 @@ func TestChartInstallRefusesInvalidConfig(t *testing.T) {
 		{name: "config as text", values: map[string]any{"config": "server:\n  grpc_addr: \":9191\"\nrules: nope\n"}, refusedWith: validateMessage, path: "rules"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := &cluster{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}, t: t, configs: map[string]string{}}
+			c := &cluster{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}, root: t.TempDir(), configs: map[string]string{}}
 			var out bytes.Buffer
 			cfg := &action.Configuration{
 				KubeClient:   c,
@@ -619,6 +654,9 @@ func TestChartInstallRefusesInvalidConfig(t *testing.T) {
 			install := action.NewInstall(cfg)
 			install.ReleaseName, install.Namespace = "portcullis", namespace
 			rel, err := install.Run(loadChart(t), tc.values)
+			if c.broken != nil {
+				t.Fatalf("the stand-in cluster: %v", c.broken)
+			}
 			if c.jobs != 1 {
 				t.Fatalf("the validation Job ran %d times, want once", c.jobs)
 			}
