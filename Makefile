@@ -23,8 +23,8 @@ run: build ## run `portcullis serve` with CONFIG (default examples/portcullis.ya
 
 test: vet unit fuzz e2e ## ALL tests: vet, unit tests with -race, short fuzzing, end-to-end (real Envoy + Keycloak)
 
-unit: ## unit and in-process integration tests, with the race detector (the product, examples/policy_test.yaml included, then the k8s/ module)
-	$(GO) test -race -count=1 ./...
+unit: ## unit and in-process integration tests, with the race detector (the product, examples/policy_test.yaml included, then the k8s/ module); grpcurl (pinned, scripts/install-grpcurl.sh) for the test of `dev`'s printed commands
+	PATH="$$(bash scripts/install-grpcurl.sh):$$PATH" $(GO) test -race -count=1 ./...
 	$(GO) -C k8s test -race -count=1 ./...
 
 vet: ## gofmt and go vet (the product and the k8s/ module)
