@@ -61,6 +61,7 @@ func (e *Engine) identify(ctx context.Context, raw string) (*identity, error) {
 	}
 	ci := e.render(id)
 	if e.cache != nil {
+		ci.key, ci.hasKey = key, true
 		e.cache.lru.Add(key, ci)
 	}
 	return ci, nil

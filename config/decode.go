@@ -222,6 +222,9 @@ func (c *Config) normalise(baseDir string) []string {
 	for i := range c.Issuers {
 		abs(&c.Issuers[i].JWKSFile)
 		abs(&c.Issuers[i].CAFile)
+		if in := c.Issuers[i].Introspection; in != nil {
+			abs(&in.ClientSecretFile)
+		}
 	}
 	for i := range c.Tokens.Sources {
 		c.Tokens.Sources[i].Header = strings.ToLower(c.Tokens.Sources[i].Header)

@@ -50,6 +50,8 @@ type IssuerFiles struct {
 	Roots *x509.CertPool
 	// CADigest is the SHA-256 (hex) of the ca_file; "" without one.
 	CADigest string
+	// IntrospectionSecret is the content of introspection.client_secret_file; "" without one.
+	IntrospectionSecret Secret
 }
 
 // Load reads the configuration file at path and runs every phase on it (see Parse).
@@ -125,6 +127,13 @@ func (c *Config) readIssuerFiles() ([]IssuerFiles, []string) {
 					files[i].JWKS, files[i].JWKSDigest = set, digest(doc)
 				}
 			}
+		}
+		if in := is.Introspection; in != nil && in.ClientSecretFile != "" {
+			secret, problem := readSecret(p+".introspection.client_secret_file", in.ClientSecretFile)
+			if problem != "" {
+				errs = append(errs, problem)
+			}
+			files[i].IntrospectionSecret = secret
 		}
 		if is.CAFile != "" {
 			pem, err := os.ReadFile(is.CAFile)

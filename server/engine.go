@@ -10,8 +10,8 @@ import (
 )
 
 // newEngine assembles the decision engine for a loaded configuration and its issuers' caches
-// (in issuer order).
-func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics) (*authz.Engine, error) {
+// (in issuer order), with the issuers' introspectors when ib is not nil (introspection.go).
+func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics, ib *introspection) (*authz.Engine, error) {
 	issuers := make([]token.IssuerConfig, len(cfg.Issuers))
 	for i, is := range cfg.Issuers {
 		issuers[i] = token.IssuerConfig{
@@ -42,6 +42,10 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics) (*aut
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	introspectors, opaque, err := ib.build(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	return authz.NewEngine(authz.Options{
 		Rules:           cfg.RuleSet,
 		Verifier:        v,
@@ -51,6 +55,8 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics) (*aut
 		CacheSize:       cfg.Cache.Tokens,
 		CacheLookups:    lookups,
 		Paths:           cfg.Paths.Options(),
+		Introspectors:   introspectors,
+		Opaque:          opaque,
 	}), nil
 }
 

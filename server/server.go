@@ -27,6 +27,7 @@ import (
 
 	"github.com/portcullis-authz/portcullis/authz"
 	"github.com/portcullis-authz/portcullis/config"
+	"github.com/portcullis-authz/portcullis/introspect"
 	"github.com/portcullis-authz/portcullis/jwks"
 )
 
@@ -49,6 +50,7 @@ type Server struct {
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	metrics  *authz.Metrics
+	intro    *introspection // builds the issuers' introspectors, counted on reg
 	reloads  *prometheus.CounterVec
 	reloadOK prometheus.Gauge
 	keys     *keySets
@@ -91,6 +93,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger, reg: reg, addrs: map[string]net.Addr{}}
 	s.metrics = authz.NewMetrics(reg)
+	s.intro = &introspection{metrics: introspect.NewMetrics(reg), log: s.log}
 	s.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "portcullis_config_reloads_total",
 		Help: "Configuration reloads, by result (success, error).",
@@ -142,7 +145,7 @@ func (s *Server) prepare(cfg *config.Loaded) (*authz.Engine, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	engine, err := newEngine(cfg, caches, s.metrics)
+	engine, err := newEngine(cfg, caches, s.metrics, s.intro)
 	if err != nil {
 		return nil, nil, err
 	}

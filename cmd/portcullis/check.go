@@ -87,6 +87,17 @@ type checkResult struct {
 	Roles    []string          `json:"roles,omitempty"`
 	Headers  map[string]string `json:"headers,omitempty"`
 	Remove   []string          `json:"remove,omitempty"`
+	// Introspection is what token introspection answered, when the token was introspected.
+	Introspection *introspectionResult `json:"introspection,omitempty"`
+}
+
+// introspectionResult explains an introspected decision: who was asked, what it said, and
+// whether the answer came from the cache and until when it stays there.
+type introspectionResult struct {
+	Issuer string `json:"issuer"`
+	Active bool   `json:"active"`
+	Cached bool   `json:"cached"`
+	Until  string `json:"cached_until,omitempty"` // RFC 3339, UTC; absent when not kept
 }
 
 func runCheck(ctx context.Context, g *globals, f *checkFlags) error {
@@ -164,6 +175,11 @@ func runCheck(ctx context.Context, g *globals, f *checkFlags) error {
 		if hint != "" {
 			res.Hint = hint
 		}
+	}
+	// Nor is there one when the introspection endpoint could not say whether the token is
+	// active: serve answers 503 until it does.
+	if d.Reason == reason.IntrospectionUnavailable && d.Introspection != nil {
+		noKeys = fmt.Errorf("no decision: the introspection endpoint of %s could not say whether the token is active: %s", d.Introspection.Issuer, d.Evaluated().Detail)
 	}
 	if f.json {
 		enc := json.NewEncoder(g.stdout)
@@ -258,6 +274,12 @@ func resultOf(d *authz.Decision) checkResult {
 	if id := d.Identity; id != nil {
 		r.Subject, r.Issuer, r.Tenant, r.Roles = id.Subject, id.Issuer, id.Tenant, id.Roles
 	}
+	if in := d.Introspection; in != nil {
+		r.Introspection = &introspectionResult{Issuer: in.Issuer, Active: in.Active, Cached: in.Cached}
+		if !in.Until.IsZero() {
+			r.Introspection.Until = in.Until.UTC().Format(time.RFC3339)
+		}
+	}
 	if len(d.Upstream) > 0 {
 		r.Headers = map[string]string{}
 		for _, h := range d.Upstream {
@@ -301,6 +323,9 @@ func printResult(w io.Writer, r checkResult) {
 	if len(r.Roles) > 0 {
 		line("roles", strings.Join(r.Roles, ", "))
 	}
+	if in := r.Introspection; in != nil {
+		line("introspected", describeIntrospection(in, reason.Code(r.Reason)))
+	}
 	if len(r.Headers) > 0 {
 		fmt.Fprintln(w, "headers:")
 		for _, k := range slices.Sorted(maps.Keys(r.Headers)) {
@@ -310,4 +335,25 @@ func printResult(w io.Writer, r checkResult) {
 	if len(r.Remove) > 0 {
 		line("removed", strings.Join(r.Remove, ", "))
 	}
+}
+
+// describeIntrospection is the text form of an introspected decision: "active at ISSUER,
+// asked now, cached until T".
+func describeIntrospection(in *introspectionResult, r reason.Code) string {
+	if r == reason.IntrospectionUnavailable {
+		return "no answer from " + in.Issuer
+	}
+	s := "not active at " + in.Issuer
+	if in.Active {
+		s = "active at " + in.Issuer
+	}
+	if in.Cached {
+		s += ", from the cache"
+	} else {
+		s += ", asked now"
+	}
+	if in.Until != "" {
+		return s + ", cached until " + in.Until
+	}
+	return s + ", not cached"
 }
