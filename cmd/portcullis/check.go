@@ -48,7 +48,9 @@ refused token the precise cause with a hint, and for unmet requirements each one
 values a condition (require.when) saw. --source and --context give what Envoy sends beside
 the request: the client address and the route's context_extensions.
 T may be a token (without "Bearer "), @file, or - for standard input. Exit 0 allow, 1 deny,
-2 error (also when the keys of the token's issuer could not be fetched: no decision).`,
+2 error (also when the keys of the token's issuer could not be fetched, or its introspection
+endpoint did not answer: no decision). An introspected token (require.active, an opaque token)
+is explained with the answer: active or not, asked now or from the cache, cached until when.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("log-level") {
