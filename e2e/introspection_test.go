@@ -21,18 +21,28 @@ import (
 const introspectionCacheTTL = 5 * time.Second
 
 // TestIntrospectionRevocation: with Keycloak's own introspection endpoint (found through its
-// discovery document) and a confidential client created for the test through the admin REST
-// API, a user's token passes a require.active route; once the admin API ends the user's
+// discovery document) and the confidential client of the resource server (its secret read
+// through the admin REST API and written to a file), a user's token passes a require.active route; once the admin API ends the user's
 // sessions, the same token is refused there (401 invalid_token) within cache_ttl, while a route
 // without active still lets it through until exp: the trade-off of README.md#token-introspection.
 func TestIntrospectionRevocation(t *testing.T) {
-	const clientID = "portcullis-introspector"
-	secret := randomHex(16)
-	env.kc.adminRequest(t, http.MethodPost, "/clients", map[string]any{
-		"clientId": clientID, "enabled": true, "protocol": "openid-connect", "publicClient": false,
-		"clientAuthenticatorType": "client-secret", "secret": secret,
-		"standardFlowEnabled": false, "directAccessGrantsEnabled": false, "serviceAccountsEnabled": false,
-	}, http.StatusCreated)
+	// Keycloak 26 answers active only to a client in the token's audience ("Client ... is not in
+	// the token audience" otherwise): the resource server's own client, orders-api, which the
+	// realm's audience mapper puts in aud. Its secret is read through the admin REST API.
+	const clientID = "orders-api"
+	var found []struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(env.kc.adminRequest(t, http.MethodGet, "/clients?clientId="+clientID, nil, http.StatusOK), &found); err != nil || len(found) != 1 {
+		t.Fatalf("client %s: %v %v", clientID, found, err)
+	}
+	var cred struct {
+		Value string `json:"value"`
+	}
+	if err := json.Unmarshal(env.kc.adminRequest(t, http.MethodGet, "/clients/"+found[0].ID+"/client-secret", nil, http.StatusOK), &cred); err != nil || cred.Value == "" {
+		t.Fatalf("client secret of %s: %v", clientID, err)
+	}
+	secret := cred.Value
 
 	dir := filepath.Join(env.work, "introspection")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
