@@ -133,6 +133,9 @@ func (a *Authorizer) logDecision(ctx context.Context, front string, r *Request, 
 			attrs = append(attrs, slog.String("tenant", d.Identity.Tenant))
 		}
 	}
+	if in := d.Introspection; in != nil {
+		attrs = append(attrs, slog.Bool("introspection_cached", in.Cached))
+	}
 	if detail := d.Evaluated().Detail; detail != "" {
 		attrs = append(attrs, slog.String("detail", detail))
 	}

@@ -61,6 +61,7 @@ func (e *Engine) identify(ctx context.Context, raw string) (ci *identity, cached
 	}
 	ci = e.render(id)
 	if e.cache != nil {
+		ci.key, ci.hasKey = key, true
 		e.cache.lru.Add(key, ci)
 	}
 	return ci, false, nil

@@ -81,6 +81,9 @@ type Decision struct {
 	Detail, Hint string
 	// Missing lists unmet requirements on a 403.
 	Missing []string
+	// Introspection is what token introspection answered (require.active, an opaque token);
+	// nil when nothing was introspected.
+	Introspection *Introspection
 
 	// DryRun is set when the matched rule is in dry-run mode: it is the decision the rule made,
 	// whole, allow or deny. The decision served is then an allow whatever DryRun says.

@@ -49,6 +49,11 @@ type Options struct {
 	// Log receives the engine's own warnings (an identity header too large to send); nil
 	// discards them.
 	Log *slog.Logger
+	// Introspectors ask issuers whether a token is active, for rules with require.active, by
+	// every spelling of their issuer's iss (issuer and aliases); nil = none (introspection.go).
+	Introspectors map[string]Introspector
+	// Opaque introspects the tokens that are not JWS (opaque_tokens); nil = they are refused.
+	Opaque Introspector
 }
 
 // Engine decides. It is immutable once built and safe for concurrent use; a configuration
@@ -70,6 +75,8 @@ type Engine struct {
 	// maxHeaderBytes bounds an identity header's value; log takes the warning of one too large.
 	maxHeaderBytes int
 	log            *slog.Logger
+	introspectors  map[string]Introspector
+	opaque         Introspector
 }
 
 // NewEngine builds an engine from its parts.
@@ -88,6 +95,7 @@ func NewEngine(o Options) *Engine {
 			e.secretHeaders = append(e.secretHeaders, strings.ToLower(src.Header))
 		}
 	}
+	e.introspectors, e.opaque = o.Introspectors, o.Opaque
 	e.now = o.Now
 	if e.now == nil {
 		e.now = time.Now
@@ -153,14 +161,16 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, p
 		if !found {
 			return e.allow(reason.Public, nil, r)
 		}
-		ci, cached, err := e.identify(ctx, raw)
+		ci, intro, cached, err := e.identifyFor(ctx, raw, rule)
 		if err != nil {
 			d := e.allow(reason.Public, nil, r)
 			d.Detail = "anonymous: " + err.Error()
+			d.Introspection = intro
 			return d
 		}
 		d := e.allow(reason.Public, ci, r)
 		d.Cached = cached
+		d.Introspection = intro
 		return d
 	}
 	// 4. No token on a protected rule.
@@ -170,7 +180,7 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, p
 		return d
 	}
 	// 5. and 7. Token refused, or keys never loaded.
-	ci, cached, err := e.identify(ctx, raw)
+	ci, intro, cached, err := e.identifyFor(ctx, raw, rule) // introspection.go
 	if err != nil {
 		var te *token.Error
 		d := e.deny(token.ReasonOf(err), nil)
@@ -178,7 +188,11 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, p
 		if errors.As(err, &te) {
 			d.Detail, d.Hint = te.Detail, te.Hint
 		}
+		d.Introspection = intro
 		return d
+	}
+	if rule.RequiresActive() && intro == nil {
+		return e.noIntrospection(ci)
 	}
 	// 6. Requirements: the rule answers with the reason (ok, forbidden, insufficient_scope).
 	in := rules.Input{Method: r.Method, Host: r.Host, Path: path, Headers: r.Headers, Context: r.Context}
@@ -198,6 +212,7 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, p
 	for _, ce := range out.Errors {
 		d.ConditionErrors = append(d.ConditionErrors, ce.Error())
 	}
+	d.Introspection = intro
 	return d
 }
 

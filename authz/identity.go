@@ -24,6 +24,9 @@ type identity struct {
 	upstream  []Header // identity headers set upstream on allow
 	remove    []string // configured identity headers this identity does not carry
 	roles     string   // the merged roles, comma-separated
+	// key is the token's cache key (tokenKey), when hasKey: an introspection reuses it.
+	key    [32]byte
+	hasKey bool
 }
 
 // render builds the engine's view of a verified identity.

@@ -129,13 +129,17 @@ func TestEveryReasonOnBothFronts(t *testing.T) {
 		{Name: "health", Match: rules.MatchSpec{Paths: []string{"/healthz"}}, Public: true},
 		{Name: "admin", Match: rules.MatchSpec{Paths: []string{"/api/admin/**"}}, Require: rules.RequireSpec{AnyRoles: []string{"admin"}}},
 		{Name: "purge", Match: rules.MatchSpec{Paths: []string{"/api/purge/**"}}, Require: rules.RequireSpec{Scopes: []string{"orders:delete", "orders:purge"}}},
+		{Name: "payments", Match: rules.MatchSpec{Paths: []string{"/api/payments/**"}}, Require: rules.RequireSpec{Active: true}},
 		{Name: "api", Match: rules.MatchSpec{Paths: []string{"/api/**"}}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	introspection := newIDPEndpoint(t)
+	introspection.set("malformed")
 	e := NewEngine(Options{Rules: set, Verifier: v, Sources: []config.TokenSource{{Header: "authorization", Prefix: "Bearer "}},
-		IdentityHeaders: attributes(t, map[string]string{"x-user-id": "sub"}), ForwardToken: true})
+		IdentityHeaders: attributes(t, map[string]string{"x-user-id": "sub"}), ForwardToken: true,
+		Introspectors: map[string]Introspector{issuer: newTestIntrospector(t, introspection, nil)}})
 
 	mint := func(p *devidp.IdP, iss string, claims devidp.Claims, ttl time.Duration) string {
 		t.Helper()
@@ -195,6 +199,8 @@ func TestEveryReasonOnBothFronts(t *testing.T) {
 			body("invalid_request", "the request path is malformed or ambiguous"), ""},
 		{reason.Unavailable, "/api/orders", mint(other, down, nil, time.Hour), 503, code.Code_UNAVAILABLE,
 			body("temporarily_unavailable", "the identity provider's keys are not available yet"), ""},
+		{reason.IntrospectionUnavailable, "/api/payments/1", good, 503, code.Code_UNAVAILABLE,
+			body("temporarily_unavailable", "the identity provider cannot confirm the token now"), ""},
 	}
 	covered := map[reason.Code]bool{}
 	for _, c := range cases {

@@ -133,6 +133,31 @@ type Issuer struct {
 	ProxyURL    string   `yaml:"proxy_url"`
 	RolesClaims []string `yaml:"roles_claims"`
 	TokenTypes  []string `yaml:"token_types"`
+	// Introspection, when set, lets Portcullis ask the issuer whether a token is active (RFC
+	// 7662): for rules with require.active, and for opaque tokens (opaque_tokens).
+	Introspection *Introspection `yaml:"introspection"`
+}
+
+// Introspection configures token introspection (RFC 7662) at one issuer
+// (docs/configuration.md#introspection).
+type Introspection struct {
+	// Endpoint is the introspection endpoint; "" = the introspection_endpoint of the issuer's
+	// discovery document.
+	Endpoint string `yaml:"endpoint"`
+	// ClientID and the secret in ClientSecretFile authenticate Portcullis to the endpoint
+	// (client_secret_basic). The file is read at load (Loaded.IssuerFiles).
+	ClientID         string `yaml:"client_id"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// ClientSecret exists only to refuse an inline secret with a clear message.
+	ClientSecret string `yaml:"client_secret"`
+	// OpaqueTokens: tokens that are not JWS are introspected at this issuer (at most one).
+	OpaqueTokens bool `yaml:"opaque_tokens"`
+	// CacheTTL bounds how long a positive answer is kept (never past the token's exp);
+	// NegativeCacheTTL is how long active: false is kept. 0 = not kept.
+	CacheTTL         time.Duration `yaml:"cache_ttl"`
+	NegativeCacheTTL time.Duration `yaml:"negative_cache_ttl"`
+	// Timeout bounds one introspection call.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Tokens says where the bearer token is found and how large it may be.
@@ -154,4 +179,7 @@ type TokenSource struct {
 type Cache struct {
 	// Tokens is the number of verified-token cache entries; 0 turns the cache off.
 	Tokens int `yaml:"tokens"`
+	// Introspection is the number of introspection answers each introspecting issuer keeps;
+	// 0 turns the cache off (every check asks the issuer).
+	Introspection int `yaml:"introspection"`
 }

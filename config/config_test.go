@@ -15,7 +15,7 @@ import (
 )
 
 // issuerKeys are the keys of an issuers entry, as an unknown key's message lists them.
-const issuerKeys = "issuer, issuer_aliases, tenants, insecure_any_tenant, jwks_uri, jwks_file, audiences, audience_claims, authorized_parties, authorized_party_claims, algorithms, leeway, refresh_interval, min_refresh_interval, ca_file, client_cert_file, client_key_file, proxy_url, roles_claims, token_types"
+const issuerKeys = "issuer, issuer_aliases, tenants, insecure_any_tenant, jwks_uri, jwks_file, audiences, audience_claims, authorized_parties, authorized_party_claims, algorithms, leeway, refresh_interval, min_refresh_interval, ca_file, client_cert_file, client_key_file, proxy_url, roles_claims, token_types, introspection"
 
 // TestLoadBadConfigs loads one fixture per validation rule and asserts the exact message.
 func TestLoadBadConfigs(t *testing.T) {
@@ -98,7 +98,7 @@ func TestLoadBadConfigs(t *testing.T) {
   issuers[0].leeway: "30" is not a duration (line 8); write it with a unit, e.g. 30s or 15m
   issuers[0].refresh_interval: expected a duration such as 30s (line 9)
   rules[0].match.paths: expected a list (line 12)
-  rules[0].require.scope: unknown key (line 13); did you mean scopes? known keys here: any_roles, all_roles, scopes, claims, when, any_of, audiences
+  rules[0].require.scope: unknown key (line 13); did you mean scopes? known keys here: any_roles, all_roles, scopes, claims, when, any_of, audiences, active
   forward_token: expected true or false, got "no" (line 14)
   server.http_addr: "9192" is not host:port (write ":9191" or "127.0.0.1:9191")
   issuers[0].issuer: "sso.example.com/realms/demo" is not an absolute http(s) URL; write the issuer with its scheme (https://sso.example.com/realms/demo) and list other spellings of iss in issuer_aliases`},

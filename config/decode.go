@@ -312,6 +312,10 @@ func (c *Config) normalise(baseDir string) []string {
 		abs(&c.Issuers[i].CAFile)
 		abs(&c.Issuers[i].ClientCertFile)
 		abs(&c.Issuers[i].ClientKeyFile)
+
+		if in := c.Issuers[i].Introspection; in != nil {
+			abs(&in.ClientSecretFile)
+		}
 	}
 	for i := range c.Tokens.Sources {
 		c.Tokens.Sources[i].Header = strings.ToLower(c.Tokens.Sources[i].Header)

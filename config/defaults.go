@@ -23,6 +23,14 @@ const (
 	DefaultIdentityHeadersMaxBytes = 8192
 )
 
+// Defaults of issuers[].introspection and of cache.introspection.
+const (
+	DefaultIntrospectionCacheTTL         = time.Minute
+	DefaultIntrospectionNegativeCacheTTL = 10 * time.Second
+	DefaultIntrospectionTimeout          = 2 * time.Second
+	DefaultIntrospectionCacheSize        = 10000
+)
+
 // DefaultRolesClaims suits Keycloak: realm roles by name, client roles as "<client-id>:<role>".
 func DefaultRolesClaims() []string { return []string{"realm_access.roles", "resource_access"} }
 
@@ -83,6 +91,9 @@ func (c *Config) applyDefaults(w written) {
 	if !w["cache.tokens"] {
 		c.Cache.Tokens = DefaultTokenCacheSize
 	}
+	if !w["cache.introspection"] {
+		c.Cache.Introspection = DefaultIntrospectionCacheSize
+	}
 	if !w["forward_auth.trusted_headers"] {
 		c.ForwardAuth.TrustedHeaders = []string{ConventionXForwarded, ConventionXOriginal}
 	}
@@ -97,6 +108,11 @@ func (c *Config) applyDefaults(w written) {
 		dur("leeway", &is.Leeway, DefaultLeeway)
 		dur("refresh_interval", &is.RefreshInterval, DefaultRefreshInterval)
 		dur("min_refresh_interval", &is.MinRefreshInterval, DefaultMinRefreshInterval)
+		if in := is.Introspection; in != nil {
+			dur("introspection.cache_ttl", &in.CacheTTL, DefaultIntrospectionCacheTTL)
+			dur("introspection.negative_cache_ttl", &in.NegativeCacheTTL, DefaultIntrospectionNegativeCacheTTL)
+			dur("introspection.timeout", &in.Timeout, DefaultIntrospectionTimeout)
+		}
 		if len(is.Algorithms) == 0 {
 			is.Algorithms = token.DefaultAlgorithms()
 		}

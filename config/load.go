@@ -57,6 +57,9 @@ type IssuerFiles struct {
 	ClientCertDigest string
 	// Proxy is the proxy_url parsed; nil without one.
 	Proxy *url.URL
+
+	// IntrospectionSecret is the content of introspection.client_secret_file; "" without one.
+	IntrospectionSecret Secret
 }
 
 // Load reads the configuration file at path and runs every phase on it (see Parse).
@@ -151,6 +154,13 @@ func (c *Config) readIssuerFiles() ([]IssuerFiles, []string) {
 			} else {
 				files[i].ClientCert, files[i].ClientCertDigest = cert, sum
 			}
+		}
+		if in := is.Introspection; in != nil && in.ClientSecretFile != "" {
+			secret, problem := readSecret(p+".introspection.client_secret_file", in.ClientSecretFile)
+			if problem != "" {
+				errs = append(errs, problem)
+			}
+			files[i].IntrospectionSecret = secret
 		}
 		if is.CAFile != "" {
 			pem, err := os.ReadFile(is.CAFile)

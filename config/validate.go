@@ -27,6 +27,11 @@ func (c *Config) validate() (errs, warns []string) {
 	c.warnForwardToken(&warns)
 	c.validatePaths(&errs)
 	c.validateTracing(&errs)
+
+	c.validateIntrospection(&errs, &warns) // introspection.go
+	if c.Cache.Introspection < 0 {
+		errs = append(errs, fmt.Sprintf("cache.introspection: %d is negative; use 0 to turn the introspection cache off", c.Cache.Introspection))
+	}
 	if c.Cache.Tokens < 0 {
 		errs = append(errs, fmt.Sprintf("cache.tokens: %d is negative; use 0 to turn the token cache off", c.Cache.Tokens))
 	}

@@ -35,6 +35,11 @@ const (
 	Unavailable       Code = "unavailable"
 )
 
+// IntrospectionUnavailable: the identity provider could not say whether the token is active
+// (token introspection, RFC 7662: down, timed out, a malformed answer). It is apart from
+// Unavailable, whose cause (the issuer's key set), remedy and description differ.
+const IntrospectionUnavailable Code = "introspection_unavailable"
+
 // Challenge is the WWW-Authenticate header a deny carries (RFC 6750 §3).
 type Challenge uint8
 
@@ -89,6 +94,7 @@ var table = [...]Answer{
 	{InsufficientScope, 403, "insufficient_scope", "the access token lacks a required scope", ChallengeInsufficientScope, false},
 	{BadRequest, 400, "invalid_request", "the request path is malformed or ambiguous", ChallengeNone, false},
 	{Unavailable, 503, "temporarily_unavailable", "the identity provider's keys are not available yet", ChallengeNone, true},
+	{IntrospectionUnavailable, 503, "temporarily_unavailable", "the identity provider cannot confirm the token now", ChallengeNone, true},
 }
 
 // All returns a copy of the table, in documentation order: for metric pre-initialisation and

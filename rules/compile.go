@@ -63,6 +63,10 @@ type required struct {
 // Name returns the rule's name.
 func (r *Rule) Name() string { return r.spec.Name }
 
+// RequiresActive reports whether the rule requires the token to be active at its issuer
+// (require.active: token introspection, after the signature).
+func (r *Rule) RequiresActive() bool { return r.spec.Require.Active }
+
 // Public reports whether the rule lets requests through without a token.
 func (r *Rule) Public() bool { return r.spec.Public }
 
@@ -340,6 +344,9 @@ func compileBlock(i int, field string, req *RequireSpec, env *lazyEnv, fail func
 	}
 	if field != "require" && req.Audiences != nil {
 		fail(field+".audiences", "audiences apply to the whole rule; move them up to require")
+	}
+	if field != "require" && req.Active {
+		fail(field+".active", "active applies to the whole rule; move it up to require")
 	}
 	if req.AnyOf != nil {
 		switch depth := strings.Count(field, ".any_of["); {

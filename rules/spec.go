@@ -90,11 +90,16 @@ type RequireSpec struct {
 	// the issuer's own audience check). Unmet, it is answered 401 invalid_token, reason
 	// wrong_audience. Only at the top of require, not inside any_of.
 	Audiences []string `yaml:"audiences"`
+	// Active: the token must be active at its issuer now, by token introspection (RFC 7662;
+	// issuers[].introspection): a verified JWT is introspected too, after its signature, so a
+	// revoked token or an ended session is refused within the introspection cache_ttl rather
+	// than at exp. Only at the top of require, not inside any_of.
+	Active bool `yaml:"active"`
 }
 
 func (r *RequireSpec) empty() bool {
 	return len(r.AnyRoles) == 0 && len(r.AllRoles) == 0 && len(r.Scopes) == 0 && len(r.Claims) == 0 &&
-		r.When == "" && r.AnyOf == nil && r.Audiences == nil
+		r.When == "" && r.AnyOf == nil && r.Audiences == nil && !r.Active
 }
 
 // clone returns a deep copy, so that a compiled rule cannot be changed through its Spec.

@@ -11,8 +11,8 @@ import (
 )
 
 // newEngine assembles the decision engine for a loaded configuration and its issuers' caches
-// (in issuer order).
-func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics, log *slog.Logger) (*authz.Engine, error) {
+// (in issuer order), with the issuers' introspectors when ib is not nil (introspection.go).
+func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics, log *slog.Logger, ib *introspection) (*authz.Engine, error) {
 	issuers := make([]token.IssuerConfig, len(cfg.Issuers))
 	for i, is := range cfg.Issuers {
 		issuers[i] = token.IssuerConfig{
@@ -44,6 +44,10 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics, log *
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	introspectors, opaque, err := ib.build(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	return authz.NewEngine(authz.Options{
 		Rules:                  cfg.RuleSet,
 		Verifier:               v,
@@ -55,6 +59,8 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics, log *
 		Paths:                  cfg.Paths.Options(),
 		IdentityHeaderMaxBytes: cfg.IdentityHeadersMaxBytes,
 		Log:                    log,
+		Introspectors:          introspectors,
+		Opaque:                 opaque,
 	}), nil
 }
 

@@ -12,7 +12,8 @@ import (
 // headers, token cache and issuer checks (audiences, authorized parties, algorithms, leeway,
 // token types) — but with the key set of issuers[i] replaced by sets[i]: nothing is fetched,
 // read or persisted, whatever jwks_uri, jwks_file or jwks_cache_dir say. `portcullis test`
-// uses it with keys it generates for the run.
+// uses it with keys it generates for the run. Nor is any token introspected: a rule with
+// require.active denies (403), an opaque token is refused (401).
 func Offline(cfg *config.Loaded, sets []*jwks.Set) (*authz.Engine, error) {
 	if len(sets) != len(cfg.Issuers) {
 		return nil, fmt.Errorf("server: %d key sets for %d issuers", len(sets), len(cfg.Issuers))
@@ -25,5 +26,5 @@ func Offline(cfg *config.Loaded, sets []*jwks.Set) (*authz.Engine, error) {
 		}
 		caches[i] = c
 	}
-	return newEngine(cfg, caches, nil, nil)
+	return newEngine(cfg, caches, nil, nil, nil) // no introspection either: nothing is fetched
 }

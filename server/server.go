@@ -28,6 +28,7 @@ import (
 
 	"github.com/portcullis-authz/portcullis/authz"
 	"github.com/portcullis-authz/portcullis/config"
+	"github.com/portcullis-authz/portcullis/introspect"
 	"github.com/portcullis-authz/portcullis/jwks"
 	"github.com/portcullis-authz/portcullis/tracing"
 )
@@ -54,6 +55,7 @@ type Server struct {
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	metrics  *authz.Metrics
+	intro    *introspection // builds the issuers' introspectors, counted on reg
 	reloads  *prometheus.CounterVec
 	reloadOK prometheus.Gauge
 	keys     *keySets
@@ -97,6 +99,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger, reg: reg, addrs: map[string]net.Addr{}}
 	s.metrics = authz.NewMetrics(reg)
+	s.intro = &introspection{metrics: introspect.NewMetrics(reg), log: s.log}
 	s.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "portcullis_config_reloads_total",
 		Help: "Configuration reloads, by result (success, error).",
@@ -162,7 +165,7 @@ func (s *Server) prepare(cfg *config.Loaded) (*authz.Engine, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	engine, err := newEngine(cfg, caches, s.metrics, s.log)
+	engine, err := newEngine(cfg, caches, s.metrics, s.log, s.intro)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -27,6 +27,10 @@ type Identity struct {
 	// KeyThumbprint names the key that verified the token (RFC 7638), so that a cached
 	// identity can be dropped when its key leaves the issuer's set.
 	KeyThumbprint string
+	// Introspected is set when the identity is an introspection answer's (an opaque token,
+	// Verifier.Introspected): no key verified it, so KeyThumbprint is empty and Fresh is
+	// false; its freshness is the introspection cache's.
+	Introspected bool
 }
 
 // claims holds the decoded payload and the registered claims read from it.

@@ -48,7 +48,9 @@ refused token the precise cause with a hint, and for unmet requirements each one
 values a condition (require.when) saw. --source and --context give what Envoy sends beside
 the request: the client address and the route's context_extensions.
 T may be a token (without "Bearer "), @file, or - for standard input. Exit 0 allow, 1 deny,
-2 error (also when the keys of the token's issuer could not be fetched: no decision).`,
+2 error (also when the keys of the token's issuer could not be fetched, or its introspection
+endpoint did not answer: no decision). An introspected token (require.active, an opaque token)
+is explained with the answer: active or not, asked now or from the cache, cached until when.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("log-level") {
@@ -91,6 +93,18 @@ type checkResult struct {
 	// Error is set when no decision could be made (exit 2): the explanation above says what
 	// serve would answer, Error why check gives no decision.
 	Error *jsonError `json:"error,omitempty"`
+
+	// Introspection is what token introspection answered, when the token was introspected.
+	Introspection *introspectionResult `json:"introspection,omitempty"`
+}
+
+// introspectionResult explains an introspected decision: who was asked, what it said, and
+// whether the answer came from the cache and until when it stays there.
+type introspectionResult struct {
+	Issuer string `json:"issuer"`
+	Active bool   `json:"active"`
+	Cached bool   `json:"cached"`
+	Until  string `json:"cached_until,omitempty"` // RFC 3339, UTC; absent when not kept
 }
 
 func runCheck(ctx context.Context, g *globals, f *checkFlags) error {
@@ -168,6 +182,11 @@ func runCheck(ctx context.Context, g *globals, f *checkFlags) error {
 		if hint != "" {
 			res.Hint = hint
 		}
+	}
+	// Nor is there one when the introspection endpoint could not say whether the token is
+	// active: serve answers 503 until it does.
+	if d.Reason == reason.IntrospectionUnavailable && d.Introspection != nil {
+		noKeys = fmt.Errorf("no decision: the introspection endpoint of %s could not say whether the token is active: %s", d.Introspection.Issuer, d.Evaluated().Detail)
 	}
 	if f.json {
 		if noKeys != nil {
@@ -266,6 +285,12 @@ func resultOf(d *authz.Decision) checkResult {
 	if id := d.Identity; id != nil {
 		r.Subject, r.Issuer, r.Tenant, r.Roles = id.Subject, id.Issuer, id.Tenant, id.Roles
 	}
+	if in := d.Introspection; in != nil {
+		r.Introspection = &introspectionResult{Issuer: in.Issuer, Active: in.Active, Cached: in.Cached}
+		if !in.Until.IsZero() {
+			r.Introspection.Until = in.Until.UTC().Format(time.RFC3339)
+		}
+	}
 	if len(d.Upstream) > 0 {
 		r.Headers = map[string]string{}
 		for _, h := range d.Upstream {
@@ -309,6 +334,9 @@ func printResult(w io.Writer, r checkResult) {
 	if len(r.Roles) > 0 {
 		line("roles", strings.Join(r.Roles, ", "))
 	}
+	if in := r.Introspection; in != nil {
+		line("introspected", describeIntrospection(in, reason.Code(r.Reason)))
+	}
 	if len(r.Headers) > 0 {
 		fmt.Fprintln(w, "headers:")
 		for _, k := range slices.Sorted(maps.Keys(r.Headers)) {
@@ -318,4 +346,25 @@ func printResult(w io.Writer, r checkResult) {
 	if len(r.Remove) > 0 {
 		line("removed", strings.Join(r.Remove, ", "))
 	}
+}
+
+// describeIntrospection is the text form of an introspected decision: "active at ISSUER,
+// asked now, cached until T".
+func describeIntrospection(in *introspectionResult, r reason.Code) string {
+	if r == reason.IntrospectionUnavailable {
+		return "no answer from " + in.Issuer
+	}
+	s := "not active at " + in.Issuer
+	if in.Active {
+		s = "active at " + in.Issuer
+	}
+	if in.Cached {
+		s += ", from the cache"
+	} else {
+		s += ", asked now"
+	}
+	if in.Until != "" {
+		return s + ", cached until " + in.Until
+	}
+	return s + ", not cached"
 }

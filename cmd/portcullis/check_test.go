@@ -6,6 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -139,6 +142,33 @@ func TestCheckGolden(t *testing.T) {
 	// good's payload under a kid the key set does not hold (it is looked up before the
 	// signature is checked).
 	retired := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","kid":"retired-2023","typ":"JWT"}`)) + "." + parts[1] + "." + parts[2]
+	// Token introspection: an endpoint that says good is active and any other token is not,
+	// and one where nothing listens.
+	intro := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.FormValue("token") == good {
+			fmt.Fprintf(w, `{"active": true, "sub": "alice-sub", "exp": %d}`, time.Now().Add(time.Hour).Unix())
+			return
+		}
+		fmt.Fprint(w, `{"active": false}`)
+	}))
+	defer intro.Close()
+	secret := filepath.Join(filepath.Dir(path), "secret")
+	if err := os.WriteFile(secret, []byte("check-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	introConfig := func(name, endpoint string) string {
+		file := filepath.Join(filepath.Dir(path), name)
+		cfg := strings.Replace(checkConfig, "audiences: [orders-api]\n", "audiences: [orders-api]\n    introspection:\n      endpoint: "+endpoint+
+			"\n      client_id: portcullis\n      client_secret_file: secret\n", 1) +
+			"  - name: payments\n    match: { paths: [\"/payments/**\"] }\n    require: { active: true }\n"
+		if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return file
+	}
+	introspecting := introConfig("introspecting.yaml", intro.URL+"/introspect")
+	introDown := introConfig("introspection-down.yaml", "http://127.0.0.1:1/introspect")
+	revoked := mint(devidp.Claims{"sub": "bob-sub"}, time.Hour)
 	cases := []struct {
 		name   string
 		args   []string
@@ -189,6 +219,11 @@ func TestCheckGolden(t *testing.T) {
 		{name: "bearer_pasted", args: []string{"--path", "/api/orders/1", "--token", "Bearer " + good}, exit: 1, reason: reason.InvalidToken},
 		{name: "refresh_token", args: []string{"--path", "/api/orders/1", "--token", refresh}, exit: 1, reason: reason.InvalidToken},
 		{name: "id_token", args: []string{"--path", "/api/orders/1", "--token", idToken}, exit: 1, reason: reason.WrongAudience},
+		{name: "introspection_active", args: []string{"--path", "/payments/1", "--token", good}, exit: 0, config: introspecting, reason: reason.OK},
+		{name: "introspection_active_json", args: []string{"--path", "/payments/1", "--token", good, "--json"}, exit: 0, config: introspecting, reason: reason.OK},
+		{name: "introspection_inactive", args: []string{"--path", "/payments/1", "--token", revoked}, exit: 1, config: introspecting, reason: reason.InvalidToken},
+		{name: "introspection_not_required", args: []string{"--path", "/api/orders/1", "--token", revoked}, exit: 0, config: introspecting, reason: reason.OK},
+		{name: "introspection_unavailable", args: []string{"--path", "/payments/1", "--token", good}, exit: 2, config: introDown, reason: reason.IntrospectionUnavailable, stderr: true},
 		{name: "token_file_missing", args: []string{"--path", "/api/orders/1", "--token", "@missing.jwt"}, exit: 2, stderr: true},
 		{name: "token_file_empty", args: []string{"--path", "/api/orders/1", "--token", "@" + emptyFile}, exit: 2, stderr: true},
 	}
@@ -207,6 +242,7 @@ func TestCheckGolden(t *testing.T) {
 	volatile := []*regexp.Regexp{
 		regexp.MustCompile(`expired 3m[1-5][0-9]s ago`), // minted before the cases run; a loaded machine adds seconds
 		regexp.MustCompile(`not valid before \S+ \(\d+m\d+s from now`),
+		regexp.MustCompile(`cached until \S+|"cached_until": "[^"]+"`),
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -267,6 +303,10 @@ func TestCheckGolden(t *testing.T) {
 					switch {
 					case strings.HasPrefix(s, "expired"):
 						return "expired 3m12s ago"
+					case strings.HasPrefix(s, "cached until"):
+						return "cached until <time>"
+					case strings.HasPrefix(s, `"cached_until"`):
+						return `"cached_until": "<time>"`
 					default:
 						return "not valid before <time> (9m59s from now"
 					}

@@ -27,9 +27,9 @@ func TestCheckJSONErrors(t *testing.T) {
 		{"configuration problems", []string{"check", "--json", "--config", bad, "--path", "/"},
 			`{
   "error": {
-    "message": "config: 3 problems:\n  issuers[0].audience: unknown key (line 3); did you mean audiences? known keys here: issuer, issuer_aliases, tenants, insecure_any_tenant, jwks_uri, jwks_file, audiences, audience_claims, authorized_parties, authorized_party_claims, algorithms, leeway, refresh_interval, min_refresh_interval, ca_file, client_cert_file, client_key_file, proxy_url, roles_claims, token_types\n  issuers[0].leeway: \"30\" is not a duration (line 4); write it with a unit, e.g. 30s or 15m\n  rules: no rules; every request would be denied with 403 (add at least one rule)",
+    "message": "config: 3 problems:\n  issuers[0].audience: unknown key (line 3); did you mean audiences? known keys here: issuer, issuer_aliases, tenants, insecure_any_tenant, jwks_uri, jwks_file, audiences, audience_claims, authorized_parties, authorized_party_claims, algorithms, leeway, refresh_interval, min_refresh_interval, ca_file, client_cert_file, client_key_file, proxy_url, roles_claims, token_types, introspection\n  issuers[0].leeway: \"30\" is not a duration (line 4); write it with a unit, e.g. 30s or 15m\n  rules: no rules; every request would be denied with 403 (add at least one rule)",
     "problems": [
-      "issuers[0].audience: unknown key (line 3); did you mean audiences? known keys here: issuer, issuer_aliases, tenants, insecure_any_tenant, jwks_uri, jwks_file, audiences, audience_claims, authorized_parties, authorized_party_claims, algorithms, leeway, refresh_interval, min_refresh_interval, ca_file, client_cert_file, client_key_file, proxy_url, roles_claims, token_types",
+      "issuers[0].audience: unknown key (line 3); did you mean audiences? known keys here: issuer, issuer_aliases, tenants, insecure_any_tenant, jwks_uri, jwks_file, audiences, audience_claims, authorized_parties, authorized_party_claims, algorithms, leeway, refresh_interval, min_refresh_interval, ca_file, client_cert_file, client_key_file, proxy_url, roles_claims, token_types, introspection",
       "issuers[0].leeway: \"30\" is not a duration (line 4); write it with a unit, e.g. 30s or 15m",
       "rules: no rules; every request would be denied with 403 (add at least one rule)"
     ]

@@ -1,0 +1,193 @@
+package introspect
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// maxAnswerBytes bounds an introspection answer or a discovery document.
+const maxAnswerBytes = 1 << 20
+
+// post makes one introspection request (RFC 7662 §2.1) and reads its answer (§2.2). Errors
+// name the endpoint and what was wrong, never the token, the secret or the body.
+func (in *Introspector) post(ctx context.Context, endpoint, raw string) (Answer, error) {
+	form := url.Values{"token": {raw}, "token_type_hint": {"access_token"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return Answer{}, fmt.Errorf("POST %s: %w", redacted(endpoint), err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "portcullis")
+	// RFC 6749 §2.3.1: the client id and secret are form-encoded before the basic scheme's
+	// base64 (RFC 7617).
+	req.SetBasicAuth(url.QueryEscape(in.clientID), url.QueryEscape(in.secret))
+	resp, err := in.client.Do(req)
+	if err != nil {
+		return Answer{}, fmt.Errorf("POST %s: %s", redacted(endpoint), transportError(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		msg := fmt.Sprintf("POST %s: HTTP %d", redacted(endpoint), resp.StatusCode)
+		switch resp.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			msg += "; the endpoint refused Portcullis's client credentials (check client_id and client_secret_file, and that the client is confidential)"
+		case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+			msg += "; redirects are not followed (the token goes to the configured endpoint only): configure the final URL"
+		}
+		return Answer{}, errors.New(msg)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
+	if err != nil {
+		return Answer{}, fmt.Errorf("POST %s: reading the answer: %s", redacted(endpoint), transportError(err))
+	}
+	if len(body) > maxAnswerBytes {
+		return Answer{}, fmt.Errorf("POST %s: malformed answer: larger than %d bytes", redacted(endpoint), maxAnswerBytes)
+	}
+	ans, problem := parseAnswer(body)
+	if problem != "" {
+		return Answer{}, fmt.Errorf("POST %s: malformed answer: %s", redacted(endpoint), problem)
+	}
+	return ans, nil
+}
+
+// parseAnswer reads an introspection answer: a JSON object whose `active` is a boolean. The
+// members of an active answer are its claims; `active` itself is not one of them.
+func parseAnswer(body []byte) (Answer, string) {
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil || m == nil {
+		return Answer{}, "not a JSON object"
+	}
+	v, ok := m["active"]
+	if !ok {
+		return Answer{}, "no active member"
+	}
+	active, ok := v.(bool)
+	if !ok {
+		return Answer{}, fmt.Sprintf("active is a %s, not a boolean", jsonType(v))
+	}
+	if !active {
+		return Answer{Active: false}, ""
+	}
+	delete(m, "active")
+	if exp, ok := m["exp"]; ok {
+		if _, ok := numericDate(exp); !ok {
+			return Answer{}, "exp is not a NumericDate"
+		}
+	}
+	return Answer{Active: true, Claims: m}, ""
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "string"
+	case float64:
+		return "number"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// discoverEndpoint reads the introspection_endpoint of the issuer's discovery document: the
+// OpenID Provider Configuration, whose issuer must be the configured one exactly.
+func (in *Introspector) discoverEndpoint(ctx context.Context) (string, error) {
+	where := strings.TrimSuffix(in.issuer, "/") + "/.well-known/openid-configuration"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, where, nil)
+	if err != nil {
+		return "", fmt.Errorf("discovery: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "portcullis")
+	resp, err := in.client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("discovery: GET %s: %s", redacted(where), transportError(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return "", fmt.Errorf("discovery: GET %s: HTTP %d", redacted(where), resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
+	if err != nil || len(body) > maxAnswerBytes {
+		return "", fmt.Errorf("discovery: GET %s: unreadable or larger than %d bytes", redacted(where), maxAnswerBytes)
+	}
+	var doc struct {
+		Issuer   any `json:"issuer"`
+		Endpoint any `json:"introspection_endpoint"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(body), &doc); err != nil {
+		return "", fmt.Errorf("discovery: %s is not a JSON object", redacted(where))
+	}
+	if iss, _ := doc.Issuer.(string); iss != in.issuer {
+		return "", fmt.Errorf("discovery: %s names issuer %q but the configured issuer is %q", redacted(where), iss, in.issuer)
+	}
+	ep, _ := doc.Endpoint.(string)
+	if ep == "" {
+		return "", fmt.Errorf("discovery: %s has no introspection_endpoint; set introspection.endpoint", redacted(where))
+	}
+	if err := checkEndpoint(ep, in.issuer); err != nil {
+		return "", fmt.Errorf("discovery: %s: introspection_endpoint %w", redacted(where), err)
+	}
+	return ep, nil
+}
+
+// transportError describes a failed request without the *url.Error's repetition of the URL.
+func transportError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timed out"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timed out"
+	}
+	return err.Error()
+}
+
+// redacted is raw with any password in its user information masked.
+func redacted(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return raw
+}
+
+// isLoopback reports whether host names this machine: localhost or a loopback address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// numericDate converts a JSON NumericDate (RFC 7519 §2), refusing negative, non-finite and
+// absurd values.
+func numericDate(v any) (time.Time, bool) {
+	f, ok := v.(float64)
+	if !ok || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
+		return time.Time{}, false
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
+}

@@ -1,0 +1,62 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/portcullis-authz/portcullis/authz"
+	"github.com/portcullis-authz/portcullis/config"
+	"github.com/portcullis-authz/portcullis/introspect"
+	"github.com/portcullis-authz/portcullis/jwks"
+)
+
+// introspection is what building the issuers' introspectors needs beside the configuration.
+// A nil *introspection builds none (`portcullis test`, which fetches nothing).
+type introspection struct {
+	metrics *introspect.Metrics // nil = not counted
+	log     *slog.Logger
+}
+
+// build returns the introspector of every issuer with introspection, by every spelling of
+// its iss (issuer and aliases), and the one that takes opaque tokens (nil when none does). The
+// client secrets are those config.Load read; the HTTP clients trust the issuers' ca_file as
+// their key sets' clients do. A reload builds new ones (and so empties their caches).
+func (ib *introspection) build(cfg *config.Loaded) (map[string]authz.Introspector, authz.Introspector, error) {
+	if ib == nil {
+		return nil, nil, nil
+	}
+	var byIssuer map[string]authz.Introspector
+	var opaque authz.Introspector
+	for i, is := range cfg.Issuers {
+		c := is.Introspection
+		if c == nil {
+			continue
+		}
+		in, err := introspect.New(introspect.Options{
+			Issuer:           is.Issuer,
+			Endpoint:         c.Endpoint,
+			ClientID:         c.ClientID,
+			ClientSecret:     cfg.IssuerFiles[i].IntrospectionSecret.Reveal(),
+			HTTPClient:       jwks.NewHTTPClient(cfg.IssuerFiles[i].Roots, c.Timeout),
+			Timeout:          c.Timeout,
+			CacheTTL:         c.CacheTTL,
+			NegativeCacheTTL: c.NegativeCacheTTL,
+			CacheSize:        cfg.Cache.Introspection,
+			Metrics:          ib.metrics,
+			Logger:           ib.log,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("issuers[%d].introspection: %w", i, err)
+		}
+		if byIssuer == nil {
+			byIssuer = map[string]authz.Introspector{}
+		}
+		for _, spelling := range append([]string{is.Issuer}, is.IssuerAliases...) {
+			byIssuer[spelling] = in
+		}
+		if c.OpaqueTokens {
+			opaque = in
+		}
+	}
+	return byIssuer, opaque, nil
+}
