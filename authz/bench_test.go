@@ -2,6 +2,8 @@ package authz
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -223,6 +225,38 @@ func benchAuthorize(b *testing.B, a *Authorizer, req *Request) {
 			b.Fatal("denied")
 		}
 	}
+}
+
+// BenchmarkDecideCachedParallel: BenchmarkDecideCached from GOMAXPROCS goroutines at once
+// (run it with -cpu 1,2,...), every one sending the same token: the token cache's hits must not
+// queue on a lock that all of them share. BenchmarkDecideCachedParallelTokens spreads the
+// goroutines over 64 tokens.
+func BenchmarkDecideCachedParallel(b *testing.B) { benchDecideParallel(b, 1) }
+
+func BenchmarkDecideCachedParallelTokens(b *testing.B) { benchDecideParallel(b, 64) }
+
+func benchDecideParallel(b *testing.B, tokens int) {
+	e, idp := benchEngine(b, 10000)
+	reqs := make([]*Request, tokens)
+	ctx := context.Background()
+	for i := range reqs {
+		reqs[i] = benchRequest(keycloakLikeSub(b, idp, jwa.RS256, fmt.Sprintf("6f1c2d7e-1b8a-4a55-9a8e-%012d", i)))
+		if d := e.Decide(ctx, reqs[i]); !d.Allow {
+			b.Fatalf("denied: %s %s", d.Reason, d.Detail)
+		}
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req := reqs[int(next.Add(1))%len(reqs)]
+		for pb.Next() {
+			if d := e.Decide(ctx, req); !d.Allow {
+				b.Error("denied")
+				return
+			}
+		}
+	})
 }
 
 // BenchmarkDecideUncachedRS256: the token cache off, an RS256-2048 signature every time.
