@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -101,6 +102,7 @@ type result struct {
 	calls     int64
 	errors    int64
 	elapsed   time.Duration
+	cpu       time.Duration // the process's CPU time (user and system) during the rounds
 	latencies []time.Duration
 }
 
@@ -108,7 +110,39 @@ func (r *result) merge(o *result) {
 	r.calls += o.calls
 	r.errors += o.errors
 	r.elapsed += o.elapsed
+	r.cpu += o.cpu
 	r.latencies = append(r.latencies, o.latencies...)
+}
+
+// cpuPerCall is the process's CPU time per call, rounded to the microsecond.
+func (r *result) cpuPerCall() time.Duration {
+	if r.calls == 0 {
+		return 0
+	}
+	return (r.cpu / time.Duration(r.calls)).Round(time.Microsecond)
+}
+
+// processCPU is the CPU time the process has used so far, user and system (0 where getrusage
+// is missing).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// writeProfile writes the named runtime profile (mutex, block, ...) to path.
+func writeProfile(name, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		log.Print(err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+		log.Print(err)
+	}
 }
 
 func (r *result) rps() float64 { return float64(r.calls) / r.elapsed.Seconds() }
@@ -129,6 +163,7 @@ func main() {
 	cache := flag.Int("cache", 10000, "Portcullis cache.tokens (0 = every request verifies the signature)")
 	alg := flag.String("alg", "RS256", "token algorithm: RS256 or ES256")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (client and both servers) to this file")
+	mutexprofile := flag.String("mutexprofile", "", "write a mutex contention profile of the A/B rounds (client and both servers; every contention event sampled) to this file")
 	soak := flag.Duration("soak", 0, "instead of A/B rounds: load Portcullis alone for this long, printing throughput and memory every -every")
 	every := flag.Duration("every", time.Minute, "report interval of -soak")
 	tokens := flag.Int("tokens", 1, "distinct tokens cycled through by the callers in -soak (more than cache.tokens exercises eviction); A/B rounds send the first")
@@ -234,6 +269,10 @@ func main() {
 		runSoak(clients[0], reqs, *concurrency, *soak, *every)
 		return
 	}
+	if *mutexprofile != "" {
+		runtime.SetMutexProfileFraction(1)
+		defer writeProfile("mutex", *mutexprofile)
+	}
 	totals := make([]result, len(targets))
 	fmt.Printf("loadbench: %s against %s, %d rounds of %s per target, concurrency %d over %d connections, %s token, cache.tokens %d, client decodes answers: %v, GOMAXPROCS %d\n",
 		targets[0].name, targets[1].name, *rounds, *round, *concurrency, *conns, *alg, *cache, *decode, runtime.GOMAXPROCS(0))
@@ -243,21 +282,28 @@ func main() {
 			order = []int{1, 0}
 		}
 		for _, i := range order {
+			cpu0 := processCPU()
 			res := load(clients[i], req, *concurrency, *round)
-			fmt.Printf("  round %d %-11s %9.0f req/s  p50 %-9s p99 %-9s errors %d\n", r+1, targets[i].name, res.rps(), res.pct(0.50), res.pct(0.99), res.errors)
+			res.cpu = processCPU() - cpu0
+			fmt.Printf("  round %d %-11s %9.0f req/s  p50 %-9s p99 %-9s cpu/req %-9s errors %d\n", r+1, targets[i].name, res.rps(), res.pct(0.50), res.pct(0.99), res.cpuPerCall(), res.errors)
 			totals[i].merge(&res)
 		}
 	}
 	a, b := &totals[0], &totals[1]
-	fmt.Printf("\n%-11s %12s %10s %10s\n", "target", "req/s", "p50", "p99")
+	fmt.Printf("\n%-11s %12s %10s %10s %10s\n", "target", "req/s", "p50", "p99", "cpu/req")
 	for i := range targets {
-		fmt.Printf("%-11s %12.0f %10s %10s\n", targets[i].name, totals[i].rps(), totals[i].pct(0.5), totals[i].pct(0.99))
+		fmt.Printf("%-11s %12.0f %10s %10s %10s\n", targets[i].name, totals[i].rps(), totals[i].pct(0.5), totals[i].pct(0.99), totals[i].cpuPerCall())
 	}
+	fmt.Printf("\ncpu/req is the whole process's CPU time (client, both servers, runtime) over the calls of the round; %s's less %s's is what %s adds per request: %s\n",
+		targets[0].name, targets[1].name, targets[0].name, a.cpuPerCall()-b.cpuPerCall())
 	fmt.Printf("\nratio %s/%s: throughput %.3f, p50 %.2fx, p99 %.2fx\n", targets[0].name, targets[1].name,
 		a.rps()/b.rps(), float64(a.pct(0.5))/float64(b.pct(0.5)), float64(a.pct(0.99))/float64(b.pct(0.99)))
 	if a.errors+b.errors > 0 {
 		fmt.Printf("errors: %s %d, %s %d\n", targets[0].name, a.errors, targets[1].name, b.errors)
 		pprof.StopCPUProfile()
+		if *mutexprofile != "" {
+			writeProfile("mutex", *mutexprofile)
+		}
 		os.Exit(1)
 	}
 }
