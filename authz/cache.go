@@ -5,7 +5,7 @@ import (
 	"crypto/sha256"
 	"unsafe"
 
-	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/maypok86/otter/v2"
 )
 
 // tokenCache remembers verified tokens, keyed by the token's SHA-256, so a repeated token skips
@@ -14,8 +14,14 @@ import (
 // header string is kept alive by the cache. A hit is re-checked with the verifier's
 // Fresh (exp, nbf, and whether the signing key is still published) before it is used; the
 // request-dependent checks (rules) always run.
+//
+// A hit takes no lock that all requests share: otter reads its concurrent hash table without
+// locking and records the access in striped, lossy buffers that one goroutine at a time drains
+// into the eviction policy (W-TinyLFU) when they fill. An LRU behind one mutex, as before,
+// made every cached decision of every core take the same lock; sharding it would still put all
+// the requests of one popular token (a service account's, say) on one shard's lock.
 type tokenCache struct {
-	lru     *lru.Cache[[sha256.Size]byte, *identity]
+	c       *otter.Cache[[sha256.Size]byte, *identity]
 	counted func(hit bool)
 }
 
@@ -30,14 +36,14 @@ func newTokenCache(size int, counted func(hit bool)) *tokenCache {
 	if size <= 0 {
 		return nil
 	}
-	l, err := lru.New[[sha256.Size]byte, *identity](size)
+	c, err := otter.New(&otter.Options[[sha256.Size]byte, *identity]{MaximumSize: size})
 	if err != nil {
-		return nil // only for size <= 0, excluded above
+		return nil // only for size < 0, excluded above
 	}
 	if counted == nil {
 		counted = func(bool) {}
 	}
-	return &tokenCache{lru: l, counted: counted}
+	return &tokenCache{c: c, counted: counted}
 }
 
 // identify verifies a token, or finds it in the token cache still fresh (cached is then true).
@@ -45,13 +51,13 @@ func (e *Engine) identify(ctx context.Context, raw string) (ci *identity, cached
 	var key [sha256.Size]byte
 	if e.cache != nil {
 		key = tokenKey(raw)
-		if ci, ok := e.cache.lru.Get(key); ok {
+		if ci, ok := e.cache.c.GetIfPresent(key); ok {
 			if e.verifier.Fresh(ci.id) {
 				e.cache.counted(true)
 				return ci, true, nil
 			}
 			// Expired, or its key was rotated out: verify afresh for the precise reason.
-			e.cache.lru.Remove(key)
+			e.cache.c.Invalidate(key)
 		}
 		e.cache.counted(false)
 	}
@@ -62,7 +68,7 @@ func (e *Engine) identify(ctx context.Context, raw string) (ci *identity, cached
 	ci = e.render(id)
 	if e.cache != nil {
 		ci.key, ci.hasKey = key, true
-		e.cache.lru.Add(key, ci)
+		e.cache.c.Set(key, ci)
 	}
 	return ci, false, nil
 }

@@ -150,3 +150,45 @@ func TestTokenCache(t *testing.T) {
 		t.Errorf("a refused token was cached: misses %d -> %d", before, misses)
 	}
 }
+
+// TestTokenCacheConcurrentHits: many goroutines deciding with the same cached token and with
+// tokens of their own at once (run with -race) all get the same allow, and the token is
+// verified once.
+func TestTokenCacheConcurrentHits(t *testing.T) {
+	e, idp := benchEngine(t, 100)
+	shared := benchRequest(keycloakLike(t, idp, jwa.RS256))
+	ctx := context.Background()
+	first := e.Decide(ctx, shared)
+	if !first.Allow {
+		t.Fatalf("denied: %s %s", first.Reason, first.Detail)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 16)
+	for g := 0; g < 8; g++ {
+		own := benchRequest(keycloakLikeSub(t, idp, jwa.RS256, "user-"+string(rune('a'+g))))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				req := shared
+				if i%4 == 0 {
+					req = own
+				}
+				d := e.Decide(ctx, req)
+				if !d.Allow {
+					errs <- string(d.Reason) + ": " + d.Detail
+					return
+				}
+				if req == shared && d.Identity != first.Identity {
+					errs <- "the shared token was verified again"
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}

@@ -96,15 +96,15 @@ func (c wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 
 func (c wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if r, ok := v.(*WireRequest); ok {
-		// The buffers are the transport's and are reused after this returns: the parser copies
-		// every string it keeps.
-		var b []byte
+		// The buffers are the transport's and are reused after this returns: ParseCheckRequest
+		// copies the message once; a message in several buffers is copied by Materialize.
+		var err error
 		if len(data) == 1 {
-			b = data[0].ReadOnlyData()
+			err = ParseCheckRequest(data[0].ReadOnlyData(), &r.Request)
 		} else {
-			b = data.Materialize()
+			err = parseOwned(data.Materialize(), &r.Request)
 		}
-		if err := ParseCheckRequest(b, &r.Request); err != nil {
+		if err != nil {
 			// Answered as a decision (400 bad_request), not as a gRPC error: Envoy would count an
 			// error as an outage, and with failure_mode_allow let the request through.
 			r.Request = Request{Invalid: err.Error()}

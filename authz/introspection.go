@@ -86,7 +86,7 @@ func (e *Engine) identifyOpaque(ctx context.Context, raw string) (*identity, *In
 		return nil, info, false, err
 	}
 	if ans.Cached && e.cache != nil {
-		if ci, ok := e.cache.lru.Get(key); ok && ci.id.Introspected {
+		if ci, ok := e.cache.c.GetIfPresent(key); ok && ci.id.Introspected {
 			return ci, info, true, nil
 		}
 	}
@@ -97,7 +97,7 @@ func (e *Engine) identifyOpaque(ctx context.Context, raw string) (*identity, *In
 	ci := e.render(id)
 	ci.key, ci.hasKey = key, true
 	if e.cache != nil {
-		e.cache.lru.Add(key, ci)
+		e.cache.c.Set(key, ci)
 	}
 	return ci, info, false, nil
 }

@@ -2,7 +2,6 @@ package authz
 
 import (
 	"context"
-	"syscall"
 	"testing"
 	"time"
 
@@ -49,13 +48,4 @@ func BenchmarkDecideCachedActive(b *testing.B) {
 	if n := p.calls.Load(); n != 1 {
 		b.Errorf("introspection calls = %d; the benchmark must measure the cache", n)
 	}
-}
-
-// processCPU is the CPU time this process has used, in nanoseconds.
-func processCPU() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -28,8 +28,8 @@ func TestTokenCacheEntrySize(t *testing.T) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	if e.cache.lru.Len() != n {
-		t.Fatalf("cache holds %d entries", e.cache.lru.Len())
+	if e.cache.c.EstimatedSize() != n {
+		t.Fatalf("cache holds %d entries", e.cache.c.EstimatedSize())
 	}
 	per := float64(after.HeapAlloc-before.HeapAlloc) / n
 	t.Logf("token cache: %.0f bytes per entry (the key is the token's SHA-256), %d entries", per, n)

@@ -1,10 +1,12 @@
 package authz
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -205,8 +207,16 @@ var errWire = errors.New("authz: malformed CheckRequest")
 // read it, decoded: protobuf's rules hold. A repeated occurrence of a message field merges into
 // it, the last occurrence of a scalar and of a map key wins, a field of an unexpected wire type
 // is an unknown field, and strings must be UTF-8. Fields not read are checked for
-// well-formedness and skipped.
+// well-formedness and skipped. r does not share b's memory: b may be reused afterwards.
 func ParseCheckRequest(b []byte, r *Request) error {
+	// One copy of the whole message, which r's strings share, rather than one copy per string
+	// read: a dozen headers and the path cost one allocation instead of a score.
+	return parseOwned(bytes.Clone(b), r)
+}
+
+// parseOwned is ParseCheckRequest on a buffer r may keep: r's strings share b's memory, so b
+// must never change afterwards.
+func parseOwned(b []byte, r *Request) error {
 	var f checkFields
 	if err := checkRequestReader.read(b, &f); err != nil {
 		return err
@@ -351,7 +361,7 @@ func stringPair(b []byte, keyNum, valueNum, rawNum protowire.Number) (k, v strin
 		}
 	}
 	if v == "" && len(raw) > 0 {
-		v = string(raw)
+		v = sharedString(raw)
 	}
 	return k, v, nil
 }
@@ -360,7 +370,16 @@ func utf8String(b []byte) (string, error) {
 	if !utf8.Valid(b) {
 		return "", fmt.Errorf("%w: a string field is not UTF-8", errWire)
 	}
-	return string(b), nil
+	return sharedString(b), nil
+}
+
+// sharedString is b as a string, without a copy: b is part of the buffer parseOwned was given,
+// which nothing changes.
+func sharedString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // AppendCheckResponse appends d, encoded as Envoy's CheckResponse, to b: a deny as a

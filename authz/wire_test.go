@@ -336,3 +336,26 @@ func TestGRPCInterceptors(t *testing.T) {
 		})
 	}
 }
+
+// TestParseCheckRequestCopiesTheMessage: the Request's strings share one copy of the message,
+// not the caller's buffer, which the gRPC transport reuses once the codec returns.
+func TestParseCheckRequestCopiesTheMessage(t *testing.T) {
+	for name, req := range wireCases() {
+		t.Run(name, func(t *testing.T) {
+			b, err := proto.Marshal(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got Request
+			if err := ParseCheckRequest(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			for i := range b {
+				b[i] = 'X'
+			}
+			if want := RequestFromCheck(req); !reflect.DeepEqual(got, want) {
+				t.Fatalf("after the buffer was reused:\n got %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}

@@ -33,9 +33,9 @@ type Identity struct {
 	Introspected bool
 }
 
-// claims holds the decoded payload and the registered claims read from it.
+// claims holds the scanned payload and the registered claims read from it.
 type claims struct {
-	all                    map[string]any
+	p                      payload
 	iss, sub, azp, typ     string
 	aud                    []string
 	exp, nbf, iat          time.Time
@@ -45,72 +45,82 @@ type claims struct {
 
 // readRegistered reads the registered claims with their required types.
 func (c *claims) readRegistered() *Error {
-	str := func(name string, dst *string) *Error {
-		v, ok := c.all[name]
-		if !ok {
-			return nil
-		}
-		s, ok := v.(string)
-		if !ok {
-			return refuse(reason.InvalidToken, "the %s claim is not a string", name)
-		}
-		*dst = s
-		return nil
-	}
-	for _, f := range []struct {
-		name string
-		dst  *string
-	}{{"iss", &c.iss}, {"sub", &c.sub}, {"azp", &c.azp}, {"typ", &c.typ}} {
-		if err := str(f.name, f.dst); err != nil {
-			return err
-		}
-	}
-	_, c.hasTyp = c.all["typ"]
-	if c.iss == "" {
-		return refuse(reason.InvalidToken, "the iss claim is missing")
-	}
-	switch a := c.all["aud"].(type) {
-	case nil:
-	case string:
-		c.aud = []string{a}
-	case []any:
-		for _, x := range a {
-			s, ok := x.(string)
-			if !ok {
-				return refuse(reason.InvalidToken, "the aud claim holds a non-string value")
-			}
-			c.aud = append(c.aud, s)
-		}
-	default:
-		return refuse(reason.InvalidToken, "the aud claim is neither a string nor an array of strings")
-	}
-	for _, f := range []struct {
-		name string
-		dst  *time.Time
-		has  *bool
-	}{{"exp", &c.exp, &c.hasExp}, {"nbf", &c.nbf, &c.hasNbf}, {"iat", &c.iat, &c.hasIat}} {
-		v, ok := c.all[f.name]
+	for _, name := range [...]string{"iss", "sub", "azp", "typ"} {
+		raw, ok := c.p.get(name)
 		if !ok {
 			continue
 		}
-		t, ok := numericDate(v)
-		if !ok {
-			return refuse(reason.InvalidToken, "the %s claim is not a valid NumericDate", f.name)
+		if raw[0] != '"' {
+			return refuse(reason.InvalidToken, "the %s claim is not a string", name)
 		}
-		*f.dst, *f.has = t, true
+		s := decodeString(raw)
+		switch name {
+		case "iss":
+			c.iss = s
+		case "sub":
+			c.sub = s
+		case "azp":
+			c.azp = s
+		default:
+			c.typ = s
+		}
 	}
-	return nil
+	c.hasTyp = c.p.has("typ")
+	if c.iss == "" {
+		return refuse(reason.InvalidToken, "the iss claim is missing")
+	}
+	if raw, ok := c.p.get("aud"); ok {
+		switch raw[0] {
+		case 'n':
+		case '"':
+			c.aud = []string{decodeString(raw)}
+		case '[':
+			it := newArrayIter(raw)
+			for x, ok := it.next(); ok; x, ok = it.next() {
+				if x[0] != '"' {
+					return refuse(reason.InvalidToken, "the aud claim holds a non-string value")
+				}
+				c.aud = append(c.aud, decodeString(x))
+			}
+		default:
+			return refuse(reason.InvalidToken, "the aud claim is neither a string nor an array of strings")
+		}
+	}
+	var err *Error
+	c.exp, c.hasExp, err = c.numericDate("exp")
+	if err == nil {
+		c.nbf, c.hasNbf, err = c.numericDate("nbf")
+	}
+	if err == nil {
+		c.iat, c.hasIat, err = c.numericDate("iat")
+	}
+	return err
 }
 
-// identity builds the Identity of a verified token.
+// numericDate reads a NumericDate claim when it is present.
+func (c *claims) numericDate(name string) (time.Time, bool, *Error) {
+	raw, ok := c.p.get(name)
+	if !ok {
+		return time.Time{}, false, nil
+	}
+	t, ok := numericDate(raw)
+	if !ok {
+		return time.Time{}, false, refuse(reason.InvalidToken, "the %s claim is not a valid NumericDate", name)
+	}
+	return t, true, nil
+}
+
+// identity builds the Identity of a verified token. Claims holds the claims of keep (all of
+// them when keep is nil), decoded now.
 func (is *issuer) identity(c *claims, thumbprint string, keep map[string]bool) *Identity {
-	kept := c.all
+	n := len(c.p.members)
 	if keep != nil {
-		kept = make(map[string]any, len(keep))
-		for name := range keep {
-			if v, ok := c.all[name]; ok {
-				kept[name] = v
-			}
+		n = min(n, len(keep))
+	}
+	kept := make(map[string]any, n)
+	for _, m := range c.p.members {
+		if keep == nil || keep[string(m.name)] {
+			kept[string(m.name)] = decodeAny(m.raw)
 		}
 	}
 	id := &Identity{
@@ -119,8 +129,8 @@ func (is *issuer) identity(c *claims, thumbprint string, keep map[string]bool) *
 		Claims:        kept,
 		ExpiresAt:     c.exp,
 		KeyThumbprint: thumbprint,
-		Roles:         rolesFrom(c.all, is.RolesClaims),
-		Scopes:        scopesFrom(c.all),
+		Roles:         rolesFromPayload(&c.p, is.RolesClaims),
+		Scopes:        scopesFromPayload(&c.p),
 	}
 	if c.hasNbf {
 		id.NotBefore = c.nbf
@@ -128,9 +138,82 @@ func (is *issuer) identity(c *claims, thumbprint string, keep map[string]bool) *
 	return id
 }
 
+// rolesFromPayload is rolesFrom on a scanned payload, decoding only the role names.
+func rolesFromPayload(p *payload, paths []ClaimPath) []string {
+	var roles []string
+	for _, path := range paths {
+		v, ok := path.lookupRaw(p)
+		if !ok {
+			continue
+		}
+		switch v[0] {
+		case '[':
+			roles = appendRawStrings(roles, false, nil, v)
+		case '"':
+			roles = append(roles, strings.Fields(decodeString(v))...)
+		case '{':
+			it := newObjectIter(v)
+			for client, entry, ok := it.next(); ok; client, entry, ok = it.next() {
+				if entry[0] != '{' {
+					continue
+				}
+				if list, ok := objectGet(entry, "roles"); ok && list[0] == '[' {
+					roles = appendRawStrings(roles, true, client, list)
+				}
+			}
+		}
+	}
+	return sortedUnique(roles)
+}
+
+// appendRawStrings is appendStrings on an array as written: its non-empty strings, each as
+// "<client>:<string>" when prefixed.
+func appendRawStrings(dst []string, prefixed bool, client []byte, list []byte) []string {
+	it := newArrayIter(list)
+	for x, ok := it.next(); ok; x, ok = it.next() {
+		if x[0] != '"' || len(x) == 2 {
+			continue
+		}
+		var s string
+		if inner := x[1 : len(x)-1]; plainString(inner) {
+			if prefixed {
+				s = string(client) + ":" + string(inner)
+			} else {
+				s = string(inner)
+			}
+		} else if s = decodeString(x); s == "" {
+			continue
+		} else if prefixed {
+			s = string(client) + ":" + s
+		}
+		dst = append(dst, s)
+	}
+	return dst
+}
+
+// scopesFromPayload is scopesFrom on a scanned payload.
+func scopesFromPayload(p *payload) []string {
+	for _, name := range scopeClaims {
+		raw, ok := p.get(name)
+		if !ok {
+			continue
+		}
+		switch raw[0] {
+		case '"':
+			return strings.Fields(decodeString(raw))
+		case '[':
+			return appendRawStrings(nil, false, nil, raw)
+		}
+	}
+	return nil
+}
+
 // rolesFrom merges the roles found at each path (looked up as ClaimPath documents). A list of
 // strings gives plain role names; an object of clients each holding a `roles` list (Keycloak's
 // resource_access) gives "<client>:<role>". The result is sorted and free of duplicates.
+// It reads claims already decoded (an identity built from a decoded object, such as an
+// introspection answer); a verified token's payload goes through rolesFromPayload, which
+// FuzzPayload holds to the same answers.
 func rolesFrom(claims map[string]any, paths []ClaimPath) []string {
 	var roles []string
 	for _, p := range paths {
@@ -153,6 +236,11 @@ func rolesFrom(claims map[string]any, paths []ClaimPath) []string {
 			}
 		}
 	}
+	return sortedUnique(roles)
+}
+
+// sortedUnique sorts roles and drops duplicates, in place.
+func sortedUnique(roles []string) []string {
 	if len(roles) < 2 {
 		return roles
 	}

@@ -2,6 +2,7 @@ package token
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"strings"
 
 	"github.com/portcullis-authz/portcullis/reason"
@@ -41,7 +42,17 @@ func (v *Verifier) Introspected(issuer string, answer map[string]any) (*Identity
 	if !ok || is.Issuer != issuer {
 		return nil, refuse(reason.UnknownIssuer, "issuer %q is not configured", issuer)
 	}
-	cl := claims{all: answer}
+	// The answer is read as a token's payload is, through the one claims reader: encoded
+	// back to JSON (it was decoded from JSON, so it encodes) and scanned.
+	doc, err := json.Marshal(answer)
+	if err != nil {
+		return nil, refuse(reason.InvalidToken, "introspection answer: %v", err)
+	}
+	var members [topMembers]member
+	var cl claims
+	if cl.p, err = scanPayload(doc, &members); err != nil {
+		return nil, refuse(reason.InvalidToken, "introspection answer: %v", err)
+	}
 	if terr := cl.readRegistered(); terr != nil {
 		terr.Detail = "introspection answer: " + terr.Detail
 		return nil, terr

@@ -3,8 +3,8 @@ package token
 import (
 	"crypto"
 	"crypto/rsa"
-	_ "crypto/sha256" // registers SHA-256 for crypto.Hash.New
-	_ "crypto/sha512" // registers SHA-384 and SHA-512
+	"crypto/sha256"
+	"crypto/sha512"
 	"fmt"
 )
 
@@ -19,7 +19,35 @@ func (p pssVerifier) Verify(input, signature []byte, key any) error {
 	if !ok {
 		return fmt.Errorf("token: a PSS signature needs an *rsa.PublicKey, not %T", key)
 	}
-	h := p.hash.New()
-	h.Write(input)
-	return rsa.VerifyPSS(pub, p.hash, h.Sum(nil), signature, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: p.hash})
+	var buf [sha512.Size]byte
+	return rsa.VerifyPSS(pub, p.hash, digest(&buf, p.hash, input), signature, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: p.hash})
+}
+
+// pkcs1Verifier checks RSASSA-PKCS1-v1_5 signatures (RS256, RS384, RS512, RFC 7518 §3.3) with
+// crypto/rsa, as jwx's RSA verifier does, without its copy of the key and of the digest on
+// every call. It implements jws.Verifier.
+type pkcs1Verifier struct{ hash crypto.Hash }
+
+func (p pkcs1Verifier) Verify(input, signature []byte, key any) error {
+	pub, ok := key.(*rsa.PublicKey)
+	if !ok {
+		return fmt.Errorf("token: an RSA signature needs an *rsa.PublicKey, not %T", key)
+	}
+	var buf [sha512.Size]byte
+	return rsa.VerifyPKCS1v15(pub, p.hash, digest(&buf, p.hash, input), signature)
+}
+
+// digest hashes input with h (SHA-256, SHA-384 or SHA-512) into buf.
+func digest(buf *[sha512.Size]byte, h crypto.Hash, input []byte) []byte {
+	switch h {
+	case crypto.SHA256:
+		d := sha256.Sum256(input)
+		return buf[:copy(buf[:], d[:])]
+	case crypto.SHA384:
+		d := sha512.Sum384(input)
+		return buf[:copy(buf[:], d[:])]
+	default:
+		d := sha512.Sum512(input)
+		return buf[:copy(buf[:], d[:])]
+	}
 }

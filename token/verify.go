@@ -9,13 +9,13 @@ import (
 	"context"
 	"crypto"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
@@ -154,11 +154,18 @@ func KeyAlgorithms(names []string) []jwa.SignatureAlgorithm {
 }
 
 // verifiers are the stateless signature verifiers, one per supported algorithm, built once:
-// jwx's, but for RSASSA-PSS, whose salt length jwx does not check (see pssVerifier).
+// jwx's, but for RSASSA-PSS, whose salt length jwx does not check (see pssVerifier), and for
+// RSASSA-PKCS1-v1_5, which calls crypto/rsa as jwx does, with less copying (pkcs1Verifier).
 var verifiers = func() map[jwa.SignatureAlgorithm]jws.Verifier {
 	m := make(map[jwa.SignatureAlgorithm]jws.Verifier, len(supportedAlgorithms))
 	for _, a := range supportedAlgorithms {
 		switch a {
+		case jwa.RS256:
+			m[a] = pkcs1Verifier{crypto.SHA256}
+		case jwa.RS384:
+			m[a] = pkcs1Verifier{crypto.SHA384}
+		case jwa.RS512:
+			m[a] = pkcs1Verifier{crypto.SHA512}
 		case jwa.PS256:
 			m[a] = pssVerifier{crypto.SHA256}
 		case jwa.PS384:
@@ -284,12 +291,14 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 	}
 	// The payload is read before the signature is checked only to choose the issuer; nothing in
 	// it is trusted until the signature verifies with that issuer's key.
-	if err := checkJSONObject(c.payload); err != nil {
-		return nil, refuse(reason.InvalidToken, "claims: %v", err)
-	}
+	var members [topMembers]member // the top-level claims; a Keycloak token has about twenty
 	var cl claims
-	if err := json.Unmarshal(c.payload, &cl.all); err != nil {
-		return nil, refuse(reason.InvalidToken, "claims are not valid JSON")
+	var err error
+	if cl.p, err = scanPayload(c.payload, &members); err != nil {
+		if errors.Is(err, errNumber) { // as decoding the claims into a map refused it
+			return nil, refuse(reason.InvalidToken, "claims are not valid JSON")
+		}
+		return nil, refuse(reason.InvalidToken, "claims: %v", err)
 	}
 	if terr := cl.readRegistered(); terr != nil {
 		return nil, terr
@@ -318,7 +327,8 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 	}
 	verifier := verifiers[jalg]
 	var used *jwks.Key
-	input := []byte(c.signingInput)
+	// The verifiers only read the signing input: the token's own bytes are not copied.
+	input := unsafe.Slice(unsafe.StringData(c.signingInput), len(c.signingInput))
 	for i := range keys {
 		if verifier.Verify(input, c.signature, keys[i].Public) == nil {
 			used = &keys[i]
@@ -368,7 +378,7 @@ func (is *issuer) checkTenant(cl *claims, tenant string) *Error {
 	if tenant == "" {
 		return nil
 	}
-	tid, ok := cl.all["tid"].(string)
+	tid, ok := cl.p.str("tid")
 	switch {
 	case !ok:
 		return refuse(reason.InvalidToken, "the tid claim is missing or not a string; a token of the template issuer %s must carry its tenant in tid", is.Issuer)
@@ -383,26 +393,26 @@ func (is *issuer) checkTenant(cl *claims, tenant string) *Error {
 func (is *issuer) audience(cl *claims) (string, []string, *Error) {
 	for _, name := range is.audClaims {
 		if name == "aud" {
-			if _, ok := cl.all["aud"]; ok {
+			if cl.p.has("aud") {
 				return name, cl.aud, nil // read and type-checked with the registered claims
 			}
 			continue
 		}
-		switch a := cl.all[name].(type) {
-		case nil:
-			if _, ok := cl.all[name]; !ok {
-				continue
-			}
-		case string:
-			return name, []string{a}, nil
-		case []any:
+		raw, ok := cl.p.get(name)
+		if !ok {
+			continue
+		}
+		switch raw[0] {
+		case '"':
+			return name, []string{decodeString(raw)}, nil
+		case '[':
 			var out []string
-			for _, x := range a {
-				s, ok := x.(string)
-				if !ok {
+			it := newArrayIter(raw)
+			for x, ok := it.next(); ok; x, ok = it.next() {
+				if x[0] != '"' {
 					return "", nil, refuse(reason.InvalidToken, "the %s claim holds a non-string value", name)
 				}
-				out = append(out, s)
+				out = append(out, decodeString(x))
 			}
 			return name, out, nil
 		}
@@ -415,15 +425,14 @@ func (is *issuer) audience(cl *claims) (string, []string, *Error) {
 // token carries, and that claim's name ("" when it carries none).
 func (is *issuer) authorizedParty(cl *claims) (string, string, *Error) {
 	for _, name := range is.partyClaims {
-		v, ok := cl.all[name]
+		raw, ok := cl.p.get(name)
 		if !ok {
 			continue
 		}
-		s, ok := v.(string)
-		if !ok {
+		if raw[0] != '"' {
 			return "", "", refuse(reason.InvalidToken, "the %s claim is not a string", name)
 		}
-		return name, s, nil
+		return name, decodeString(raw), nil
 	}
 	return "", "", nil
 }
@@ -480,7 +489,7 @@ func (is *issuer) checkClaims(cl *claims, h *header, now time.Time) *Error {
 			return refuse(reason.InvalidToken, "%s %q is not an authorized party (%q)", name, party, is.AuthorizedParties)
 		}
 	}
-	if use, ok := cl.all["token_use"].(string); ok && !strings.EqualFold(use, "access") {
+	if use, ok := cl.p.str("token_use"); ok && !strings.EqualFold(use, "access") {
 		// AWS Cognito names its token kinds in token_use; its ID tokens carry the client id in
 		// aud, which audience_claims [aud, client_id] would accept.
 		return refuse(reason.InvalidToken, "token type %q (token_use claim) is not accepted as an access token", use)
@@ -503,11 +512,15 @@ func (is *issuer) typeAccepted(typ string) bool {
 	return false
 }
 
-// numericDate converts a JSON NumericDate (RFC 7519 §2), refusing negative, non-finite and
-// absurd values.
-func numericDate(v any) (time.Time, bool) {
-	f, ok := v.(float64)
-	if !ok || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
+// numericDate converts a JSON NumericDate (RFC 7519 §2), as written, refusing other types,
+// negative, non-finite and absurd values.
+func numericDate(raw []byte) (time.Time, bool) {
+	switch raw[0] {
+	case '"', '{', '[', 't', 'f', 'n':
+		return time.Time{}, false
+	}
+	f, err := parseNumber(raw)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
 		return time.Time{}, false
 	}
 	sec, frac := math.Modf(f)

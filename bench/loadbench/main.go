@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -83,6 +84,29 @@ func startPortcullis(ctx context.Context, dir, name, cfg string) string {
 	return srv.Addr("grpc").String()
 }
 
+// processCPU is the CPU time the process has used so far, user and system (0 where getrusage
+// is missing).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// writeProfile writes the named runtime profile (mutex, block, ...) to path.
+func writeProfile(name, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		log.Print(err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+		log.Print(err)
+	}
+}
+
 func main() {
 	rounds := flag.Int("rounds", 6, "A/B round pairs")
 	round := flag.Duration("round", 5*time.Second, "length of one round")
@@ -91,6 +115,7 @@ func main() {
 	cache := flag.Int("cache", 10000, "Portcullis cache.tokens (0 = every request verifies the signature)")
 	alg := flag.String("alg", "RS256", "token algorithm: RS256 or ES256")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (client and both servers) to this file")
+	mutexprofile := flag.String("mutexprofile", "", "write a mutex contention profile of the A/B rounds (client and both servers; every contention event sampled) to this file")
 	soak := flag.Duration("soak", 0, "instead of A/B rounds: load Portcullis alone for this long, printing throughput and memory every -every")
 	every := flag.Duration("every", time.Minute, "report interval of -soak")
 	tokens := flag.Int("tokens", 1, "distinct tokens cycled through by the callers in -soak (more than cache.tokens exercises eviction); A/B rounds send the first")
@@ -195,6 +220,10 @@ func main() {
 		runSoak(clients[0], reqs, *concurrency, *soak, *every)
 		return
 	}
+	if *mutexprofile != "" {
+		runtime.SetMutexProfileFraction(1)
+		defer writeProfile("mutex", *mutexprofile)
+	}
 	totals := make([]load.Result, len(targets))
 	fmt.Printf("loadbench: %s against %s, %d rounds of %s per target, concurrency %d over %d connections, %s token, cache.tokens %d, client decodes answers: %v, GOMAXPROCS %d\n",
 		targets[0].name, targets[1].name, *rounds, *round, *concurrency, *conns, *alg, *cache, *decode, runtime.GOMAXPROCS(0))
@@ -204,21 +233,28 @@ func main() {
 			order = []int{1, 0}
 		}
 		for _, i := range order {
+			cpu0 := processCPU()
 			res := run(clients[i], req, *concurrency, *round)
-			fmt.Printf("  round %d %-11s %9.0f req/s  p50 %-9s p99 %-9s errors %d\n", r+1, targets[i].name, res.RPS(), res.Pct(0.50), res.Pct(0.99), res.Errors)
+			res.CPU = processCPU() - cpu0
+			fmt.Printf("  round %d %-11s %9.0f req/s  p50 %-9s p99 %-9s cpu/req %-9s errors %d\n", r+1, targets[i].name, res.RPS(), res.Pct(0.50), res.Pct(0.99), res.CPUPerCall(), res.Errors)
 			totals[i].Merge(&res)
 		}
 	}
 	a, b := &totals[0], &totals[1]
-	fmt.Printf("\n%-11s %12s %10s %10s\n", "target", "req/s", "p50", "p99")
+	fmt.Printf("\n%-11s %12s %10s %10s %10s\n", "target", "req/s", "p50", "p99", "cpu/req")
 	for i := range targets {
-		fmt.Printf("%-11s %12.0f %10s %10s\n", targets[i].name, totals[i].RPS(), totals[i].Pct(0.5), totals[i].Pct(0.99))
+		fmt.Printf("%-11s %12.0f %10s %10s %10s\n", targets[i].name, totals[i].RPS(), totals[i].Pct(0.5), totals[i].Pct(0.99), totals[i].CPUPerCall())
 	}
+	fmt.Printf("\ncpu/req is the whole process's CPU time (client, both servers, runtime) over the calls of the round; %s's less %s's is what %s adds per request: %s\n",
+		targets[0].name, targets[1].name, targets[0].name, a.CPUPerCall()-b.CPUPerCall())
 	fmt.Printf("\nratio %s/%s: throughput %.3f, p50 %.2fx, p99 %.2fx\n", targets[0].name, targets[1].name,
 		a.RPS()/b.RPS(), float64(a.Pct(0.5))/float64(b.Pct(0.5)), float64(a.Pct(0.99))/float64(b.Pct(0.99)))
 	if a.Errors+b.Errors > 0 {
 		fmt.Printf("errors: %s %d, %s %d\n", targets[0].name, a.Errors, targets[1].name, b.Errors)
 		pprof.StopCPUProfile()
+		if *mutexprofile != "" {
+			writeProfile("mutex", *mutexprofile)
+		}
 		os.Exit(1)
 	}
 }

@@ -21,10 +21,21 @@ import (
 
 // Result is what one timed run of callers did.
 type Result struct {
-	Calls     int64
-	Errors    int64 // calls that failed or were not the expected answer
-	Elapsed   time.Duration
+	Calls   int64
+	Errors  int64 // calls that failed or were not the expected answer
+	Elapsed time.Duration
+	// CPU is the process's CPU time (user and system) during the calls, when the caller
+	// measured it (loadbench, whose process holds the client and both servers).
+	CPU       time.Duration
 	Latencies []time.Duration
+}
+
+// CPUPerCall is CPU per call, rounded to the microsecond; 0 without calls.
+func (r *Result) CPUPerCall() time.Duration {
+	if r.Calls == 0 {
+		return 0
+	}
+	return (r.CPU / time.Duration(r.Calls)).Round(time.Microsecond)
 }
 
 // Merge adds o's calls, errors, time and latencies to r.
@@ -32,6 +43,7 @@ func (r *Result) Merge(o *Result) {
 	r.Calls += o.Calls
 	r.Errors += o.Errors
 	r.Elapsed += o.Elapsed
+	r.CPU += o.CPU
 	r.Latencies = append(r.Latencies, o.Latencies...)
 }
 
