@@ -23,6 +23,9 @@ type Identity struct {
 	// KeyThumbprint names the key that verified the token (RFC 7638), so that a cached
 	// identity can be dropped when its key leaves the issuer's set.
 	KeyThumbprint string
+	// Confirmation is the token's `cnf` claim (RFC 7800): the key or certificate it is bound
+	// to, if any (cnf.go).
+	Confirmation Confirmation
 }
 
 // claims holds the decoded payload and the registered claims read from it.

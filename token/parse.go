@@ -15,6 +15,7 @@ import (
 type compact struct {
 	signingInput string // header "." payload, as signed
 	header       header
+	headerJSON   []byte // the decoded header, for readers of other members (ParseJWS)
 	payload      []byte
 	signature    []byte
 }
@@ -60,7 +61,7 @@ func parseCompact(raw string) (*compact, *Error) {
 	if err != nil {
 		return nil, refuse(reason.InvalidToken, "header is not base64url")
 	}
-	c := &compact{signingInput: raw[:len(h)+1+len(p)]}
+	c := &compact{signingInput: raw[:len(h)+1+len(p)], headerJSON: hb}
 	if err := checkJSONObject(hb); err != nil {
 		return nil, refuse(reason.InvalidToken, "header: %v", err)
 	}

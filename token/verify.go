@@ -329,8 +329,12 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 	if terr := is.checkClaims(&cl, &c.header, v.now()); terr != nil {
 		return nil, terr
 	}
+	cnf, terr := readConfirmation(cl.all)
+	if terr != nil {
+		return nil, terr
+	}
 	id := is.identity(&cl, used.Thumbprint, v.keep)
-	id.Tenant = tenant
+	id.Tenant, id.Confirmation = tenant, cnf
 	return id, nil
 }
 
