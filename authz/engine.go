@@ -40,8 +40,12 @@ type Options struct {
 	// Paths says how request paths are normalised (paths.matrix_parameters); the zero value
 	// is rules.NormalizePath's default.
 	Paths rules.PathOptions
-	// Now is the clock conditions read as `now`; nil is time.Now.
+	// Now is the clock conditions read as `now`, and DPoP proofs' iat is checked against; nil
+	// is time.Now.
 	Now func() time.Time
+	// Sender says how sender-constrained tokens are checked (sender.go); the zero value is
+	// the defaults.
+	Sender SenderOptions
 }
 
 // Engine decides. It is immutable once built and safe for concurrent use; a configuration
@@ -60,6 +64,7 @@ type Engine struct {
 	// never shows.
 	secretHeaders []string
 	now           func() time.Time
+	sender        sender
 }
 
 // NewEngine builds an engine from its parts.
@@ -81,6 +86,10 @@ func NewEngine(o Options) *Engine {
 	e.now = o.Now
 	if e.now == nil {
 		e.now = time.Now
+	}
+	e.sender = newSender(o.Sender, e.now)
+	if h := e.sender.certHeader; h != "" {
+		e.removeAll = append(e.removeAll, h)
 	}
 	return e
 }
@@ -120,6 +129,7 @@ func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 		params = &p
 	}
 	d := e.decideRule(ctx, r, rule, path, params)
+	e.senderChallenge(d, r, rule)
 	d.Rule = rule.Name()
 	if rule.DryRun() {
 		return e.dryRun(d, r)
@@ -131,12 +141,17 @@ func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 // normalised path; params are those MatchRequest gave, nil when the route named the rule.
 func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, path string, params *rules.Params) *Decision {
 	// 3. The token, from the first configured source present.
-	raw, found := e.findToken(r.Headers)
+	raw, dpopScheme, found := e.findToken(r.Headers)
 	if rule.Public() {
 		if !found {
 			return e.allow(reason.Public, nil, r)
 		}
 		ci, err := e.identify(ctx, raw)
+		if err == nil {
+			if sd := e.checkSender(r, raw, dpopScheme, ci, false); sd != nil {
+				err = errors.New(sd.Reason.String() + ": " + sd.Detail)
+			}
+		}
 		if err != nil {
 			d := e.allow(reason.Public, nil, r)
 			d.Detail = "anonymous: " + err.Error()
@@ -160,6 +175,11 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, p
 			d.Detail, d.Hint = te.Detail, te.Hint
 		}
 		return d
+	}
+	// 5b. The token's binding to the sender (DPoP proof, client certificate), proven on every
+	// request, cached token or not; and require.sender_constrained.
+	if sd := e.checkSender(r, raw, dpopScheme, ci, rule.SenderConstrained()); sd != nil {
+		return sd
 	}
 	// 6. Requirements: the rule answers with the reason (ok, forbidden, insufficient_scope).
 	in := rules.Input{Method: r.Method, Host: r.Host, Path: path, Headers: r.Headers, Context: r.Context}

@@ -77,6 +77,9 @@ func (c *Config) applyDefaults(w written) {
 	if !w["cache.tokens"] {
 		c.Cache.Tokens = DefaultTokenCacheSize
 	}
+	if !w["dpop.max_age"] {
+		c.DPoP.MaxAge = DefaultDPoPMaxAge
+	}
 	if !w["forward_auth.trusted_headers"] {
 		c.ForwardAuth.TrustedHeaders = []string{ConventionXForwarded, ConventionXOriginal}
 	}

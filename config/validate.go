@@ -25,6 +25,7 @@ func (c *Config) validate() (errs, warns []string) {
 	c.validateForwardAuth(&errs)
 	c.warnForwardToken(&warns)
 	c.validatePaths(&errs)
+	c.validateSender(&errs)
 	if c.Cache.Tokens < 0 {
 		errs = append(errs, fmt.Sprintf("cache.tokens: %d is negative; use 0 to turn the token cache off", c.Cache.Tokens))
 	}

@@ -5,13 +5,16 @@ import (
 
 	"github.com/portcullis-authz/portcullis/authz"
 	"github.com/portcullis-authz/portcullis/config"
+	"github.com/portcullis-authz/portcullis/dpop"
 	"github.com/portcullis-authz/portcullis/jwks"
 	"github.com/portcullis-authz/portcullis/token"
 )
 
 // newEngine assembles the decision engine for a loaded configuration and its issuers' caches
 // (in issuer order).
-func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics) (*authz.Engine, error) {
+// replay is the DPoP replay cache the engine uses, shared by the engines of successive
+// configurations; nil gives the engine one of its own.
+func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics, replay *dpop.ReplayCache) (*authz.Engine, error) {
 	issuers := make([]token.IssuerConfig, len(cfg.Issuers))
 	for i, is := range cfg.Issuers {
 		issuers[i] = token.IssuerConfig{
@@ -51,6 +54,8 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics) (*aut
 		CacheSize:       cfg.Cache.Tokens,
 		CacheLookups:    lookups,
 		Paths:           cfg.Paths.Options(),
+		Sender: authz.SenderOptions{DPoPMaxAge: cfg.DPoP.MaxAge, ForwardedOrigin: cfg.DPoP.ForwardedOrigin,
+			Replay: replay, ClientCertHeader: cfg.MTLS.ClientCertHeader},
 	}), nil
 }
 

@@ -25,5 +25,5 @@ func Offline(cfg *config.Loaded, sets []*jwks.Set) (*authz.Engine, error) {
 		}
 		caches[i] = c
 	}
-	return newEngine(cfg, caches, nil)
+	return newEngine(cfg, caches, nil, nil)
 }

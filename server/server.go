@@ -27,6 +27,7 @@ import (
 
 	"github.com/portcullis-authz/portcullis/authz"
 	"github.com/portcullis-authz/portcullis/config"
+	"github.com/portcullis-authz/portcullis/dpop"
 	"github.com/portcullis-authz/portcullis/jwks"
 )
 
@@ -52,6 +53,7 @@ type Server struct {
 	reloads  *prometheus.CounterVec
 	reloadOK prometheus.Gauge
 	keys     *keySets
+	replay   *dpop.ReplayCache // the DPoP proofs seen, kept across configuration reloads
 	authz    *authz.Authorizer
 	httpAuth *authz.HTTPHandler // the HTTP forward-auth front, with forward_auth of cfg
 	cfg      *config.Loaded     // the configuration serving; guarded by mu
@@ -89,7 +91,8 @@ func New(opts Options) (*Server, error) {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	s := &Server{opts: opts, log: opts.Logger, reg: reg, addrs: map[string]net.Addr{}}
+	s := &Server{opts: opts, log: opts.Logger, reg: reg, addrs: map[string]net.Addr{},
+		replay: dpop.NewReplayCache(dpop.DefaultReplayEntries)}
 	s.metrics = authz.NewMetrics(reg)
 	s.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "portcullis_config_reloads_total",
@@ -142,7 +145,7 @@ func (s *Server) prepare(cfg *config.Loaded) (*authz.Engine, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	engine, err := newEngine(cfg, caches, s.metrics)
+	engine, err := newEngine(cfg, caches, s.metrics, s.replay)
 	if err != nil {
 		return nil, nil, err
 	}

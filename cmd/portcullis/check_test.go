@@ -186,6 +186,8 @@ func TestCheckGolden(t *testing.T) {
 			exit: 1, config: loopback, reason: reason.UnknownIssuer},
 		{name: "issuer_elsewhere", args: []string{"--path", "/api/orders/1", "--token", mint(devidp.Claims{"iss": "https://sso.example.org/realms/demo"}, time.Hour)},
 			exit: 1, config: loopback, reason: reason.UnknownIssuer},
+		{name: "dpop_no_proof", args: []string{"--path", "/api/orders/1", "--header", "authorization=DPoP " + mint(devidp.Claims{"cnf": map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}, time.Hour)},
+			exit: 1, reason: reason.InvalidDPoPProof},
 		{name: "bearer_pasted", args: []string{"--path", "/api/orders/1", "--token", "Bearer " + good}, exit: 1, reason: reason.InvalidToken},
 		{name: "refresh_token", args: []string{"--path", "/api/orders/1", "--token", refresh}, exit: 1, reason: reason.InvalidToken},
 		{name: "id_token", args: []string{"--path", "/api/orders/1", "--token", idToken}, exit: 1, reason: reason.WrongAudience},
@@ -337,7 +339,7 @@ func TestValidateCommand(t *testing.T) {
 	if code := run(context.Background(), []string{"validate", "--config", bad}, nil, &out, &errs); code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
-	if got := errs.String(); got != "portcullis: config: bogus: unknown key (line 3); known keys here: server, issuers, tokens, identity_headers, forward_token, cache, jwks_cache_dir, forward_auth, paths, rules\n" {
+	if got := errs.String(); got != "portcullis: config: bogus: unknown key (line 3); known keys here: server, issuers, tokens, identity_headers, forward_token, cache, jwks_cache_dir, forward_auth, paths, dpop, mtls, rules\n" {
 		t.Errorf("stderr = %q", got)
 	}
 }
