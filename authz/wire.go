@@ -365,6 +365,12 @@ func stringPair(b []byte, keyNum, valueNum, rawNum protowire.Number) (k, v strin
 }
 
 func utf8String(b []byte) (string, error) {
+	switch string(b) { // the scheme Envoy sends on every request, without a copy
+	case "http":
+		return "http", nil
+	case "https":
+		return "https", nil
+	}
 	if !utf8.Valid(b) {
 		return "", fmt.Errorf("%w: a string field is not UTF-8", errWire)
 	}
