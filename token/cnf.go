@@ -65,3 +65,16 @@ func readConfirmation(all map[string]any) (Confirmation, *Error) {
 	}
 	return c, nil
 }
+
+// dpopTyped reports whether a token's typ claim is "DPoP" and it is bound to a DPoP key: the
+// access tokens Keycloak issues to a DPoP client say so. Such a token is an access token
+// whatever token_types lists (which is there to refuse ID and refresh tokens); it is accepted
+// only with the DPoP scheme and a proof of its key (RFC 9449 §7.2), which the engine enforces.
+func dpopTyped(cl *claims) bool {
+	if !strings.EqualFold(cl.typ, "DPoP") {
+		return false
+	}
+	cnf, _ := cl.all["cnf"].(map[string]any)
+	jkt, _ := cnf[cnfJKT].(string)
+	return jkt != ""
+}

@@ -50,6 +50,27 @@ func TestConfirmation(t *testing.T) {
 	}
 }
 
+// TestDPoPTyped: Keycloak's DPoP-bound access tokens carry typ "DPoP": accepted when the
+// token is bound to a key (cnf.jkt), refused as any other unlisted typ otherwise.
+func TestDPoPTyped(t *testing.T) {
+	f := newFixture(t)
+	v := f.verifier(t, nil)
+	bound := sign(t, rsHeader("rsa-1"), f.claims(map[string]any{"typ": "DPoP", "cnf": map[string]any{"jkt": "a"}}), "RS256", f.rsaKey)
+	if _, err := v.Verify(context.Background(), bound); err != nil {
+		t.Errorf("typ DPoP with cnf.jkt refused: %v", err)
+	}
+	for name, cnf := range map[string]any{"no cnf": nil, "cnf.x5t#S256 only": map[string]any{"x5t#S256": "a"}} {
+		extra := map[string]any{"typ": "DPoP"}
+		if cnf != nil {
+			extra["cnf"] = cnf
+		}
+		_, err := v.Verify(context.Background(), sign(t, rsHeader("rsa-1"), f.claims(extra), "RS256", f.rsaKey))
+		if te, ok := err.(*Error); !ok || te.Detail != `token type "DPoP" (typ claim) is not accepted as an access token` {
+			t.Errorf("%s: typ DPoP: %v, want refused", name, err)
+		}
+	}
+}
+
 func TestProofPolicy(t *testing.T) {
 	f := newFixture(t)
 	v := f.verifier(t, nil)

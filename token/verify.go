@@ -484,7 +484,7 @@ func (is *issuer) checkClaims(cl *claims, h *header, now time.Time) *Error {
 	if h.Typ != "" && !strings.EqualFold(h.Typ, "JWT") && !is.typeAccepted(strings.TrimPrefix(strings.ToLower(h.Typ), "application/")) {
 		return refuse(reason.InvalidToken, "token type %q (header typ) is not accepted as an access token", h.Typ)
 	}
-	if cl.hasTyp && !is.typeAccepted(cl.typ) {
+	if cl.hasTyp && !is.typeAccepted(cl.typ) && !dpopTyped(cl) {
 		return refuse(reason.InvalidToken, "token type %q (typ claim) is not accepted as an access token", cl.typ)
 	}
 	return nil
