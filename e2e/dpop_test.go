@@ -4,13 +4,14 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
+	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -22,24 +23,24 @@ import (
 // with the password grant, the orders-api audience, and "Require DPoP bound tokens" on.
 const dpopClient = "portcullis-dpop"
 
-// dpopKey is a client's DPoP key pair (P-256) and its RFC 7638 thumbprint.
+// dpopKey is a client's DPoP key pair and its RFC 7638 thumbprint. RSA (RS256): a proof's alg
+// must be among its token issuer's algorithms, and envoy/portcullis.yaml allows RS256 only.
 type dpopKey struct {
-	priv *ecdsa.PrivateKey
+	priv *rsa.PrivateKey
 	jwk  map[string]string
 	jkt  string
 }
 
 func newDPoPKey(t *testing.T) *dpopKey {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pt, _ := k.PublicKey.Bytes()
 	enc := base64.RawURLEncoding.EncodeToString
-	x, y := enc(pt[1:33]), enc(pt[33:])
-	sum := sha256.Sum256([]byte(`{"crv":"P-256","kty":"EC","x":"` + x + `","y":"` + y + `"}`))
-	return &dpopKey{priv: k, jwk: map[string]string{"kty": "EC", "crv": "P-256", "x": x, "y": y}, jkt: enc(sum[:])}
+	n, e := enc(k.N.Bytes()), enc(big.NewInt(int64(k.E)).Bytes())
+	sum := sha256.Sum256([]byte(`{"e":"` + e + `","kty":"RSA","n":"` + n + `"}`))
+	return &dpopKey{priv: k, jwk: map[string]string{"kty": "RSA", "n": n, "e": e}, jkt: enc(sum[:])}
 }
 
 // proof is a DPoP proof (RFC 9449 §4.2) for method and uri; accessToken "" leaves ath out (the
@@ -52,15 +53,15 @@ func (k *dpopKey) proof(t *testing.T, method, uri, accessToken string) string {
 		sum := sha256.Sum256([]byte(accessToken))
 		claims["ath"] = enc(sum[:])
 	}
-	h, _ := json.Marshal(map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": k.jwk})
+	h, _ := json.Marshal(map[string]any{"typ": "dpop+jwt", "alg": "RS256", "jwk": k.jwk})
 	c, _ := json.Marshal(claims)
 	input := enc(h) + "." + enc(c)
 	d := sha256.Sum256([]byte(input))
-	r, s, err := ecdsa.Sign(rand.Reader, k.priv, d[:])
+	sig, err := rsa.SignPKCS1v15(rand.Reader, k.priv, crypto.SHA256, d[:])
 	if err != nil {
 		t.Fatal(err)
 	}
-	return input + "." + enc(append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...))
+	return input + "." + enc(sig)
 }
 
 // createDPoPClient adds dpopClient to the demo realm with the admin REST API.
