@@ -46,6 +46,9 @@ func (e *Engine) deny(code reason.Code, scopes []string) *Decision {
 		d.Answer = append(d.Answer, Header{"www-authenticate", realm})
 	case reason.ChallengeInvalidToken:
 		d.Answer = append(d.Answer, Header{"www-authenticate", realm + `, error="invalid_token", error_description="` + a.Description + `"`})
+	case reason.ChallengeInvalidDPoPProof:
+		// Completed with algs and the Bearer challenge by senderChallenge.
+		d.Answer = append(d.Answer, Header{"www-authenticate", `DPoP error="invalid_dpop_proof", error_description="` + a.Description + `"`})
 	case reason.ChallengeInsufficientScope:
 		v := realm + `, error="insufficient_scope", error_description="` + a.Description + `"`
 		if len(scopes) > 0 {

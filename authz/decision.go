@@ -24,6 +24,13 @@ type Request struct {
 	// (attributes.source.address.socket_address.address): `source.address` in conditions; ""
 	// on the HTTP forward-auth front, which sees only its proxy.
 	SourceAddress string
+	// Scheme is the scheme the client used, "http" or "https" (attributes.request.http.scheme;
+	// X-Forwarded-Proto on the HTTP forward-auth front): the scheme of a DPoP proof's htu.
+	Scheme string
+	// ClientCert is the client certificate of the downstream connection as Envoy sends it
+	// (attributes.source.certificate: URL-encoded PEM, with include_peer_certificate: true);
+	// "" when there is none, and on the HTTP forward-auth front.
+	ClientCert string
 	// Invalid, when set, says why the front could not reconstruct the original request; the
 	// engine answers 400 bad_request.
 	Invalid string
@@ -84,6 +91,12 @@ type Decision struct {
 	// Introspection is what token introspection answered (require.active, an opaque token);
 	// nil when nothing was introspected.
 	Introspection *Introspection
+
+	// senderError says the deny concerns a sender-constrained token (a DPoP proof, a token bound
+	// to a DPoP key, a sender_constrained rule): its error goes in the DPoP challenge.
+	senderError bool
+	// proofAlgs are the algs of the DPoP challenge when the token's issuer is known.
+	proofAlgs []string
 
 	// DryRun is set when the matched rule is in dry-run mode: it is the decision the rule made,
 	// whole, allow or deny. The decision served is then an allow whatever DryRun says.

@@ -41,7 +41,8 @@ type Options struct {
 	// Paths says how request paths are normalised (paths.matrix_parameters); the zero value
 	// is rules.NormalizePath's default.
 	Paths rules.PathOptions
-	// Now is the clock conditions read as `now`; nil is time.Now.
+	// Now is the clock conditions read as `now`, and DPoP proofs' iat is checked against; nil
+	// is time.Now.
 	Now func() time.Time
 	// IdentityHeaderMaxBytes bounds each identity header's value (identity_headers_max_bytes);
 	// a larger one is not sent, and logged. 0 is DefaultIdentityHeaderMaxBytes.
@@ -54,6 +55,9 @@ type Options struct {
 	Introspectors map[string]Introspector
 	// Opaque introspects the tokens that are not JWS (opaque_tokens); nil = they are refused.
 	Opaque Introspector
+	// Sender says how sender-constrained tokens are checked (sender.go); the zero value is
+	// the defaults.
+	Sender SenderOptions
 }
 
 // Engine decides. It is immutable once built and safe for concurrent use; a configuration
@@ -77,6 +81,7 @@ type Engine struct {
 	log            *slog.Logger
 	introspectors  map[string]Introspector
 	opaque         Introspector
+	sender         sender
 }
 
 // NewEngine builds an engine from its parts.
@@ -106,6 +111,10 @@ func NewEngine(o Options) *Engine {
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
+	}
+	e.sender = newSender(o.Sender, e.now)
+	if h := e.sender.certHeader; h != "" {
+		e.removeAll = append(e.removeAll, h)
 	}
 	return e
 }
@@ -145,6 +154,7 @@ func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 		params = &p
 	}
 	d := e.decideRule(ctx, r, rule, path, params)
+	e.senderChallenge(d, r, rule)
 	d.Rule = rule.Name()
 	if rule.DryRun() {
 		return e.dryRun(d, r)
@@ -156,12 +166,17 @@ func (e *Engine) Decide(ctx context.Context, r *Request) *Decision {
 // normalised path; params are those MatchRequest gave, nil when the route named the rule.
 func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, path string, params *rules.Params) *Decision {
 	// 3. The token, from the first configured source present.
-	raw, found := e.findToken(r.Headers)
+	raw, dpopScheme, found := e.findToken(r.Headers)
 	if rule.Public() {
 		if !found {
 			return e.allow(reason.Public, nil, r)
 		}
 		ci, intro, cached, err := e.identifyFor(ctx, raw, rule)
+		if err == nil {
+			if sd := e.checkSender(r, raw, dpopScheme, ci, false); sd != nil {
+				err = errors.New(sd.Reason.String() + ": " + sd.Detail)
+			}
+		}
 		if err != nil {
 			d := e.allow(reason.Public, nil, r)
 			d.Detail = "anonymous: " + err.Error()
@@ -193,6 +208,12 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, p
 	}
 	if rule.RequiresActive() && intro == nil {
 		return e.noIntrospection(ci)
+	}
+	// 5b. The token's binding to the sender (DPoP proof, client certificate), proven on every
+	// request, cached token or not; and require.sender_constrained.
+	if sd := e.checkSender(r, raw, dpopScheme, ci, rule.SenderConstrained()); sd != nil {
+		sd.Cached, sd.Introspection = cached, intro
+		return sd
 	}
 	// 6. Requirements: the rule answers with the reason (ok, forbidden, insufficient_scope).
 	in := rules.Input{Method: r.Method, Host: r.Host, Path: path, Headers: r.Headers, Context: r.Context}

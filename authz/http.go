@@ -133,5 +133,8 @@ func RequestFromHTTP(r *http.Request, fa config.ForwardAuth) Request {
 		}
 	}
 	headers["host"] = req.Host
+	// The scheme the client used, for a DPoP proof's htu: the proxies that send
+	// X-Forwarded-Host (Traefik, Caddy, nginx when told) send X-Forwarded-Proto beside it.
+	req.Scheme = strings.ToLower(firstValue(r.Header.Get("X-Forwarded-Proto")))
 	return req
 }

@@ -48,6 +48,9 @@ func (e *Engine) render(id *token.Identity) *identity {
 			ci.remove = append(ci.remove, h.name)
 		}
 	}
+	if h := e.sender.certHeader; h != "" {
+		ci.remove = append(ci.remove, h) // a trusted client-certificate header never goes upstream
+	}
 	return ci
 }
 

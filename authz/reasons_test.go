@@ -2,6 +2,7 @@ package authz
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -190,6 +191,10 @@ func TestEveryReasonOnBothFronts(t *testing.T) {
 			body("invalid_token", "the access token signing key is unknown"), invalid("the access token signing key is unknown")},
 		{reason.WrongAudience, "/api/orders", mint(idp, issuer, devidp.Claims{"aud": "account"}, time.Hour), 401, code.Code_UNAUTHENTICATED,
 			body("invalid_token", "the access token is not meant for this service"), invalid("the access token is not meant for this service")},
+		// A DPoP-bound token with the DPoP scheme and no proof (dpopScheme below).
+		{reason.InvalidDPoPProof, "/api/orders", mint(idp, issuer, devidp.Claims{"cnf": map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}, time.Hour), 401, code.Code_UNAUTHENTICATED,
+			body("invalid_dpop_proof", "the DPoP proof is invalid"),
+			`DPoP error="invalid_dpop_proof", error_description="the DPoP proof is invalid", algs="RS256", Bearer realm="portcullis"`},
 		{reason.Forbidden, "/api/admin/users", good, 403, code.Code_PERMISSION_DENIED,
 			body("access_denied", "the access token does not grant this request"), ""},
 		{reason.InsufficientScope, "/api/purge/all", good, 403, code.Code_PERMISSION_DENIED,
@@ -202,6 +207,8 @@ func TestEveryReasonOnBothFronts(t *testing.T) {
 		{reason.IntrospectionUnavailable, "/api/payments/1", good, 503, code.Code_UNAVAILABLE,
 			body("temporarily_unavailable", "the identity provider cannot confirm the token now"), ""},
 	}
+	// The cases whose token comes with the DPoP scheme rather than Bearer.
+	scheme := map[reason.Code]string{reason.InvalidDPoPProof: "DPoP "}
 	covered := map[reason.Code]bool{}
 	for _, c := range cases {
 		covered[c.reason] = true
@@ -239,7 +246,7 @@ func TestEveryReasonOnBothFronts(t *testing.T) {
 		t.Run(string(c.reason), func(t *testing.T) {
 			headers := map[string]string{}
 			if c.token != "" {
-				headers["authorization"] = "Bearer " + c.token
+				headers["authorization"] = cmp.Or(scheme[c.reason], "Bearer ") + c.token
 			}
 			// gRPC front.
 			check := envoyCheck(&authv3.AttributeContext_HttpRequest{Method: "GET", Host: "api.example.com", Path: c.path, Headers: headers}, nil)
@@ -283,7 +290,7 @@ func TestEveryReasonOnBothFronts(t *testing.T) {
 			req := httptest.NewRequest(http.MethodGet, c.path, nil)
 			req.Host = "api.example.com"
 			if c.token != "" {
-				req.Header.Set("Authorization", "Bearer "+c.token)
+				req.Header.Set("Authorization", cmp.Or(scheme[c.reason], "Bearer ")+c.token)
 			}
 			w := httptest.NewRecorder()
 			fwd.ServeHTTP(w, req)

@@ -5,12 +5,13 @@ import (
 )
 
 // findToken returns the token from the first configured source (tokens.sources) present in
-// the headers.
-func (e *Engine) findToken(h map[string]string) (string, bool) {
+// the headers. A header source with the prefix "Bearer " takes the "DPoP " scheme too (RFC
+// 9449 §7.1); dpopScheme says the token came with it.
+func (e *Engine) findToken(h map[string]string) (raw string, dpopScheme, found bool) {
 	for _, s := range e.sources {
 		if s.Cookie != "" {
 			if v, ok := cookieValue(h["cookie"], s.Cookie); ok {
-				return v, true
+				return v, false, true
 			}
 			continue
 		}
@@ -19,18 +20,33 @@ func (e *Engine) findToken(h map[string]string) (string, bool) {
 			continue
 		}
 		if s.Prefix != "" {
-			if len(v) < len(s.Prefix) || !strings.EqualFold(v[:len(s.Prefix)], s.Prefix) {
+			switch {
+			case hasPrefixFold(v, s.Prefix):
+				v = v[len(s.Prefix):]
+			case strings.EqualFold(s.Prefix, bearerPrefix) && hasPrefixFold(v, dpopPrefix):
+				v, dpopScheme = v[len(dpopPrefix):], true
+			default:
 				continue
 			}
-			v = v[len(s.Prefix):]
 		}
 		v = strings.TrimSpace(v)
 		if v == "" {
+			dpopScheme = false
 			continue
 		}
-		return v, true
+		return v, dpopScheme, true
 	}
-	return "", false
+	return "", false, false
+}
+
+// The authorization schemes of a header source with the Bearer prefix.
+const (
+	bearerPrefix = "Bearer "
+	dpopPrefix   = "DPoP "
+)
+
+func hasPrefixFold(v, prefix string) bool {
+	return len(v) >= len(prefix) && strings.EqualFold(v[:len(prefix)], prefix)
 }
 
 // cookieValue finds a cookie in a Cookie header (several headers arrive joined by commas or
@@ -75,6 +91,10 @@ func (e *Engine) stripToken(d *Decision, h map[string]string) {
 		if s.Header != "" {
 			if _, ok := h[s.Header]; ok {
 				d.UpstreamRemove = append(d.UpstreamRemove, s.Header)
+			}
+			if _, ok := h[dpopHeader]; ok && s.Header == "authorization" {
+				// The proof goes with the token it is bound to.
+				d.UpstreamRemove = append(d.UpstreamRemove, dpopHeader)
 			}
 		} else {
 			cookies = append(cookies, s.Cookie)

@@ -156,7 +156,7 @@ func TestFindToken(t *testing.T) {
 		{map[string]string{"authorization": "Bearer first", "cookie": "access_token=second"}, "first", true},
 	}
 	for _, c := range cases {
-		got, found := e.findToken(c.headers)
+		got, _, found := e.findToken(c.headers)
 		if got != c.want || found != c.found {
 			t.Errorf("%v: got %q %v, want %q %v", c.headers, got, found, c.want, c.found)
 		}

@@ -33,6 +33,8 @@ var checkFieldTable = [...]checkField{
 	{"attributes.request.http.header_map.headers", wirePath{1, 4, 2, 13, 1}, kindHeaderValues, partHeaderMap},
 	{"attributes.context_extensions", wirePath{1, 10}, kindStringMap, partContext},
 	{"attributes.source.address.socket_address.address", wirePath{1, 1, 1, 1, 2}, kindString, partSource},
+	{"attributes.request.http.scheme", wirePath{1, 4, 2, 6}, kindString, partScheme},
+	{"attributes.source.certificate", wirePath{1, 1, 5}, kindString, partCert},
 }
 
 // checkField is one entry of checkFieldTable.
@@ -73,6 +75,8 @@ const (
 	partHeaderMap                    // an entry of checkFields.headerMap
 	partContext                      // an entry of Request.Context (and Request.RuleName for portcullis-rule)
 	partSource                       // Request.SourceAddress
+	partScheme                       // Request.Scheme
+	partCert                         // Request.ClientCert
 )
 
 // checkFields is what checkFieldTable fills: the Request, and the header_map entries, which
@@ -104,6 +108,10 @@ func (f *checkFields) set(to requestPart, k, v string) {
 		}
 	case partSource:
 		f.SourceAddress = v
+	case partScheme:
+		f.Scheme = v
+	case partCert:
+		f.ClientCert = v
 	case partHeaders:
 		if f.Headers == nil {
 			f.Headers = make(map[string]string, 16)
@@ -367,6 +375,12 @@ func stringPair(b []byte, keyNum, valueNum, rawNum protowire.Number) (k, v strin
 }
 
 func utf8String(b []byte) (string, error) {
+	switch string(b) { // the scheme Envoy sends on every request, without a copy
+	case "http":
+		return "http", nil
+	case "https":
+		return "https", nil
+	}
 	if !utf8.Valid(b) {
 		return "", fmt.Errorf("%w: a string field is not UTF-8", errWire)
 	}

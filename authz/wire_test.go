@@ -50,8 +50,12 @@ func envoyCheck(http *authv3.AttributeContext_HttpRequest, ext map[string]string
 }
 
 func wireCases() map[string]*authv3.CheckRequest {
+	withCert := envoyCheck(&authv3.AttributeContext_HttpRequest{Method: "GET", Host: "api.example.com:8443", Path: "/api/x", Scheme: "https",
+		Headers: map[string]string{"authorization": "DPoP abc.def.ghi", "dpop": "p.q.r"}}, nil)
+	withCert.Attributes.Source.Certificate = "-----BEGIN%20CERTIFICATE-----%0AMIIB%0A-----END%20CERTIFICATE-----%0A"
 	return map[string]*authv3.CheckRequest{
-		"empty": {},
+		"empty":                       {},
+		"peer certificate and scheme": withCert,
 		"headers map": envoyCheck(&authv3.AttributeContext_HttpRequest{
 			Id: "42", Method: "GET", Host: "api.example.com", Path: "/api/orders/7?x=1", Scheme: "https", Protocol: "HTTP/1.1", Size: 12,
 			Headers: map[string]string{":authority": "api.example.com", ":method": "GET", ":path": "/api/orders/7?x=1", "authorization": "Bearer abc.def.ghi", "x-user-id": "spoofed", "cookie": "a=1; b=2"},
@@ -79,6 +83,10 @@ func TestParseCheckRequest(t *testing.T) {
 			}
 			assertParsesLikeProto(t, b)
 		})
+	}
+	b, _ := proto.Marshal(wireCases()["peer certificate and scheme"])
+	if r := assertParsesLikeProto(t, b); r.Scheme != "https" || r.ClientCert != "-----BEGIN%20CERTIFICATE-----%0AMIIB%0A-----END%20CERTIFICATE-----%0A" {
+		t.Errorf("scheme %q, client certificate %q: attributes.request.http.scheme or attributes.source.certificate not read", r.Scheme, r.ClientCert)
 	}
 	// A message field sent twice is merged; a scalar sent twice keeps the last; a map key sent
 	// twice keeps the last value; header_map entries accumulate.

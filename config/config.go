@@ -30,6 +30,8 @@ type Config struct {
 	JWKSCacheDir            string       `yaml:"jwks_cache_dir"`
 	ForwardAuth             ForwardAuth  `yaml:"forward_auth"`
 	Paths                   Paths        `yaml:"paths"`
+	DPoP                    DPoP         `yaml:"dpop"`
+	MTLS                    MTLS         `yaml:"mtls"`
 	Rules                   []rules.Spec `yaml:"rules"`
 	// Tracing is nil when the file has no tracing section: tracing is off.
 	Tracing *Tracing `yaml:"tracing"`

@@ -43,6 +43,9 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"proxy_url_with_path", `issuers[0].proxy_url: "http://user:xxxxx@proxy.example.com:3128/proxy" has a path, query or fragment; a proxy is only scheme://host:port`},
 		{"proxy_url_with_jwks_file", "issuers[0].proxy_url: the keys come from jwks_file and are never fetched; remove proxy_url"},
 		{"bool_not_bool", "forward_token: expected true or false, got \"no\" (line 5)"},
+		{"dpop_max_age_zero", "dpop.max_age: 0s is out of range; use a duration above 0s and at most 10m0s (default 1m0s)"},
+		{"dpop_max_age_long", "dpop.max_age: 1h0m0s is out of range; use a duration above 0s and at most 10m0s (default 1m0s)"},
+		{"mtls_header_unknown", `mtls.client_cert_header: "ssl-client-cert" is not a choice; use "x-forwarded-client-cert" (Envoy's format), "client-cert" (RFC 9440), or leave it out to read Envoy's attributes.source.certificate`},
 		{"cache_negative", "cache.tokens: -1 is negative; use 0 to turn the token cache off"},
 		{"cookie_with_prefix", "tokens.sources[0].prefix: only a header source has a prefix"},
 		{"duration_without_unit", "issuers[0].leeway: \"30\" is not a duration (line 5); write it with a unit, e.g. 30s or 15m"},
@@ -98,7 +101,7 @@ func TestLoadBadConfigs(t *testing.T) {
   issuers[0].leeway: "30" is not a duration (line 8); write it with a unit, e.g. 30s or 15m
   issuers[0].refresh_interval: expected a duration such as 30s (line 9)
   rules[0].match.paths: expected a list (line 12)
-  rules[0].require.scope: unknown key (line 13); did you mean scopes? known keys here: any_roles, all_roles, scopes, claims, when, any_of, audiences, active
+  rules[0].require.scope: unknown key (line 13); did you mean scopes? known keys here: any_roles, all_roles, scopes, claims, when, any_of, audiences, active, sender_constrained
   forward_token: expected true or false, got "no" (line 14)
   server.http_addr: "9192" is not host:port (write ":9191" or "127.0.0.1:9191")
   issuers[0].issuer: "sso.example.com/realms/demo" is not an absolute http(s) URL; write the issuer with its scheme (https://sso.example.com/realms/demo) and list other spellings of iss in issuer_aliases`},

@@ -94,6 +94,9 @@ func (c *Config) applyDefaults(w written) {
 	if !w["cache.introspection"] {
 		c.Cache.Introspection = DefaultIntrospectionCacheSize
 	}
+	if !w["dpop.max_age"] {
+		c.DPoP.MaxAge = DefaultDPoPMaxAge
+	}
 	if !w["forward_auth.trusted_headers"] {
 		c.ForwardAuth.TrustedHeaders = []string{ConventionXForwarded, ConventionXOriginal}
 	}

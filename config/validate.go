@@ -27,7 +27,7 @@ func (c *Config) validate() (errs, warns []string) {
 	c.warnForwardToken(&warns)
 	c.validatePaths(&errs)
 	c.validateTracing(&errs)
-
+	c.validateSender(&errs)
 	c.validateIntrospection(&errs, &warns) // introspection.go
 	if c.Cache.Introspection < 0 {
 		errs = append(errs, fmt.Sprintf("cache.introspection: %d is negative; use 0 to turn the introspection cache off", c.Cache.Introspection))

@@ -29,6 +29,7 @@ const (
 	UnknownIssuer     Code = "unknown_issuer"
 	UnknownKey        Code = "unknown_key"
 	WrongAudience     Code = "wrong_audience"
+	InvalidDPoPProof  Code = "invalid_dpop_proof"
 	Forbidden         Code = "forbidden"
 	InsufficientScope Code = "insufficient_scope"
 	BadRequest        Code = "bad_request"
@@ -55,6 +56,9 @@ const (
 	// ChallengeInsufficientScope: `error="insufficient_scope"` with the row's description and
 	// the missing scopes.
 	ChallengeInsufficientScope
+	// ChallengeInvalidDPoPProof: `DPoP error="invalid_dpop_proof"` with the row's description
+	// (RFC 9449 §7.1); the engine adds the algs parameter and the Bearer challenge.
+	ChallengeInvalidDPoPProof
 )
 
 // Answer is everything Portcullis says about one reason.
@@ -90,6 +94,7 @@ var table = [...]Answer{
 	{UnknownIssuer, 401, "invalid_token", "the access token issuer is not trusted", ChallengeInvalidToken, true},
 	{UnknownKey, 401, "invalid_token", "the access token signing key is unknown", ChallengeInvalidToken, true},
 	{WrongAudience, 401, "invalid_token", "the access token is not meant for this service", ChallengeInvalidToken, true},
+	{InvalidDPoPProof, 401, "invalid_dpop_proof", "the DPoP proof is invalid", ChallengeInvalidDPoPProof, false},
 	{Forbidden, 403, "access_denied", "the access token does not grant this request", ChallengeNone, false},
 	{InsufficientScope, 403, "insufficient_scope", "the access token lacks a required scope", ChallengeInsufficientScope, false},
 	{BadRequest, 400, "invalid_request", "the request path is malformed or ambiguous", ChallengeNone, false},

@@ -156,10 +156,12 @@ func TestTableIsDocumented(t *testing.T) {
 			t.Errorf("docs/decisions.md row %d: %+v\ntable: %+v", i+1, got, a)
 		}
 	}
-	// | 401 `no_token` | bare | any other 401 | invalid_token | 403 `insufficient_scope` | … | 400, other 403, 503 | none |
+	// | 401 `no_token` | bare | 401 `invalid_dpop_proof` | DPoP | any other 401 | invalid_token |
+	// 403 `insufficient_scope` | … | 400, other 403, 503 | none |
 	challenges := docTable(t, "../docs/decisions.md", "## `WWW-Authenticate`")
-	if len(challenges) != 4 || challenges[0][0] != "401 `no_token`" || challenges[1][0] != "any other 401" ||
-		challenges[2][0] != "403 `insufficient_scope`" || challenges[3][0] != "400, other 403, 503" || challenges[3][1] != "none" {
+	if len(challenges) != 5 || challenges[0][0] != "401 `no_token`" || challenges[1][0] != "401 `invalid_dpop_proof`" ||
+		challenges[2][0] != "any other 401" || challenges[3][0] != "403 `insufficient_scope`" ||
+		challenges[4][0] != "400, other 403, 503" || challenges[4][1] != "none" {
 		t.Fatalf("docs/decisions.md's WWW-Authenticate table changed; update this test with it: %q", challenges)
 	}
 	for _, a := range all {
@@ -167,6 +169,8 @@ func TestTableIsDocumented(t *testing.T) {
 		switch {
 		case a.Code == NoToken:
 			want = ChallengeBare
+		case a.Code == InvalidDPoPProof:
+			want = ChallengeInvalidDPoPProof
 		case a.Status == 401:
 			want = ChallengeInvalidToken
 		case a.Code == InsufficientScope:

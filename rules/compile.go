@@ -73,6 +73,10 @@ func (r *Rule) Public() bool { return r.spec.Public }
 // DryRun reports whether the rule's decisions are only logged and counted, the request allowed.
 func (r *Rule) DryRun() bool { return r.spec.DryRun }
 
+// SenderConstrained reports whether the rule takes sender-constrained tokens only
+// (require.sender_constrained): the engine checks the binding, the rule does not.
+func (r *Rule) SenderConstrained() bool { return r.spec.Require.SenderConstrained }
+
 // Spec returns a copy of the rule as configured.
 func (r *Rule) Spec() Spec { return r.spec.clone() }
 
@@ -341,6 +345,9 @@ func compileBlock(i int, field string, req *RequireSpec, env *lazyEnv, fail func
 		} else {
 			b.when = c
 		}
+	}
+	if field != "require" && req.SenderConstrained {
+		fail(field+".sender_constrained", "sender_constrained applies to the whole rule; move it up to require")
 	}
 	if field != "require" && req.Audiences != nil {
 		fail(field+".audiences", "audiences apply to the whole rule; move them up to require")

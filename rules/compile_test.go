@@ -89,6 +89,8 @@ func TestCompileErrors(t *testing.T) {
 		"any_of_audiences":         `rules[0].require.any_of[1].audiences: audiences apply to the whole rule; move them up to require`,
 		"any_of_active":            `rules[0].require.any_of[1].active: active applies to the whole rule; move it up to require`,
 		"public_with_active":       `rules[0].require: a public rule lets requests through without a token, so it cannot require anything; remove require, or public: true`,
+		"any_of_constrained":       `rules[0].require.any_of[1].sender_constrained: sender_constrained applies to the whole rule; move it up to require`,
+		"public_constrained":       `rules[0].require: a public rule lets requests through without a token, so it cannot require anything; remove require, or public: true`,
 		"any_of_empty_alternative": `rules[0].require.any_of[1]: empty alternative, which any token meets; remove it, or list its requirements`,
 		"any_of_empty_list":        `rules[0].require.any_of: empty list; omit it, or list the alternatives`,
 		"any_of_nested_bad_role":   `rules[0].require.any_of[0].any_of[1].all_roles[0]: empty role; remove it`,

@@ -95,11 +95,16 @@ type RequireSpec struct {
 	// revoked token or an ended session is refused within the introspection cache_ttl rather
 	// than at exp. Only at the top of require, not inside any_of.
 	Active bool `yaml:"active"`
+	// SenderConstrained: the token must be bound to the client, by a DPoP key (cnf.jkt, RFC
+	// 9449) or a client certificate (cnf.x5t#S256, RFC 8705), and the binding proven on the
+	// request; an unbound bearer token is answered 401 invalid_token with a DPoP challenge.
+	// Only at the top of require, not inside any_of.
+	SenderConstrained bool `yaml:"sender_constrained"`
 }
 
 func (r *RequireSpec) empty() bool {
 	return len(r.AnyRoles) == 0 && len(r.AllRoles) == 0 && len(r.Scopes) == 0 && len(r.Claims) == 0 &&
-		r.When == "" && r.AnyOf == nil && r.Audiences == nil && !r.Active
+		r.When == "" && r.AnyOf == nil && r.Audiences == nil && !r.Active && !r.SenderConstrained
 }
 
 // clone returns a deep copy, so that a compiled rule cannot be changed through its Spec.

@@ -6,13 +6,16 @@ import (
 
 	"github.com/portcullis-authz/portcullis/authz"
 	"github.com/portcullis-authz/portcullis/config"
+	"github.com/portcullis-authz/portcullis/dpop"
 	"github.com/portcullis-authz/portcullis/jwks"
 	"github.com/portcullis-authz/portcullis/token"
 )
 
 // newEngine assembles the decision engine for a loaded configuration and its issuers' caches
 // (in issuer order), with the issuers' introspectors when ib is not nil (introspection.go).
-func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics, log *slog.Logger, ib *introspection) (*authz.Engine, error) {
+// replay is the DPoP replay cache the engine uses, shared by the engines of successive
+// configurations; nil gives the engine one of its own.
+func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics, log *slog.Logger, ib *introspection, replay *dpop.ReplayCache) (*authz.Engine, error) {
 	issuers := make([]token.IssuerConfig, len(cfg.Issuers))
 	for i, is := range cfg.Issuers {
 		issuers[i] = token.IssuerConfig{
@@ -61,6 +64,8 @@ func newEngine(cfg *config.Loaded, caches []*jwks.Cache, m *authz.Metrics, log *
 		Log:                    log,
 		Introspectors:          introspectors,
 		Opaque:                 opaque,
+		Sender: authz.SenderOptions{DPoPMaxAge: cfg.DPoP.MaxAge, ForwardedOrigin: cfg.DPoP.ForwardedOrigin,
+			Replay: replay, ClientCertHeader: cfg.MTLS.ClientCertHeader},
 	}), nil
 }
 

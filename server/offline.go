@@ -26,5 +26,5 @@ func Offline(cfg *config.Loaded, sets []*jwks.Set) (*authz.Engine, error) {
 		}
 		caches[i] = c
 	}
-	return newEngine(cfg, caches, nil, nil, nil) // no introspection either: nothing is fetched
+	return newEngine(cfg, caches, nil, nil, nil, nil) // no introspection either: nothing is fetched
 }

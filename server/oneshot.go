@@ -34,7 +34,7 @@ func OneShotStatus(ctx context.Context, cfg *config.Loaded, log *slog.Logger) (*
 		cancel()
 		return nil, nil, nil, err
 	}
-	engine, err := newEngine(cfg, caches, nil, log, &introspection{log: log})
+	engine, err := newEngine(cfg, caches, nil, log, &introspection{log: log}, nil)
 	if err != nil {
 		cancel()
 		return nil, nil, nil, err

@@ -28,6 +28,7 @@ import (
 
 	"github.com/portcullis-authz/portcullis/authz"
 	"github.com/portcullis-authz/portcullis/config"
+	"github.com/portcullis-authz/portcullis/dpop"
 	"github.com/portcullis-authz/portcullis/introspect"
 	"github.com/portcullis-authz/portcullis/jwks"
 	"github.com/portcullis-authz/portcullis/tracing"
@@ -59,6 +60,7 @@ type Server struct {
 	reloads  *prometheus.CounterVec
 	reloadOK prometheus.Gauge
 	keys     *keySets
+	replay   *dpop.ReplayCache // the DPoP proofs seen, kept across configuration reloads
 	authz    *authz.Authorizer
 	httpAuth *authz.HTTPHandler // the HTTP forward-auth front, with forward_auth of cfg
 	tracing  *tracing.Provider  // nil = tracing off
@@ -97,7 +99,8 @@ func New(opts Options) (*Server, error) {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	s := &Server{opts: opts, log: opts.Logger, reg: reg, addrs: map[string]net.Addr{}}
+	s := &Server{opts: opts, log: opts.Logger, reg: reg, addrs: map[string]net.Addr{},
+		replay: dpop.NewReplayCache(dpop.DefaultReplayEntries)}
 	s.metrics = authz.NewMetrics(reg)
 	s.intro = &introspection{metrics: introspect.NewMetrics(reg), log: s.log}
 	s.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -165,7 +168,7 @@ func (s *Server) prepare(cfg *config.Loaded) (*authz.Engine, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	engine, err := newEngine(cfg, caches, s.metrics, s.log, s.intro)
+	engine, err := newEngine(cfg, caches, s.metrics, s.log, s.intro, s.replay)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -31,6 +31,9 @@ type Identity struct {
 	// Verifier.Introspected): no key verified it, so KeyThumbprint is empty and Fresh is
 	// false; its freshness is the introspection cache's.
 	Introspected bool
+	// Confirmation is the token's `cnf` claim (RFC 7800): the key or certificate it is bound
+	// to, if any (cnf.go).
+	Confirmation Confirmation
 }
 
 // claims holds the scanned payload and the registered claims read from it.

@@ -18,6 +18,7 @@ import (
 type compact struct {
 	signingInput string // header "." payload, as signed
 	header       header
+	headerJSON   []byte // the decoded header, for readers of other members (ParseJWS)
 	payload      []byte
 	signature    []byte
 }
@@ -65,7 +66,7 @@ func parseCompact(raw string) (compact, *Error) {
 	if err != nil {
 		return compact{}, refuse(reason.InvalidToken, "header is not base64url")
 	}
-	c := compact{signingInput: raw[:len(h)+1+len(p)]}
+	c := compact{signingInput: raw[:len(h)+1+len(p)], headerJSON: hb}
 	if err := decodeHeader(hb, &c.header); err != nil {
 		if errors.Is(err, errFieldType) {
 			return compact{}, refuse(reason.InvalidToken, "header: unexpected field type")

@@ -344,8 +344,12 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 	if terr := is.checkClaims(&cl, &c.header, v.now()); terr != nil {
 		return nil, terr
 	}
+	cnf, terr := readConfirmation(&cl.p)
+	if terr != nil {
+		return nil, terr
+	}
 	id := is.identity(&cl, used.Thumbprint, v.keep)
-	id.Tenant = tenant
+	id.Tenant, id.Confirmation = tenant, cnf
 	if v.payload {
 		id.Payload = base64.RawURLEncoding.EncodeToString(c.payload)
 	}
@@ -497,7 +501,7 @@ func (is *issuer) checkClaims(cl *claims, h *header, now time.Time) *Error {
 	if h.Typ != "" && !strings.EqualFold(h.Typ, "JWT") && !is.typeAccepted(strings.TrimPrefix(strings.ToLower(h.Typ), "application/")) {
 		return refuse(reason.InvalidToken, "token type %q (header typ) is not accepted as an access token", h.Typ)
 	}
-	if cl.hasTyp && !is.typeAccepted(cl.typ) {
+	if cl.hasTyp && !is.typeAccepted(cl.typ) && !dpopTyped(cl) {
 		return refuse(reason.InvalidToken, "token type %q (typ claim) is not accepted as an access token", cl.typ)
 	}
 	return nil

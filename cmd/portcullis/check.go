@@ -47,10 +47,12 @@ the decision, the HTTP status, the matched rule, the reason, the identity header
 refused token the precise cause with a hint, and for unmet requirements each one, with the
 values a condition (require.when) saw. --source and --context give what Envoy sends beside
 the request: the client address and the route's context_extensions.
-T may be a token (without "Bearer "), @file, or - for standard input. Exit 0 allow, 1 deny,
-2 error (also when the keys of the token's issuer could not be fetched, or its introspection
-endpoint did not answer: no decision). An introspected token (require.active, an opaque token)
-is explained with the answer: active or not, asked now or from the cache, cached until when.`,
+T may be a token (without "Bearer "), @file, or - for standard input. A DPoP-bound token goes
+in --header "authorization=DPoP T" with its proof in --header "dpop=PROOF" (for https://HOST).
+Exit 0 allow, 1 deny, 2 error (also when the keys of the token's issuer could not be fetched,
+or its introspection endpoint did not answer: no decision). An introspected token
+(require.active, an opaque token) is explained with the answer: active or not, asked now or
+from the cache, cached until when.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("log-level") {
@@ -119,7 +121,9 @@ func runCheck(ctx context.Context, g *globals, f *checkFlags) error {
 	if err != nil {
 		return &exitError{2, err}
 	}
-	req := authz.Request{Method: strings.ToUpper(f.method), Host: f.host, Path: f.path, Headers: map[string]string{}}
+	// The scheme is that of a proof's htu (a DPoP-bound token: --header "authorization=DPoP T"
+	// --header "dpop=PROOF"); Envoy reports it, a one-off check assumes https.
+	req := authz.Request{Method: strings.ToUpper(f.method), Host: f.host, Scheme: "https", Path: f.path, Headers: map[string]string{}}
 	for _, h := range f.headers {
 		k, v, ok := strings.Cut(h, "=")
 		if !ok || k == "" {

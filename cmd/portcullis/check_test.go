@@ -216,6 +216,8 @@ func TestCheckGolden(t *testing.T) {
 			exit: 1, config: loopback, reason: reason.UnknownIssuer},
 		{name: "issuer_elsewhere", args: []string{"--path", "/api/orders/1", "--token", mint(devidp.Claims{"iss": "https://sso.example.org/realms/demo"}, time.Hour)},
 			exit: 1, config: loopback, reason: reason.UnknownIssuer},
+		{name: "dpop_no_proof", args: []string{"--path", "/api/orders/1", "--header", "authorization=DPoP " + mint(devidp.Claims{"cnf": map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}, time.Hour)},
+			exit: 1, reason: reason.InvalidDPoPProof},
 		{name: "bearer_pasted", args: []string{"--path", "/api/orders/1", "--token", "Bearer " + good}, exit: 1, reason: reason.InvalidToken},
 		{name: "refresh_token", args: []string{"--path", "/api/orders/1", "--token", refresh}, exit: 1, reason: reason.InvalidToken},
 		{name: "id_token", args: []string{"--path", "/api/orders/1", "--token", idToken}, exit: 1, reason: reason.WrongAudience},
@@ -380,7 +382,7 @@ func TestValidateCommand(t *testing.T) {
 	// The unknown key (no known key is like it) and the problems of the checks after
 	// reading, in one pass.
 	if got := errs.String(); got != "portcullis: config: 3 problems:\n"+
-		"  bogus: unknown key (line 3); known keys here: server, issuers, tokens, identity_headers, identity_headers_max_bytes, forward_token, cache, jwks_cache_dir, forward_auth, paths, rules, tracing\n"+
+		"  bogus: unknown key (line 3); known keys here: server, issuers, tokens, identity_headers, identity_headers_max_bytes, forward_token, cache, jwks_cache_dir, forward_auth, paths, dpop, mtls, rules, tracing\n"+
 		"  issuers: at least one issuer is needed\n"+
 		"  rules: no rules; every request would be denied with 403 (add at least one rule)\n" {
 		t.Errorf("stderr = %q", got)

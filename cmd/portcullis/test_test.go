@@ -117,7 +117,7 @@ PASS passes
 		{"unknown issuer", []string{dir + "bad_unknown_issuer.yaml"}, 2, "",
 			`portcullis: testdata/policy/bad_unknown_issuer.yaml: tests[0].token.issuer: "https://sso.invalid/realms/other" is not an issuer of portcullis.yaml; configured: "https://sso.invalid/realms/t"` + "\n"},
 		{"unknown reason", []string{dir + "bad_unknown_reason.yaml"}, 2, "",
-			`portcullis: testdata/policy/bad_unknown_reason.yaml: tests[0].expect.reason: "expird" is not a reason; reasons: ok, public, no_rule, no_token, invalid_token, expired, bad_signature, unknown_issuer, unknown_key, wrong_audience, forbidden, insufficient_scope, bad_request, unavailable, introspection_unavailable` + "\n"},
+			`portcullis: testdata/policy/bad_unknown_reason.yaml: tests[0].expect.reason: "expird" is not a reason; reasons: ok, public, no_rule, no_token, invalid_token, expired, bad_signature, unknown_issuer, unknown_key, wrong_audience, invalid_dpop_proof, forbidden, insufficient_scope, bad_request, unavailable, introspection_unavailable` + "\n"},
 		{"no config key", []string{dir + "bad_no_config.yaml"}, 2, "",
 			"portcullis: testdata/policy/bad_no_config.yaml: config: required; name the configuration file to test, relative to this file\n"},
 		{"config file missing", []string{dir + "bad_config_missing.yaml"}, 2, "",
