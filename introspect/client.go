@@ -13,18 +13,21 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // maxAnswerBytes bounds an introspection answer or a discovery document.
 const maxAnswerBytes = 1 << 20
 
-// post makes one introspection request (RFC 7662 §2.1) and reads its answer (§2.2). Errors
-// name the endpoint and what was wrong, never the token, the secret or the body.
-func (in *Introspector) post(ctx context.Context, endpoint, raw string) (Answer, error) {
+// post makes one introspection request (RFC 7662 §2.1) and reads its answer (§2.2); status is
+// the answer's HTTP status (0 when none came). Errors name the endpoint and what was wrong,
+// never the token, the secret or the body.
+func (in *Introspector) post(ctx context.Context, endpoint, raw string) (Answer, int, error) {
 	form := url.Values{"token": {raw}, "token_type_hint": {"access_token"}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return Answer{}, fmt.Errorf("POST %s: %w", redacted(endpoint), err)
+		return Answer{}, 0, fmt.Errorf("POST %s: %w", redacted(endpoint), err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -34,9 +37,10 @@ func (in *Introspector) post(ctx context.Context, endpoint, raw string) (Answer,
 	req.SetBasicAuth(url.QueryEscape(in.clientID), url.QueryEscape(in.secret))
 	resp, err := in.client.Do(req)
 	if err != nil {
-		return Answer{}, fmt.Errorf("POST %s: %s", redacted(endpoint), transportError(err))
+		return Answer{}, 0, fmt.Errorf("POST %s: %s", redacted(endpoint), transportError(err))
 	}
 	defer resp.Body.Close()
+	status := resp.StatusCode
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		msg := fmt.Sprintf("POST %s: HTTP %d", redacted(endpoint), resp.StatusCode)
@@ -46,20 +50,20 @@ func (in *Introspector) post(ctx context.Context, endpoint, raw string) (Answer,
 		case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 			msg += "; redirects are not followed (the token goes to the configured endpoint only): configure the final URL"
 		}
-		return Answer{}, errors.New(msg)
+		return Answer{}, status, errors.New(msg)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
 	if err != nil {
-		return Answer{}, fmt.Errorf("POST %s: reading the answer: %s", redacted(endpoint), transportError(err))
+		return Answer{}, status, fmt.Errorf("POST %s: reading the answer: %s", redacted(endpoint), transportError(err))
 	}
 	if len(body) > maxAnswerBytes {
-		return Answer{}, fmt.Errorf("POST %s: malformed answer: larger than %d bytes", redacted(endpoint), maxAnswerBytes)
+		return Answer{}, status, fmt.Errorf("POST %s: malformed answer: larger than %d bytes", redacted(endpoint), maxAnswerBytes)
 	}
 	ans, problem := parseAnswer(body)
 	if problem != "" {
-		return Answer{}, fmt.Errorf("POST %s: malformed answer: %s", redacted(endpoint), problem)
+		return Answer{}, status, fmt.Errorf("POST %s: malformed answer: %s", redacted(endpoint), problem)
 	}
-	return ans, nil
+	return ans, status, nil
 }
 
 // parseAnswer reads an introspection answer: a JSON object whose `active` is a boolean. The
@@ -107,8 +111,15 @@ func jsonType(v any) string {
 
 // discoverEndpoint reads the introspection_endpoint of the issuer's discovery document: the
 // OpenID Provider Configuration, whose issuer must be the configured one exactly.
-func (in *Introspector) discoverEndpoint(ctx context.Context) (string, error) {
+// Its span (trace.go) is a child of the call's.
+func (in *Introspector) discoverEndpoint(ctx context.Context) (ep string, err error) {
 	where := strings.TrimSuffix(in.issuer, "/") + "/.well-known/openid-configuration"
+	status := 0
+	ctx, span := in.startSpan(ctx, spanDiscovery)
+	if span.On() {
+		span.SetAttributes(attribute.String("http.request.method", http.MethodGet), attribute.String("url.full", redacted(where)))
+	}
+	defer func() { span.End(status, err) }()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, where, nil)
 	if err != nil {
 		return "", fmt.Errorf("discovery: %w", err)
@@ -120,6 +131,7 @@ func (in *Introspector) discoverEndpoint(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("discovery: GET %s: %s", redacted(where), transportError(err))
 	}
 	defer resp.Body.Close()
+	status = resp.StatusCode
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return "", fmt.Errorf("discovery: GET %s: HTTP %d", redacted(where), resp.StatusCode)
@@ -138,7 +150,7 @@ func (in *Introspector) discoverEndpoint(ctx context.Context) (string, error) {
 	if iss, _ := doc.Issuer.(string); iss != in.issuer {
 		return "", fmt.Errorf("discovery: %s names issuer %q but the configured issuer is %q", redacted(where), iss, in.issuer)
 	}
-	ep, _ := doc.Endpoint.(string)
+	ep, _ = doc.Endpoint.(string)
 	if ep == "" {
 		return "", fmt.Errorf("discovery: %s has no introspection_endpoint; set introspection.endpoint", redacted(where))
 	}

@@ -28,6 +28,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Key is the cache key of a token: its SHA-256.
@@ -69,6 +71,9 @@ type Options struct {
 	Metrics *Metrics
 	// Logger receives malformed answers and failures (never a token or the secret); nil discards.
 	Logger *slog.Logger
+	// Tracer, when set, traces every call (trace.go): a span per call, a child of the span of
+	// the check that makes it, and one per discovery; nil = tracing off.
+	Tracer trace.Tracer
 }
 
 // Answer is what the authorization server said of a token.
@@ -96,6 +101,7 @@ type Introspector struct {
 	metrics          *issuerMetrics
 	log              *slog.Logger
 	cache            *cache
+	tracer           trace.Tracer // nil = no tracing
 
 	endpointMu sync.Mutex // guards endpoint while discovering
 	endpoint   string     // "" until discovered
@@ -134,7 +140,7 @@ func New(o Options) (*Introspector, error) {
 		issuer: o.Issuer, clientID: o.ClientID, secret: o.ClientSecret, timeout: o.Timeout,
 		ttl: o.CacheTTL, negativeTTL: o.NegativeCacheTTL, now: o.Now, endpoint: o.Endpoint,
 		metrics: o.Metrics.forIssuer(o.Issuer), log: o.Logger, flights: map[Key]*flight{},
-		discover: make(chan struct{}, 1),
+		discover: make(chan struct{}, 1), tracer: o.Tracer,
 	}
 	if in.now == nil {
 		in.now = time.Now
@@ -212,29 +218,34 @@ func (in *Introspector) Check(ctx context.Context, key Key, raw string, notAfter
 func (in *Introspector) call(ctx context.Context, raw string, notAfter time.Time) (Answer, error) {
 	ctx, cancel := context.WithTimeout(ctx, in.timeout)
 	defer cancel()
+	ctx, span := in.startSpan(ctx, spanCall)
 	start := in.now()
 	endpoint, err := in.endpointOf(ctx)
 	if err != nil {
 		in.metrics.called(resultError, in.now().Sub(start))
 		in.log.Warn("introspection failed", "error", err)
+		endCall(span, "", resultError, 0, err)
 		return Answer{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	ans, err := in.post(ctx, endpoint, raw)
+	ans, status, err := in.post(ctx, endpoint, raw)
 	elapsed := in.now().Sub(start)
 	if err != nil {
 		in.metrics.called(resultError, elapsed)
 		in.log.Warn("introspection failed", "error", err)
+		endCall(span, endpoint, resultError, status, err)
 		return Answer{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	now := in.now()
 	if !ans.Active {
 		in.metrics.called(resultInactive, elapsed)
+		endCall(span, endpoint, resultInactive, status, nil)
 		if in.negativeTTL > 0 {
 			ans.Until = now.Add(in.negativeTTL)
 		}
 		return ans, nil
 	}
 	in.metrics.called(resultActive, elapsed)
+	endCall(span, endpoint, resultActive, status, nil)
 	if in.ttl > 0 {
 		until := now.Add(in.ttl)
 		if exp, ok := numericDate(ans.Claims["exp"]); ok && exp.Before(until) {

@@ -4,8 +4,9 @@ import (
 	"context"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/portcullis-authz/portcullis/tracing/spans"
 )
 
 // Spans of the key-set fetches (Options.Tracer). A fetch that a check starts (an unknown kid)
@@ -31,21 +32,13 @@ func (c *Cache) fetchContext(runCtx context.Context, parent trace.SpanContext) c
 	return trace.ContextWithSpanContext(runCtx, parent)
 }
 
-// startSpan starts a span of the cache when tracing is on; end records err and ends it. It
-// returns ctx and a no-op end otherwise.
+// startSpan starts a span of the cache when tracing is on (spans.Start); end records err and
+// ends it. It returns ctx and a no-op end otherwise.
 func (c *Cache) startSpan(ctx context.Context, name string, kind trace.SpanKind, attrs ...attribute.KeyValue) (context.Context, func(status int, err error)) {
 	if c.tracer == nil {
 		return ctx, func(int, error) {}
 	}
-	ctx, span := c.tracer.Start(ctx, name, trace.WithSpanKind(kind),
-		trace.WithAttributes(append(attrs, attribute.String("portcullis.issuer", c.issuer))...))
-	return ctx, func(status int, err error) {
-		if status != 0 {
-			span.SetAttributes(attribute.Int("http.response.status_code", status))
-		}
-		if err != nil {
-			span.SetStatus(codes.Error, err.Error())
-		}
-		span.End()
-	}
+	ctx, span := spans.Start(ctx, c.tracer, name, kind, c.issuer)
+	span.SetAttributes(attrs...)
+	return ctx, span.End
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/portcullis-authz/portcullis/authz"
 	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/introspect"
@@ -15,6 +17,7 @@ import (
 type introspection struct {
 	metrics *introspect.Metrics // nil = not counted
 	log     *slog.Logger
+	tracer  trace.Tracer // traces the calls (introspect.Options.Tracer); nil = tracing off
 }
 
 // build returns the introspector of every issuer with introspection, by every spelling of
@@ -44,6 +47,7 @@ func (ib *introspection) build(cfg *config.Loaded) (map[string]authz.Introspecto
 			CacheSize:        cfg.Cache.Introspection,
 			Metrics:          ib.metrics,
 			Logger:           ib.log,
+			Tracer:           ib.tracer,
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("issuers[%d].introspection: %w", i, err)

@@ -142,6 +142,7 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.tracing != nil {
 		s.keys.tracer = s.tracing.Tracer()
+		s.intro.tracer = s.tracing.Tracer()
 		authzOpts = append(authzOpts, authz.WithObserver(s.tracing))
 		authzLog = slog.New(tracing.LogHandler(s.log.Handler()))
 	}

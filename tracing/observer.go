@@ -29,6 +29,10 @@ const (
 	AttrMethod     = "http.request.method"
 	AttrPath       = "url.path" // without the query, which may carry a token
 	AttrHost       = "server.address"
+
+	// AttrIntrospectionCached says, for a check that introspected the token, whether the answer
+	// came from the introspection cache (true: no call, so no introspect.call span).
+	AttrIntrospectionCached = "portcullis.introspection.cached"
 )
 
 // SpanName is the name of a check's span on a front (authz.FrontGRPC, authz.FrontHTTP).
@@ -77,7 +81,7 @@ func (p *Provider) end(span trace.Span, d *authz.Decision) {
 	if d.Allow {
 		decision = "allow"
 	}
-	attrs := make([]attribute.KeyValue, 0, 8+len(p.claims))
+	attrs := make([]attribute.KeyValue, 0, 9+len(p.claims))
 	attrs = append(attrs,
 		attribute.String(AttrDecision, decision),
 		attribute.String(AttrReason, string(d.Reason)),
@@ -89,6 +93,9 @@ func (p *Provider) end(span trace.Span, d *authz.Decision) {
 	}
 	if d.DryRun != nil {
 		attrs = append(attrs, attribute.Bool(AttrDryRun, true))
+	}
+	if in := d.Evaluated().Introspection; in != nil {
+		attrs = append(attrs, attribute.Bool(AttrIntrospectionCached, in.Cached))
 	}
 	if id := d.Evaluated().Identity; id != nil {
 		attrs = append(attrs, attribute.String(AttrIssuer, id.Issuer), attribute.String(AttrSubject, id.Subject))

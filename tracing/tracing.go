@@ -102,7 +102,8 @@ func New(ctx context.Context, cfg *config.Tracing, opts Options) (*Provider, err
 	}, nil
 }
 
-// Tracer is Portcullis's tracer, for the key-set caches (jwks.Options.Tracer).
+// Tracer is Portcullis's tracer, for the key-set caches (jwks.Options.Tracer) and the
+// introspectors (introspect.Options.Tracer).
 func (p *Provider) Tracer() trace.Tracer { return p.tracer }
 
 // Shutdown exports the spans still buffered and stops the exporter, within ctx.
