@@ -182,11 +182,29 @@ func (e *Engine) requestURI(r *Request) (string, error) {
 	if host == "" {
 		return "", errors.New("the request's authority is unknown, so htu cannot be checked")
 	}
+	if !hostPort(host) {
+		// "h?" or "h/p" would end the authority early: the URI compared would not be the
+		// request's, and a proof for one URL would pass for another.
+		return "", errors.New("the request's authority is not a host[:port], so htu cannot be checked")
+	}
 	path := r.Path
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}
 	return scheme + "://" + host + path, nil
+}
+
+// hostPort reports whether an authority holds none of the characters that end an authority in
+// a URI (/ ? # and the backslash browsers read as /), nor user information (@), spaces or
+// controls.
+func hostPort(a string) bool {
+	for i := 0; i < len(a); i++ {
+		switch c := a[i]; {
+		case c <= ' ' || c >= 0x7f, c == '/', c == '?', c == '#', c == '\\', c == '@':
+			return false
+		}
+	}
+	return true
 }
 
 func firstValue(v string) string {

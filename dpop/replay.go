@@ -48,18 +48,19 @@ func replayKey(p *Proof) [sha256.Size]byte {
 	return sha256.Sum256([]byte(p.Thumbprint + "\x00" + p.JTI))
 }
 
-// remember records key until until. It fails with errReplayed when key is recorded and its
-// window is still open, and when the cache is full of open windows.
+// remember records key until until, that instant included (the last at which the proof's iat is
+// still accepted). It fails with errReplayed when key is recorded and its window is still open,
+// and when the cache is full of open windows.
 func (c *ReplayCache) remember(key [sha256.Size]byte, until, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for len(c.byUntil) > 0 && !c.byUntil[0].until.After(now) {
+	for len(c.byUntil) > 0 && c.byUntil[0].until.Before(now) {
 		e := heap.Pop(&c.byUntil).(untilEntry)
-		if u, ok := c.seen[e.key]; ok && !u.After(now) {
+		if u, ok := c.seen[e.key]; ok && u.Before(now) {
 			delete(c.seen, e.key)
 		}
 	}
-	if u, ok := c.seen[key]; ok && u.After(now) {
+	if u, ok := c.seen[key]; ok && !u.Before(now) {
 		return errReplayed
 	}
 	if len(c.seen) >= c.max {

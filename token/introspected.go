@@ -36,7 +36,8 @@ func (v *Verifier) MaxBytes() int { return v.maxBytes }
 // introspection answer (RFC 7662 §2.2) given by the endpoint of issuer (its configured
 // issuer). The claims are held to what a verified token's are: iss must be that issuer (or one
 // of its aliases), exp must be present and not past, aud, the authorized party and typ are
-// checked as the issuer's settings say. Every failure is an *Error.
+// checked as the issuer's settings say, and its cnf binds the token as a JWT's does. Every failure
+// is an *Error.
 func (v *Verifier) Introspected(issuer string, answer map[string]any) (*Identity, error) {
 	is, ok := v.issuers[issuer]
 	if !ok || is.Issuer != issuer {
@@ -64,7 +65,13 @@ func (v *Verifier) Introspected(issuer string, answer map[string]any) (*Identity
 		terr.Detail = "introspection answer: " + terr.Detail
 		return nil, terr
 	}
+	// An answer's cnf binds the token as a JWT's does (RFC 9449 §6.2, RFC 8705 §3.2).
+	cnf, terr := readConfirmation(&cl.p)
+	if terr != nil {
+		terr.Detail = "introspection answer: " + terr.Detail
+		return nil, terr
+	}
 	id := is.identity(&cl, "", v.keep)
-	id.Introspected = true
+	id.Introspected, id.Confirmation = true, cnf
 	return id, nil
 }
