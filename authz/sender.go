@@ -265,11 +265,17 @@ func pemCertificate(urlEncoded string) ([]byte, error) {
 }
 
 // xfccThumbprint reads the client certificate of Envoy's x-forwarded-client-cert header: its
-// first element (the one the TLS-terminating proxy added; configure that proxy to
-// SANITIZE_SET), its Cert (URL-encoded PEM) or else its Hash (hex SHA-256 of the DER).
+// one element (the TLS-terminating proxy's, with forward_client_cert_details: SANITIZE_SET),
+// its Cert (URL-encoded PEM) or else its Hash (hex SHA-256 of the DER). A header of several
+// elements is refused: with APPEND_FORWARD the proxy appends its own element after whatever
+// the client sent, so no position can be trusted without knowing the hops.
 func xfccThumbprint(v string) (string, error) {
+	first := firstXFCCElement(v)
+	if len(first) < len(v) {
+		return "", errors.New("the x-forwarded-client-cert header has several elements, and Portcullis trusts only one: configure the proxy that terminates TLS with forward_client_cert_details: SANITIZE_SET")
+	}
 	var cert, hash string
-	for _, kv := range splitXFCC(firstXFCCElement(v)) {
+	for _, kv := range splitXFCC(first) {
 		k, val, _ := strings.Cut(kv, "=")
 		val = strings.Trim(val, `"`)
 		switch strings.ToLower(strings.TrimSpace(k)) {
