@@ -31,6 +31,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/portcullis-authz/portcullis/internal/idpurl"
 )
 
 // DefaultMaxResponseBytes bounds a discovery or key set document when
@@ -356,7 +358,7 @@ func (c *Cache) Status() Status {
 		ConsecutiveFailures: c.st.failures,
 	}
 	if c.jwksURI != "" {
-		st.JWKSURI = redacted(c.jwksURI)
+		st.JWKSURI = idpurl.Redacted(c.jwksURI)
 	}
 	if s != nil {
 		st.Keys = len(s.keys)
