@@ -1,16 +1,10 @@
 package jwks
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -19,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portcullis-authz/portcullis/internal/proxytest"
+	"github.com/portcullis-authz/portcullis/internal/testpki"
 )
 
 // clientPKI is a CA, a server certificate for idp.example.test and 127.0.0.1, and a client
@@ -30,29 +25,10 @@ type clientPKI struct {
 
 func newClientPKI(t *testing.T) *clientPKI {
 	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "jwks test CA"}, IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	issue := func(serial int64, usage x509.ExtKeyUsage) tls.Certificate {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "jwks test"},
-			DNSNames: []string{"idp.example.test"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-			ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature,
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
-	return &clientPKI{roots: roots, server: issue(2, x509.ExtKeyUsageServerAuth), client: issue(3, x509.ExtKeyUsageClientAuth)}
+	ca := testpki.New(t, "jwks test CA")
+	return &clientPKI{roots: ca.Pool,
+		server: ca.Issue(t, "jwks test", x509.ExtKeyUsageServerAuth, "idp.example.test", "127.0.0.1"),
+		client: ca.Issue(t, "jwks test", x509.ExtKeyUsageClientAuth)}
 }
 
 // tlsIdP serves "keys" over TLS with pki's server certificate; requireClient asks for a client
