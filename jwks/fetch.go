@@ -23,7 +23,7 @@ import (
 )
 
 // DefaultHTTPTimeout bounds one discovery or key-set request when no other bound is given (the
-// client built when Options.HTTPClient is nil, and NewHTTPClient with timeout ≤ 0).
+// client built when Options.HTTPClient is nil, and NewClient with ClientOptions.Timeout ≤ 0).
 const DefaultHTTPTimeout = 10 * time.Second
 
 // Settings of the HTTP client and its requests.
@@ -73,13 +73,8 @@ func systemRoots() *x509.CertPool {
 	return pool
 }
 
-// NewHTTPClient builds the client used for discovery and key sets with the system's proxy
-// settings and no client certificate: NewClient(ClientOptions{Roots: roots, Timeout: timeout}).
-func NewHTTPClient(roots *x509.CertPool, timeout time.Duration) *http.Client {
-	return NewClient(ClientOptions{Roots: roots, Timeout: timeout})
-}
-
-// ClientOptions shape the HTTP client of one issuer's discovery and key-set requests.
+// ClientOptions shape the HTTP client of one issuer's requests to its identity provider:
+// discovery, key set and introspection.
 type ClientOptions struct {
 	// Roots are the certificates trusted for the identity provider's TLS; nil means the system
 	// pool (see Roots for a private identity provider's CA bundle: issuers[].ca_file).
@@ -95,7 +90,7 @@ type ClientOptions struct {
 	Certificate *tls.Certificate
 }
 
-// NewClient builds the client used for discovery and key sets: every request is bounded by
+// NewClient builds the client of an issuer's requests to its identity provider: every request is bounded by
 // the timeout, connecting and the TLS handshake by at most 5s; TLS 1.2 or later; certificates
 // checked against the roots; at most 5 redirects, never from https to http. Proxies are taken
 // from the environment (HTTPS_PROXY for https, HTTP_PROXY for http, NO_PROXY; loopback and
