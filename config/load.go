@@ -40,7 +40,7 @@ type Loaded struct {
 }
 
 // IssuerFiles is what loading read of the files an issuer names. The key-set caches are built
-// from it (jwks.Options.StaticSet, the roots of jwks.NewHTTPClient): nothing reads the files again.
+// from it (jwks.Options.StaticSet, the ClientOptions of jwks.NewClient): nothing reads the files again.
 type IssuerFiles struct {
 	// JWKS is the jwks_file parsed for the issuer's algorithms (a JWK Set holding at least one
 	// usable key); nil without a jwks_file.

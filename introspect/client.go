@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/portcullis-authz/portcullis/internal/idpurl"
 )
 
 // maxAnswerBytes bounds an introspection answer or a discovery document.
@@ -27,7 +29,7 @@ func (in *Introspector) post(ctx context.Context, endpoint, raw string) (Answer,
 	form := url.Values{"token": {raw}, "token_type_hint": {"access_token"}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return Answer{}, 0, fmt.Errorf("POST %s: %w", redacted(endpoint), err)
+		return Answer{}, 0, fmt.Errorf("POST %s: %w", idpurl.Redacted(endpoint), err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -37,13 +39,13 @@ func (in *Introspector) post(ctx context.Context, endpoint, raw string) (Answer,
 	req.SetBasicAuth(url.QueryEscape(in.clientID), url.QueryEscape(in.secret))
 	resp, err := in.client.Do(req)
 	if err != nil {
-		return Answer{}, 0, fmt.Errorf("POST %s: %s", redacted(endpoint), transportError(err))
+		return Answer{}, 0, fmt.Errorf("POST %s: %s", idpurl.Redacted(endpoint), transportError(err))
 	}
 	defer resp.Body.Close()
 	status := resp.StatusCode
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		msg := fmt.Sprintf("POST %s: HTTP %d", redacted(endpoint), resp.StatusCode)
+		msg := fmt.Sprintf("POST %s: HTTP %d", idpurl.Redacted(endpoint), resp.StatusCode)
 		switch resp.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden:
 			msg += "; the endpoint refused Portcullis's client credentials (check client_id and client_secret_file, and that the client is confidential)"
@@ -54,14 +56,14 @@ func (in *Introspector) post(ctx context.Context, endpoint, raw string) (Answer,
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
 	if err != nil {
-		return Answer{}, status, fmt.Errorf("POST %s: reading the answer: %s", redacted(endpoint), transportError(err))
+		return Answer{}, status, fmt.Errorf("POST %s: reading the answer: %s", idpurl.Redacted(endpoint), transportError(err))
 	}
 	if len(body) > maxAnswerBytes {
-		return Answer{}, status, fmt.Errorf("POST %s: malformed answer: larger than %d bytes", redacted(endpoint), maxAnswerBytes)
+		return Answer{}, status, fmt.Errorf("POST %s: malformed answer: larger than %d bytes", idpurl.Redacted(endpoint), maxAnswerBytes)
 	}
 	ans, problem := parseAnswer(body)
 	if problem != "" {
-		return Answer{}, status, fmt.Errorf("POST %s: malformed answer: %s", redacted(endpoint), problem)
+		return Answer{}, status, fmt.Errorf("POST %s: malformed answer: %s", idpurl.Redacted(endpoint), problem)
 	}
 	return ans, status, nil
 }
@@ -117,7 +119,7 @@ func (in *Introspector) discoverEndpoint(ctx context.Context) (ep string, err er
 	status := 0
 	ctx, span := in.startSpan(ctx, spanDiscovery)
 	if span.On() {
-		span.SetAttributes(attribute.String("http.request.method", http.MethodGet), attribute.String("url.full", redacted(where)))
+		span.SetAttributes(attribute.String("http.request.method", http.MethodGet), attribute.String("url.full", idpurl.Redacted(where)))
 	}
 	defer func() { span.End(status, err) }()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, where, nil)
@@ -128,34 +130,34 @@ func (in *Introspector) discoverEndpoint(ctx context.Context) (ep string, err er
 	req.Header.Set("User-Agent", "portcullis")
 	resp, err := in.client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("discovery: GET %s: %s", redacted(where), transportError(err))
+		return "", fmt.Errorf("discovery: GET %s: %s", idpurl.Redacted(where), transportError(err))
 	}
 	defer resp.Body.Close()
 	status = resp.StatusCode
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return "", fmt.Errorf("discovery: GET %s: HTTP %d", redacted(where), resp.StatusCode)
+		return "", fmt.Errorf("discovery: GET %s: HTTP %d", idpurl.Redacted(where), resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
 	if err != nil || len(body) > maxAnswerBytes {
-		return "", fmt.Errorf("discovery: GET %s: unreadable or larger than %d bytes", redacted(where), maxAnswerBytes)
+		return "", fmt.Errorf("discovery: GET %s: unreadable or larger than %d bytes", idpurl.Redacted(where), maxAnswerBytes)
 	}
 	var doc struct {
 		Issuer   any `json:"issuer"`
 		Endpoint any `json:"introspection_endpoint"`
 	}
 	if err := json.Unmarshal(bytes.TrimSpace(body), &doc); err != nil {
-		return "", fmt.Errorf("discovery: %s is not a JSON object", redacted(where))
+		return "", fmt.Errorf("discovery: %s is not a JSON object", idpurl.Redacted(where))
 	}
 	if iss, _ := doc.Issuer.(string); iss != in.issuer {
-		return "", fmt.Errorf("discovery: %s names issuer %q but the configured issuer is %q", redacted(where), iss, in.issuer)
+		return "", fmt.Errorf("discovery: %s names issuer %q but the configured issuer is %q", idpurl.Redacted(where), iss, in.issuer)
 	}
 	ep, _ = doc.Endpoint.(string)
 	if ep == "" {
-		return "", fmt.Errorf("discovery: %s has no introspection_endpoint; set introspection.endpoint", redacted(where))
+		return "", fmt.Errorf("discovery: %s has no introspection_endpoint; set introspection.endpoint", idpurl.Redacted(where))
 	}
 	if err := checkEndpoint(ep, in.issuer); err != nil {
-		return "", fmt.Errorf("discovery: %s: introspection_endpoint %w", redacted(where), err)
+		return "", fmt.Errorf("discovery: %s: introspection_endpoint %w", idpurl.Redacted(where), err)
 	}
 	return ep, nil
 }
@@ -174,23 +176,6 @@ func transportError(err error) string {
 		return "timed out"
 	}
 	return err.Error()
-}
-
-// redacted is raw with any password in its user information masked.
-func redacted(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
-	}
-	return raw
-}
-
-// isLoopback reports whether host names this machine: localhost or a loopback address.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // numericDate converts a JSON NumericDate (RFC 7519 §2), refusing negative, non-finite and

@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/portcullis-authz/portcullis/internal/idpurl"
 )
 
 // Key is the cache key of a token: its SHA-256.
@@ -299,7 +301,7 @@ func checkEndpoint(raw, issuer string) error {
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
 	}
-	if u.Scheme == "http" && !strings.HasPrefix(strings.ToLower(issuer), "http://") && !isLoopback(u.Hostname()) {
+	if u.Scheme == "http" && !strings.HasPrefix(strings.ToLower(issuer), "http://") && !idpurl.IsLoopback(u.Hostname()) {
 		return fmt.Errorf("%q is plain http on a host other than loopback; the token and the client secret would travel unencrypted", raw)
 	}
 	return nil

@@ -31,6 +31,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/portcullis-authz/portcullis/internal/idpurl"
 )
 
 // DefaultMaxResponseBytes bounds a discovery or key set document when
@@ -76,7 +78,7 @@ type Options struct {
 	// MinRefreshInterval is the floor between any two fetches: background, retries after
 	// failures, unknown-kid refreshes. Required unless StaticSet is set, at most RefreshInterval.
 	MinRefreshInterval time.Duration
-	// HTTPClient fetches discovery and key set documents; nil means NewHTTPClient(nil, 0).
+	// HTTPClient fetches discovery and key set documents; nil means NewClient(ClientOptions{}).
 	HTTPClient *http.Client
 	// CacheDir, when set, keeps the last good key set of the issuer for cold starts; "" = off.
 	CacheDir string
@@ -239,7 +241,7 @@ func New(opts Options) (*Cache, error) {
 		c.maxBytes = DefaultMaxResponseBytes
 	}
 	if c.client == nil && opts.StaticSet == nil {
-		c.client = NewHTTPClient(nil, 0)
+		c.client = NewClient(ClientOptions{})
 	}
 	if c.clock == nil {
 		c.clock = RealClock()
@@ -356,7 +358,7 @@ func (c *Cache) Status() Status {
 		ConsecutiveFailures: c.st.failures,
 	}
 	if c.jwksURI != "" {
-		st.JWKSURI = redacted(c.jwksURI)
+		st.JWKSURI = idpurl.Redacted(c.jwksURI)
 	}
 	if s != nil {
 		st.Keys = len(s.keys)

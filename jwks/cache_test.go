@@ -335,7 +335,7 @@ func TestRefreshFailureKeepsTheLastGoodSet(t *testing.T) {
 			h := startHarness(t, idp, func(o *Options) {
 				o.MaxResponseBytes = 4096
 				if tc.client > 0 {
-					o.HTTPClient = NewHTTPClient(nil, tc.client)
+					o.HTTPClient = NewClient(ClientOptions{Timeout: tc.client})
 				}
 			})
 			started := h.clock.Now()

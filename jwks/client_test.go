@@ -1,23 +1,19 @@
 package jwks
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-authz/portcullis/internal/proxytest"
+	"github.com/portcullis-authz/portcullis/internal/testpki"
 )
 
 // clientPKI is a CA, a server certificate for idp.example.test and 127.0.0.1, and a client
@@ -29,29 +25,10 @@ type clientPKI struct {
 
 func newClientPKI(t *testing.T) *clientPKI {
 	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "jwks test CA"}, IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	issue := func(serial int64, usage x509.ExtKeyUsage) tls.Certificate {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "jwks test"},
-			DNSNames: []string{"idp.example.test"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-			ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature,
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
-	return &clientPKI{roots: roots, server: issue(2, x509.ExtKeyUsageServerAuth), client: issue(3, x509.ExtKeyUsageClientAuth)}
+	ca := testpki.New(t, "jwks test CA")
+	return &clientPKI{roots: ca.Pool,
+		server: ca.Issue(t, "jwks test", x509.ExtKeyUsageServerAuth, "idp.example.test", "127.0.0.1"),
+		client: ca.Issue(t, "jwks test", x509.ExtKeyUsageClientAuth)}
 }
 
 // tlsIdP serves "keys" over TLS with pki's server certificate; requireClient asks for a client
@@ -70,61 +47,6 @@ func tlsIdP(t *testing.T, pki *clientPKI, requireClient bool) *httptest.Server {
 	return srv
 }
 
-// countingProxy is an HTTP proxy that counts the requests it is given: CONNECT requests are
-// tunnelled to target (whatever host they name), other requests are answered by the proxy
-// itself with "proxied".
-type countingProxy struct {
-	srv    *httptest.Server
-	target string
-	mu     sync.Mutex
-	seen   []string // "CONNECT host:port" or "GET absolute-URL"
-}
-
-func newCountingProxy(t *testing.T, target string) *countingProxy {
-	t.Helper()
-	p := &countingProxy{target: target}
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.mu.Lock()
-		if r.Method == http.MethodConnect {
-			p.seen = append(p.seen, "CONNECT "+r.Host)
-		} else {
-			p.seen = append(p.seen, r.Method+" "+r.URL.String())
-		}
-		p.mu.Unlock()
-		if r.Method != http.MethodConnect {
-			_, _ = io.WriteString(w, "proxied")
-			return
-		}
-		upstream, err := net.Dial("tcp", p.target)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		conn, buf, err := w.(http.Hijacker).Hijack()
-		if err != nil {
-			upstream.Close()
-			return
-		}
-		_, _ = io.WriteString(conn, "HTTP/1.1 200 Connection established\r\n\r\n")
-		go func() { _, _ = io.Copy(upstream, buf); upstream.Close() }()
-		go func() { _, _ = io.Copy(conn, upstream); conn.Close() }()
-	}))
-	t.Cleanup(p.srv.Close)
-	return p
-}
-
-func (p *countingProxy) reset() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.seen = nil
-}
-
-func (p *countingProxy) requests() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return fmt.Sprint(p.seen)
-}
-
 func get(c *http.Client, target string) (string, error) {
 	resp, err := c.Get(target)
 	if err != nil {
@@ -141,12 +63,12 @@ func get(c *http.Client, target string) (string, error) {
 func TestClientProxies(t *testing.T) {
 	pki := newClientPKI(t)
 	idp := tlsIdP(t, pki, false)
-	envProxy := newCountingProxy(t, idp.Listener.Addr().String())
-	override := newCountingProxy(t, idp.Listener.Addr().String())
-	t.Setenv("HTTPS_PROXY", envProxy.srv.URL)
-	t.Setenv("HTTP_PROXY", envProxy.srv.URL)
+	envProxy := proxytest.New(t, idp.Listener.Addr().String())
+	override := proxytest.New(t, idp.Listener.Addr().String())
+	t.Setenv("HTTPS_PROXY", envProxy.URL())
+	t.Setenv("HTTP_PROXY", envProxy.URL())
 	t.Setenv("NO_PROXY", "")
-	overrideURL, _ := url.Parse(override.srv.URL)
+	overrideURL, _ := url.Parse(override.URL())
 	cases := []struct {
 		name, target string
 		proxy        *url.URL
@@ -161,18 +83,18 @@ func TestClientProxies(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			envProxy.reset()
-			override.reset()
+			envProxy.Reset()
+			override.Reset()
 			client := NewClient(ClientOptions{Roots: pki.roots, Timeout: 5 * time.Second, Proxy: c.proxy})
 			defer client.CloseIdleConnections()
 			got, err := get(client, c.target)
 			if err != nil || got != c.want {
 				t.Fatalf("GET %s = %q, %v; want %q", c.target, got, err, c.want)
 			}
-			if got := envProxy.requests(); got != c.env {
+			if got := envProxy.Requests(); got != c.env {
 				t.Errorf("environment's proxy saw %s, want %s", got, c.env)
 			}
-			if got := override.requests(); got != c.over {
+			if got := override.Requests(); got != c.over {
 				t.Errorf("override proxy saw %s, want %s", got, c.over)
 			}
 		})

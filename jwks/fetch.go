@@ -18,10 +18,12 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/net/http/httpproxy"
+
+	"github.com/portcullis-authz/portcullis/internal/idpurl"
 )
 
 // DefaultHTTPTimeout bounds one discovery or key-set request when no other bound is given (the
-// client built when Options.HTTPClient is nil, and NewHTTPClient with timeout ≤ 0).
+// client built when Options.HTTPClient is nil, and NewClient with ClientOptions.Timeout ≤ 0).
 const DefaultHTTPTimeout = 10 * time.Second
 
 // Settings of the HTTP client and its requests.
@@ -71,13 +73,8 @@ func systemRoots() *x509.CertPool {
 	return pool
 }
 
-// NewHTTPClient builds the client used for discovery and key sets with the system's proxy
-// settings and no client certificate: NewClient(ClientOptions{Roots: roots, Timeout: timeout}).
-func NewHTTPClient(roots *x509.CertPool, timeout time.Duration) *http.Client {
-	return NewClient(ClientOptions{Roots: roots, Timeout: timeout})
-}
-
-// ClientOptions shape the HTTP client of one issuer's discovery and key-set requests.
+// ClientOptions shape the HTTP client of one issuer's requests to its identity provider:
+// discovery, key set and introspection.
 type ClientOptions struct {
 	// Roots are the certificates trusted for the identity provider's TLS; nil means the system
 	// pool (see Roots for a private identity provider's CA bundle: issuers[].ca_file).
@@ -93,7 +90,7 @@ type ClientOptions struct {
 	Certificate *tls.Certificate
 }
 
-// NewClient builds the client used for discovery and key sets: every request is bounded by
+// NewClient builds the client of an issuer's requests to its identity provider: every request is bounded by
 // the timeout, connecting and the TLS handshake by at most 5s; TLS 1.2 or later; certificates
 // checked against the roots; at most 5 redirects, never from https to http. Proxies are taken
 // from the environment (HTTPS_PROXY for https, HTTP_PROXY for http, NO_PROXY; loopback and
@@ -165,7 +162,7 @@ func (c *Cache) fetch(ctx context.Context) ([]parsedKey, []skippedKey, string, t
 		if err == nil {
 			return parsed, skipped, uri, freshness(header, c.clock.Now()), nil
 		}
-		err = fmt.Errorf("GET %s: %w", redacted(uri), err)
+		err = fmt.Errorf("GET %s: %w", idpurl.Redacted(uri), err)
 	}
 	// The provider may have moved its keys: discover again next time.
 	c.discovered = ""
@@ -178,7 +175,7 @@ func (c *Cache) fetch(ctx context.Context) ([]parsedKey, []skippedKey, string, t
 func (c *Cache) get(ctx context.Context, span, target, accept string) (body []byte, header http.Header, err error) {
 	status := 0
 	ctx, end := c.startSpan(ctx, span, trace.SpanKindClient,
-		attribute.String("http.request.method", http.MethodGet), attribute.String("url.full", redacted(target)))
+		attribute.String("http.request.method", http.MethodGet), attribute.String("url.full", idpurl.Redacted(target)))
 	defer func() { end(status, err) }()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
@@ -265,7 +262,7 @@ func checkFetchURL(raw string, allowHTTP bool) error {
 		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
 	}
 	u, _ := url.Parse(raw)
-	if u.Scheme == "http" && !allowHTTP && !isLoopback(u.Hostname()) {
+	if u.Scheme == "http" && !allowHTTP && !idpurl.IsLoopback(u.Hostname()) {
 		return fmt.Errorf("%q is plain http on a host other than loopback; keys fetched without TLS could be forged on the way", raw)
 	}
 	return nil
@@ -277,26 +274,9 @@ func (c *Cache) warnPlainHTTP() {
 	if target == "" {
 		target = discoveryURL(c.issuer)
 	}
-	if u, err := url.Parse(target); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+	if u, err := url.Parse(target); err == nil && u.Scheme == "http" && !idpurl.IsLoopback(u.Hostname()) {
 		c.log.Warn("jwks: keys are fetched over plain http; anyone on the path could substitute them", "url", u.Redacted())
 	}
-}
-
-// redacted is raw with any password in its user information masked.
-func redacted(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
-	}
-	return raw
-}
-
-// isLoopback reports whether host names this machine: localhost or a loopback address.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // maxGuidance bounds what a Cache-Control or Expires header may say before conversion, so a

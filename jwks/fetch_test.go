@@ -20,10 +20,10 @@ func newTLSTestIdP(t *testing.T, body []byte) (*testIdP, *http.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return idp, NewHTTPClient(roots, 5*time.Second)
+	return idp, NewClient(ClientOptions{Roots: roots, Timeout: 5 * time.Second})
 }
 
-func TestNewHTTPClient(t *testing.T) {
+func TestNewClient(t *testing.T) {
 	idp, client := newTLSTestIdP(t, setOf(t, "rsa1"))
 	resp, err := client.Get(idp.URL() + "/jwks")
 	if err != nil {
@@ -31,7 +31,7 @@ func TestNewHTTPClient(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	plain := NewHTTPClient(nil, 0)
+	plain := NewClient(ClientOptions{})
 	if _, err := plain.Get(idp.URL() + "/jwks"); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("without the CA bundle: %v", err)
 	}

@@ -448,7 +448,7 @@ func newHarness(t testing.TB, idp *testIdP, change func(*Options)) *harness {
 		// The configuration's defaults (config.DefaultRefreshInterval, DefaultMinRefreshInterval).
 		RefreshInterval:    15 * time.Minute,
 		MinRefreshInterval: 10 * time.Second,
-		HTTPClient:         NewHTTPClient(nil, 5*time.Second),
+		HTTPClient:         NewClient(ClientOptions{Timeout: 5 * time.Second}),
 		Clock:              h.clock,
 		Logger:             slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics:            NewMetrics(h.reg),

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/portcullis-authz/portcullis/internal/idpurl"
 )
 
 // persisted is the file kept per issuer in Options.CacheDir: the last good key set (public
@@ -116,7 +118,7 @@ func (c *Cache) persist(next *snapshot, uri string, now time.Time) {
 	if c.cacheDir == "" || next.fingerprint == c.written {
 		return
 	}
-	p := persisted{Issuer: c.issuer, JWKSURI: redacted(uri), FetchedAt: now.UTC()}
+	p := persisted{Issuer: c.issuer, JWKSURI: idpurl.Redacted(uri), FetchedAt: now.UTC()}
 	if err := writePersisted(c.cacheDir, p, next.keys); err != nil {
 		c.log.Warn("jwks: cannot persist the key set; cold starts while the provider is down will have no keys", "dir", c.cacheDir, "err", err)
 		return
@@ -151,7 +153,7 @@ func (c *Cache) loadPersisted() {
 	}
 	c.mu.Lock()
 	c.st.source = SourcePersisted
-	c.st.jwksURI = redacted(p.JWKSURI)
+	c.st.jwksURI = idpurl.Redacted(p.JWKSURI)
 	c.mu.Unlock()
 	c.changed()
 	c.metrics.loaded(len(s.keys))

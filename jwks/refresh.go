@@ -7,6 +7,8 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/portcullis-authz/portcullis/internal/idpurl"
 )
 
 const (
@@ -133,7 +135,7 @@ func (c *Cache) succeeded(trigger string, now time.Time, parsed []parsedKey, ski
 	firstFetch := !c.st.fetched
 	wasPersisted := c.st.source == SourcePersisted
 	c.st.source = SourceFetched
-	c.st.jwksURI = redacted(uri)
+	c.st.jwksURI = idpurl.Redacted(uri)
 	c.st.lastSuccess = now
 	c.st.lastAttempt = now
 	c.st.lastErr = nil
@@ -151,7 +153,7 @@ func (c *Cache) succeeded(trigger string, now time.Time, parsed []parsedKey, ski
 	c.logSkipped(skipped, changed || firstFetch)
 	switch {
 	case prev == nil || wasPersisted && firstFetch:
-		c.log.Info("jwks: key set loaded", "jwks_uri", redacted(uri), "keys", len(next.keys), "kids", next.kids(), "trigger", trigger, "next_refresh", wait)
+		c.log.Info("jwks: key set loaded", "jwks_uri", idpurl.Redacted(uri), "keys", len(next.keys), "kids", next.kids(), "trigger", trigger, "next_refresh", wait)
 	case changed:
 		added, removed := diffKIDs(prev, next)
 		c.log.Info("jwks: key set changed", "added", added, "removed", removed, "keys", len(next.keys), "trigger", trigger, "next_refresh", wait)

@@ -9,7 +9,6 @@ import (
 	"github.com/portcullis-authz/portcullis/authz"
 	"github.com/portcullis-authz/portcullis/config"
 	"github.com/portcullis-authz/portcullis/introspect"
-	"github.com/portcullis-authz/portcullis/jwks"
 )
 
 // introspection is what building the issuers' introspectors needs beside the configuration.
@@ -22,8 +21,9 @@ type introspection struct {
 
 // build returns the introspector of every issuer with introspection, by every spelling of
 // its iss (issuer and aliases), and the one that takes opaque tokens (nil when none does). The
-// client secrets are those config.Load read; the HTTP clients trust the issuers' ca_file as
-// their key sets' clients do. A reload builds new ones (and so empties their caches).
+// client secrets are those config.Load read; the HTTP clients are the issuers' own
+// (issuerClient: ca_file, client certificate and proxy_url, as for their key sets). A reload
+// builds new ones (and so empties their caches).
 func (ib *introspection) build(cfg *config.Loaded) (map[string]authz.Introspector, authz.Introspector, error) {
 	if ib == nil {
 		return nil, nil, nil
@@ -40,7 +40,7 @@ func (ib *introspection) build(cfg *config.Loaded) (map[string]authz.Introspecto
 			Endpoint:         c.Endpoint,
 			ClientID:         c.ClientID,
 			ClientSecret:     cfg.IssuerFiles[i].IntrospectionSecret.Reveal(),
-			HTTPClient:       jwks.NewHTTPClient(cfg.IssuerFiles[i].Roots, c.Timeout),
+			HTTPClient:       issuerClient(cfg, i, c.Timeout),
 			Timeout:          c.Timeout,
 			CacheTTL:         c.CacheTTL,
 			NegativeCacheTTL: c.NegativeCacheTTL,

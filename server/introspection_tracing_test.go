@@ -11,14 +11,10 @@ import (
 	"sync/atomic"
 	"testing"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/portcullis-authz/portcullis/internal/devidp"
 	"github.com/portcullis-authz/portcullis/tracing"
 )
 
@@ -55,13 +51,7 @@ type introspectionEndpoint struct {
 // startIntrospectingTraced is startTraced on introspectingConfig.
 func startIntrospectingTraced(t *testing.T, tracingBlock string) (*stack, *tracetest.InMemoryExporter, *introspectionEndpoint) {
 	t.Helper()
-	idp, err := devidp.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(idp)
-	t.Cleanup(ts.Close)
-	idp.SetIssuer(ts.URL + "/realms/demo")
+	idp := servedIdP(t)
 	ep := &introspectionEndpoint{}
 	ep.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ep.calls.Add(1)
@@ -85,15 +75,7 @@ func startIntrospectingTraced(t *testing.T, tracingBlock string) (*stack, *trace
 	}
 	exp := tracetest.NewInMemoryExporter()
 	srv, _ := runWith(t, Options{ConfigPath: path, Tracing: tracing.Options{Exporter: exp, Getenv: func(string) string { return "" }}})
-	conn, err := grpc.NewClient(srv.Addr("grpc").String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	st := &stack{idp: idp, srv: srv, client: authv3.NewAuthorizationClient(conn), conn: conn,
-		admin: "http://" + srv.Addr("admin").String(), http: "http://" + srv.Addr("http").String()}
-	st.waitReady(t)
-	return st, exp, ep
+	return connectStack(t, idp, srv), exp, ep
 }
 
 // introspectionSpans are the exported introspect.* spans.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -76,6 +77,17 @@ func keySet(cfg *config.Loaded, i int) (keySpec, jwks.Options) {
 	}
 }
 
+// issuerClient is the HTTP client of every request to issuers[i]'s identity provider:
+// discovery, key set and introspection. It trusts the issuer's ca_file (nil roots: the
+// system's), presents its client certificate, goes through its proxy_url (none: the
+// environment's proxies), and bounds each request by timeout. The files are those config.Load
+// read.
+func issuerClient(cfg *config.Loaded, i int, timeout time.Duration) *http.Client {
+	files := cfg.IssuerFiles[i]
+	return jwks.NewClient(jwks.ClientOptions{Roots: files.Roots, Timeout: timeout,
+		Proxy: files.Proxy, Certificate: files.ClientCert})
+}
+
 // build returns the caches for cfg, in issuer order, reusing running ones. Nothing is started or
 // stopped until commit is called, so a failed reload leaves everything as it was.
 func (k *keySets) build(cfg *config.Loaded) (caches []*jwks.Cache, commit func(), err error) {
@@ -91,11 +103,7 @@ func (k *keySets) build(cfg *config.Loaded) (caches []*jwks.Cache, commit func()
 			continue
 		}
 		if opts.StaticSet == nil {
-			// The files as config.Load read them; nil roots are the system's, a nil proxy the
-			// environment's.
-			files := cfg.IssuerFiles[i]
-			opts.HTTPClient = jwks.NewClient(jwks.ClientOptions{Roots: files.Roots, Timeout: jwks.DefaultHTTPTimeout,
-				Proxy: files.Proxy, Certificate: files.ClientCert})
+			opts.HTTPClient = issuerClient(cfg, i, jwks.DefaultHTTPTimeout)
 		}
 		opts.Logger = k.log.With("issuer", opts.Issuer)
 		opts.Metrics = k.metrics

@@ -87,6 +87,15 @@ func startStack(t *testing.T, cacheSize int) *stack {
 // path Portcullis is given.
 func startStackAt(t *testing.T, cacheSize int, place func(t *testing.T, content string) string) *stack {
 	t.Helper()
+	idp := servedIdP(t)
+	path := place(t, fmt.Sprintf(testConfig, idp.Issuer(), cacheSize))
+	return connectStack(t, idp, runServer(t, path))
+}
+
+// servedIdP is a development issuer served by httptest at <server>/realms/demo until the test
+// ends.
+func servedIdP(t *testing.T) *devidp.IdP {
+	t.Helper()
 	idp, err := devidp.New()
 	if err != nil {
 		t.Fatal(err)
@@ -94,8 +103,13 @@ func startStackAt(t *testing.T, cacheSize int, place func(t *testing.T, content 
 	ts := httptest.NewServer(idp)
 	t.Cleanup(ts.Close)
 	idp.SetIssuer(ts.URL + "/realms/demo")
-	path := place(t, fmt.Sprintf(testConfig, idp.Issuer(), cacheSize))
-	srv := runServer(t, path)
+	return idp
+}
+
+// connectStack is the stack of srv, a running server whose issuer is idp: a gRPC client
+// connected to it (closed when the test ends), once it is ready.
+func connectStack(t *testing.T, idp *devidp.IdP, srv *Server) *stack {
+	t.Helper()
 	conn, err := grpc.NewClient(srv.Addr("grpc").String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

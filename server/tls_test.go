@@ -3,15 +3,10 @@ package server
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/portcullis-authz/portcullis/internal/devidp"
+	"github.com/portcullis-authz/portcullis/internal/testpki"
 )
 
 // testPKI is a CA with a server certificate for 127.0.0.1 and a client certificate.
@@ -41,34 +37,16 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 func newPKI(t *testing.T) *testPKI {
 	t.Helper()
 	dir := t.TempDir()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ca := testpki.New(t, "test CA")
+	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.Cert.Raw)
+	srv := ca.Issue(t, "portcullis", x509.ExtKeyUsageServerAuth, "127.0.0.1")
+	writePEM(t, filepath.Join(dir, "server.pem"), "CERTIFICATE", srv.Certificate[0])
+	k, err := x509.MarshalECPrivateKey(srv.PrivateKey.(*ecdsa.PrivateKey))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, _ := x509.ParseCertificate(caDER)
-	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", caDER)
-	issue := func(name string, serial int64, usage x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			KeyUsage: x509.KeyUsageDigitalSignature, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return der, key
-	}
-	srvDER, srvKey := issue("portcullis", 2, x509.ExtKeyUsageServerAuth)
-	writePEM(t, filepath.Join(dir, "server.pem"), "CERTIFICATE", srvDER)
-	k, _ := x509.MarshalECPrivateKey(srvKey)
 	writePEM(t, filepath.Join(dir, "server-key.pem"), "EC PRIVATE KEY", k)
-	cliDER, cliKey := issue("envoy", 3, x509.ExtKeyUsageClientAuth)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return &testPKI{dir: dir, pool: pool, client: tls.Certificate{Certificate: [][]byte{cliDER}, PrivateKey: cliKey}}
+	return &testPKI{dir: dir, pool: ca.Pool, client: ca.Issue(t, "envoy", x509.ExtKeyUsageClientAuth)}
 }
 
 // TestMutualTLS: with client_ca_file set, a client with a certificate from that CA is served

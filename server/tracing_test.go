@@ -5,22 +5,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/portcullis-authz/portcullis/internal/devidp"
 	"github.com/portcullis-authz/portcullis/tracing"
 )
 
@@ -28,13 +23,7 @@ import (
 // (no block: tracing off), its spans going to an in-memory exporter and its log to logs.
 func startTraced(t *testing.T, tracingBlock string, logs *logBuffer) (*stack, *tracetest.InMemoryExporter) {
 	t.Helper()
-	idp, err := devidp.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(idp)
-	t.Cleanup(ts.Close)
-	idp.SetIssuer(ts.URL + "/realms/demo")
+	idp := servedIdP(t)
 	path := filepath.Join(t.TempDir(), "portcullis.yaml")
 	if err := os.WriteFile(path, []byte(fmt.Sprintf(testConfig, idp.Issuer(), 100)+tracingBlock), 0o600); err != nil {
 		t.Fatal(err)
@@ -45,15 +34,7 @@ func startTraced(t *testing.T, tracingBlock string, logs *logBuffer) (*stack, *t
 		opts.Logger = logs.logger()
 	}
 	srv, _ := runWith(t, opts)
-	conn, err := grpc.NewClient(srv.Addr("grpc").String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	st := &stack{idp: idp, srv: srv, client: authv3.NewAuthorizationClient(conn), conn: conn,
-		admin: "http://" + srv.Addr("admin").String(), http: "http://" + srv.Addr("http").String()}
-	st.waitReady(t)
-	return st, exp
+	return connectStack(t, idp, srv), exp
 }
 
 const tracingOn = `

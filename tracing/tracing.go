@@ -167,52 +167,68 @@ func newExporter(ctx context.Context, cfg *config.Tracing, getenv func(string) s
 		}
 		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 	}
-	url := strings.Contains(cfg.OTLPEndpoint, "://")
-	insecure := cfg.Insecure != nil && *cfg.Insecure
 	if protocol == config.TracingProtocolHTTP {
-		var o []otlptracehttp.Option
-		switch {
-		case url:
-			o = append(o, otlptracehttp.WithEndpointURL(cfg.OTLPEndpoint))
-		case cfg.OTLPEndpoint != "":
-			o = append(o, otlptracehttp.WithEndpoint(cfg.OTLPEndpoint))
+		o := otlpOptions[otlptracehttp.Option]{
+			endpointURL: otlptracehttp.WithEndpointURL,
+			endpoint:    otlptracehttp.WithEndpoint,
+			insecure:    otlptracehttp.WithInsecure,
+			tls:         otlptracehttp.WithTLSClientConfig,
+			headers:     otlptracehttp.WithHeaders,
 		}
-		if insecure {
-			o = append(o, otlptracehttp.WithInsecure())
-		}
-		if tlsCfg != nil {
-			o = append(o, otlptracehttp.WithTLSClientConfig(tlsCfg))
-		}
-		if len(cfg.Headers) > 0 {
-			o = append(o, otlptracehttp.WithHeaders(cfg.Headers))
-		}
-		exp, err := otlptracehttp.New(ctx, o...)
+		exp, err := otlptracehttp.New(ctx, o.of(cfg, tlsCfg)...)
 		if err != nil {
 			return nil, fmt.Errorf("tracing: OTLP/HTTP exporter: %w", err)
 		}
 		return exp, nil
 	}
-	var o []otlptracegrpc.Option
-	switch {
-	case url:
-		o = append(o, otlptracegrpc.WithEndpointURL(cfg.OTLPEndpoint))
-	case cfg.OTLPEndpoint != "":
-		o = append(o, otlptracegrpc.WithEndpoint(cfg.OTLPEndpoint))
+	o := otlpOptions[otlptracegrpc.Option]{
+		endpointURL: otlptracegrpc.WithEndpointURL,
+		endpoint:    otlptracegrpc.WithEndpoint,
+		insecure:    otlptracegrpc.WithInsecure,
+		tls:         grpcTLS,
+		headers:     otlptracegrpc.WithHeaders,
 	}
-	if insecure {
-		o = append(o, otlptracegrpc.WithInsecure())
-	}
-	if tlsCfg != nil {
-		o = append(o, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(tlsCfg)))
-	}
-	if len(cfg.Headers) > 0 {
-		o = append(o, otlptracegrpc.WithHeaders(cfg.Headers))
-	}
-	exp, err := otlptracegrpc.New(ctx, o...)
+	exp, err := otlptracegrpc.New(ctx, o.of(cfg, tlsCfg)...)
 	if err != nil {
 		return nil, fmt.Errorf("tracing: OTLP/gRPC exporter: %w", err)
 	}
 	return exp, nil
+}
+
+// grpcTLS is otlptracehttp.WithTLSClientConfig's counterpart for gRPC.
+func grpcTLS(c *tls.Config) otlptracegrpc.Option {
+	return otlptracegrpc.WithTLSCredentials(credentials.NewTLS(c))
+}
+
+// otlpOptions are the option constructors of one OTLP exporter (otlptracehttp or
+// otlptracegrpc), so that one function maps the file's settings to both.
+type otlpOptions[O any] struct {
+	endpointURL, endpoint func(string) O
+	insecure              func() O
+	tls                   func(*tls.Config) O
+	headers               func(map[string]string) O
+}
+
+// of is the options cfg sets, tlsCfg being the ca_file's (nil without one). What the file
+// leaves out, the exporter reads from OTEL_EXPORTER_OTLP_*.
+func (f otlpOptions[O]) of(cfg *config.Tracing, tlsCfg *tls.Config) []O {
+	var o []O
+	switch {
+	case strings.Contains(cfg.OTLPEndpoint, "://"):
+		o = append(o, f.endpointURL(cfg.OTLPEndpoint))
+	case cfg.OTLPEndpoint != "":
+		o = append(o, f.endpoint(cfg.OTLPEndpoint))
+	}
+	if cfg.Insecure != nil && *cfg.Insecure {
+		o = append(o, f.insecure())
+	}
+	if tlsCfg != nil {
+		o = append(o, f.tls(tlsCfg))
+	}
+	if len(cfg.Headers) > 0 {
+		o = append(o, f.headers(cfg.Headers))
+	}
+	return o
 }
 
 // claimString is a claim's value as a span attribute: strings as they are, other values in
