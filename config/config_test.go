@@ -41,7 +41,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		{"proxy_url_not_http", `issuers[0].proxy_url: "socks5://proxy.example.com:1080" is not an http(s) URL; write the proxy as http://proxy.example.com:3128 (or https://)`},
 		{"proxy_url_no_host", `issuers[0].proxy_url: "proxy.example.com:3128" is not an http(s) URL; write the proxy as http://proxy.example.com:3128 (or https://)`},
 		{"proxy_url_with_path", `issuers[0].proxy_url: "http://user:xxxxx@proxy.example.com:3128/proxy" has a path, query or fragment; a proxy is only scheme://host:port`},
-		{"proxy_url_with_jwks_file", "issuers[0].proxy_url: the keys come from jwks_file and are never fetched; remove proxy_url"},
+		{"proxy_url_with_jwks_file", "issuers[0].proxy_url: the keys come from jwks_file and are never fetched, and the issuer has no introspection; remove proxy_url"},
 		{"bool_not_bool", "forward_token: expected true or false, got \"no\" (line 5)"},
 		{"dpop_max_age_zero", "dpop.max_age: 0s is out of range; use a duration above 0s and at most 10m0s (default 1m0s)"},
 		{"dpop_max_age_long", "dpop.max_age: 1h0m0s is out of range; use a duration above 0s and at most 10m0s (default 1m0s)"},

@@ -38,3 +38,32 @@ rules:
 		t.Errorf("issuers[1] files %+v", other)
 	}
 }
+
+// TestFetchSettingsServeIntrospection: an issuer whose keys come from a jwks_file may still set
+// a proxy and a client certificate when it introspects: they serve the introspection calls.
+func TestFetchSettingsServeIntrospection(t *testing.T) {
+	l, err := Parse([]byte(`
+issuers:
+  - issuer: https://sso.example.com/realms/demo
+    audiences: [orders-api]
+    jwks_file: keys.json
+    algorithms: [ES256]
+    client_cert_file: test-server.pem
+    client_key_file: test-server-key.pem
+    proxy_url: http://proxy.example.com:3128
+    introspection:
+      endpoint: https://sso.example.com/realms/demo/protocol/openid-connect/token/introspect
+      client_id: orders-api
+      client_secret_file: introspection-secret
+rules:
+  - name: api
+    match: { paths: ["/api/**"] }
+    require: { active: true }
+`), filepath.Join("testdata", "files"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files := l.IssuerFiles[0]; files.ClientCert == nil || files.Proxy == nil {
+		t.Errorf("files %+v: want the client certificate and the proxy read", files)
+	}
+}

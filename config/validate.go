@@ -233,10 +233,11 @@ func validateFetch(errs *[]string, p string, is *Issuer) {
 			*errs = append(*errs, fmt.Sprintf("%s.proxy_url: %q has a path, query or fragment; a proxy is only scheme://host:port", p, u.Redacted()))
 		}
 	}
-	if is.JWKSFile != "" {
+	// With jwks_file the keys are never fetched; the settings still serve introspection.
+	if is.JWKSFile != "" && is.Introspection == nil {
 		for _, f := range []struct{ key, value string }{{"client_cert_file", is.ClientCertFile}, {"proxy_url", is.ProxyURL}} {
 			if f.value != "" {
-				*errs = append(*errs, fmt.Sprintf("%s.%s: the keys come from jwks_file and are never fetched; remove %s", p, f.key, f.key))
+				*errs = append(*errs, fmt.Sprintf("%s.%s: the keys come from jwks_file and are never fetched, and the issuer has no introspection; remove %s", p, f.key, f.key))
 			}
 		}
 	}
