@@ -171,7 +171,7 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, p
 		if !found {
 			return e.allow(reason.Public, nil, r)
 		}
-		ci, intro, cached, err := e.identifyFor(ctx, raw, rule)
+		ci, intro, cached, err := e.identifyFor(ctx, raw)
 		if err == nil {
 			if sd := e.checkSender(r, raw, dpopScheme, ci, false); sd != nil {
 				err = errors.New(sd.Reason.String() + ": " + sd.Detail)
@@ -195,25 +195,27 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, p
 		return d
 	}
 	// 5. and 7. Token refused, or keys never loaded.
-	ci, intro, cached, err := e.identifyFor(ctx, raw, rule) // introspection.go
+	ci, intro, cached, err := e.identifyFor(ctx, raw) // introspection.go
 	if err != nil {
-		var te *token.Error
-		d := e.deny(token.ReasonOf(err), nil)
-		d.Detail = err.Error()
-		if errors.As(err, &te) {
-			d.Detail, d.Hint = te.Detail, te.Hint
-		}
-		d.Introspection = intro
-		return d
-	}
-	if rule.RequiresActive() && intro == nil {
-		return e.noIntrospection(ci)
+		return e.refused(err, intro)
 	}
 	// 5b. The token's binding to the sender (DPoP proof, client certificate), proven on every
 	// request, cached token or not; and require.sender_constrained.
 	if sd := e.checkSender(r, raw, dpopScheme, ci, rule.SenderConstrained()); sd != nil {
 		sd.Cached, sd.Introspection = cached, intro
 		return sd
+	}
+	// 5c. require.active: a verified JWT is introspected, after its signature and its binding
+	// (an opaque token's identity is already its issuer's answer).
+	if rule.RequiresActive() && intro == nil {
+		var answerCached bool
+		if intro, answerCached, err = e.introspectActive(ctx, raw, ci); err != nil {
+			return e.refused(err, intro)
+		}
+		if intro == nil {
+			return e.noIntrospection(ci)
+		}
+		cached = cached && answerCached
 	}
 	// 6. Requirements: the rule answers with the reason (ok, forbidden, insufficient_scope).
 	in := rules.Input{Method: r.Method, Host: r.Host, Path: path, Headers: r.Headers, Context: r.Context}
@@ -232,6 +234,20 @@ func (e *Engine) decideRule(ctx context.Context, r *Request, rule *rules.Rule, p
 	d.Cached = cached
 	for _, ce := range out.Errors {
 		d.ConditionErrors = append(d.ConditionErrors, ce.Error())
+	}
+	d.Introspection = intro
+	return d
+}
+
+// refused is the deny of a token that was refused (or whose keys or introspection endpoint
+// could not say): the token error's reason, detail and hint; intro is what introspection
+// answered, if it was asked.
+func (e *Engine) refused(err error, intro *Introspection) *Decision {
+	d := e.deny(token.ReasonOf(err), nil)
+	d.Detail = err.Error()
+	var te *token.Error
+	if errors.As(err, &te) {
+		d.Detail, d.Hint = te.Detail, te.Hint
 	}
 	d.Introspection = intro
 	return d

@@ -7,7 +7,6 @@ import (
 
 	"github.com/portcullis-authz/portcullis/introspect"
 	"github.com/portcullis-authz/portcullis/reason"
-	"github.com/portcullis-authz/portcullis/rules"
 	"github.com/portcullis-authz/portcullis/token"
 )
 
@@ -38,35 +37,37 @@ type Introspection struct {
 	Until time.Time
 }
 
-// identifyFor finds the identity of a token for a rule: an opaque token (not a JWS) from the
-// answer of the issuer that introspects opaque tokens; any other token verified (or found in
-// the token cache), then, when the rule requires it, introspected at its issuer. The signature
-// is always checked first: a forged JWT never reaches the identity provider. The Introspection
-// is nil when nothing was introspected; a rule requiring active with an identity whose issuer
-// has no introspection gets the identity, no Introspection and no error (the rule then
-// denies, see decideRule).
-func (e *Engine) identifyFor(ctx context.Context, raw string, rule *rules.Rule) (ci *identity, intro *Introspection, cached bool, err error) {
+// identifyFor finds the identity of a token: an opaque token (not a JWS) from the answer of
+// the issuer that introspects opaque tokens (intro says what it answered); any other token
+// verified, or found in the token cache (intro nil).
+func (e *Engine) identifyFor(ctx context.Context, raw string) (ci *identity, intro *Introspection, cached bool, err error) {
 	if e.opaque != nil && token.IsOpaque(raw) {
 		return e.identifyOpaque(ctx, raw)
 	}
 	ci, cached, err = e.identify(ctx, raw)
-	if err != nil || !rule.RequiresActive() {
-		return ci, nil, cached, err
-	}
+	return ci, nil, cached, err
+}
+
+// introspectActive asks the issuer of a verified JWT whether it is still active (a rule's
+// require.active). decideRule calls it only after the signature and the sender binding were
+// checked: a forged token, or a bound token without its proof, never reaches the identity
+// provider. intro is nil, with no error, when the token's issuer has no introspection (the rule
+// then denies); cached reports that the answer came from the introspection cache.
+func (e *Engine) introspectActive(ctx context.Context, raw string, ci *identity) (intro *Introspection, cached bool, err error) {
 	in := e.introspectors[ci.id.Issuer]
 	if in == nil {
-		return ci, nil, cached, nil
+		return nil, false, nil
 	}
 	key := ci.key
 	if !ci.hasKey {
 		key = tokenKey(raw)
 	}
 	ans, err := in.Check(ctx, key, raw, ci.id.ExpiresAt)
-	info := introspectionOf(in, ans)
+	intro = introspectionOf(in, ans)
 	if err = answerError(in, ans, err); err != nil {
-		return nil, info, false, err
+		return intro, false, err
 	}
-	return ci, info, cached && ans.Cached, nil
+	return intro, ans.Cached, nil
 }
 
 // identifyOpaque introspects an opaque token at the issuer configured for them; the answer's

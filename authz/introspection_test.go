@@ -207,8 +207,9 @@ func TestRequireActiveCached(t *testing.T) {
 	}
 }
 
-// TestForgedTokenNeverIntrospected: on a require.active route the signature is checked first:
-// a forged or foreign token never reaches the identity provider.
+// TestForgedTokenNeverIntrospected: on a require.active route the signature and the sender
+// binding are checked first: a forged or foreign token, or a bound token without its proof,
+// never reaches the identity provider.
 func TestForgedTokenNeverIntrospected(t *testing.T) {
 	p := newIDPEndpoint(t)
 	e, idp := introspectingEngine(t, newTestIntrospector(t, p, nil), true)
@@ -221,9 +222,12 @@ func TestForgedTokenNeverIntrospected(t *testing.T) {
 	}
 	other.SetIssuer("https://elsewhere.example.com")
 	foreign := keycloakLike(t, other, jwa.RS256)
+	// Bound to a DPoP key and sent as Bearer: its binding is checked before introspection.
+	bound := keycloakLikeClaims(t, idp, jwa.RS256, map[string]any{"cnf": map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}})
 	for _, c := range []struct{ tok, want string }{
 		{forged, "401 bad_signature"},
 		{foreign, "401 unknown_issuer"},
+		{bound, "401 invalid_token"},
 		{"a.b.c%", "401 invalid_token"},
 		{strings.Repeat("x", 16385), "401 invalid_token"},
 	} {
