@@ -1,6 +1,7 @@
 package token
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
@@ -23,6 +24,8 @@ func IsOpaque(raw string) bool {
 	case 2:
 		h, _, _ := strings.Cut(raw, ".")
 		b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(h, "="))
+		// JSON may begin with white space, which the JWS parser accepts too.
+		b = bytes.TrimLeft(b, " \t\r\n")
 		return err != nil || len(b) == 0 || b[0] != '{'
 	}
 	return true

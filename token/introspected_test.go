@@ -14,7 +14,8 @@ func TestIsOpaque(t *testing.T) {
 		raw    string
 		opaque bool
 	}{
-		{enc(rsHeader("k")) + "." + enc(`{"iss":"x"}`) + ".c2ln", false}, // a JWS: verified with keys
+		{enc(rsHeader("k")) + "." + enc(`{"iss":"x"}`) + ".c2ln", false},                                 // a JWS: verified with keys
+		{enc(" \n"+`{"alg":"RS256","kid":"k","typ":"JWT"}`) + "." + enc(`{"iss":"x"}`) + ".c2ln", false}, // a JWS whose header starts with white space
 		{"a.b.c.d.e", false},              // a JWE: refused as before
 		{`{"payload":"x"}`, false},        // the JSON serialisation: refused as before
 		{"", false},                       // empty: refused as before
