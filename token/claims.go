@@ -211,37 +211,6 @@ func scopesFromPayload(p *payload) []string {
 	return nil
 }
 
-// rolesFrom merges the roles found at each path (looked up as ClaimPath documents). A list of
-// strings gives plain role names; an object of clients each holding a `roles` list (Keycloak's
-// resource_access) gives "<client>:<role>". The result is sorted and free of duplicates.
-// It reads claims already decoded (an identity built from a decoded object, such as an
-// introspection answer); a verified token's payload goes through rolesFromPayload, which
-// FuzzPayload holds to the same answers.
-func rolesFrom(claims map[string]any, paths []ClaimPath) []string {
-	var roles []string
-	for _, p := range paths {
-		v, ok := p.Lookup(claims)
-		if !ok {
-			continue
-		}
-		switch v := v.(type) {
-		case []any:
-			roles = appendStrings(roles, "", v)
-		case string:
-			roles = append(roles, strings.Fields(v)...)
-		case map[string]any:
-			for client, entry := range v {
-				if e, ok := entry.(map[string]any); ok {
-					if list, ok := e["roles"].([]any); ok {
-						roles = appendStrings(roles, client+":", list)
-					}
-				}
-			}
-		}
-	}
-	return sortedUnique(roles)
-}
-
 // sortedUnique sorts roles and drops duplicates, in place.
 func sortedUnique(roles []string) []string {
 	if len(roles) < 2 {
@@ -255,27 +224,6 @@ func sortedUnique(roles []string) []string {
 		}
 	}
 	return out
-}
-
-func appendStrings(dst []string, prefix string, list []any) []string {
-	for _, x := range list {
-		if s, ok := x.(string); ok && s != "" {
-			dst = append(dst, prefix+s)
-		}
-	}
-	return dst
-}
-
-func scopesFrom(claims map[string]any) []string {
-	for _, name := range scopeClaims {
-		switch v := claims[name].(type) {
-		case string:
-			return strings.Fields(v)
-		case []any:
-			return appendStrings(nil, "", v)
-		}
-	}
-	return nil
 }
 
 // scopeClaims are where scopes are read, the first present winning: RFC 8693's and RFC 9068's

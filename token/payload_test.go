@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -197,4 +198,56 @@ func FuzzDecodeHeader(f *testing.F) {
 			t.Fatalf("%q: decodeHeader %+v, json %+v", b, got, want)
 		}
 	})
+}
+
+// rolesFrom merges the roles found at each path (looked up as ClaimPath documents). A list of
+// strings gives plain role names; an object of clients each holding a `roles` list (Keycloak's
+// resource_access) gives "<client>:<role>". The result is sorted and free of duplicates.
+// It is the map-based reader the payload's readers replaced: FuzzPayload holds
+// rolesFromPayload to its answers.
+func rolesFrom(claims map[string]any, paths []ClaimPath) []string {
+	var roles []string
+	for _, p := range paths {
+		v, ok := p.Lookup(claims)
+		if !ok {
+			continue
+		}
+		switch v := v.(type) {
+		case []any:
+			roles = appendStrings(roles, "", v)
+		case string:
+			roles = append(roles, strings.Fields(v)...)
+		case map[string]any:
+			for client, entry := range v {
+				if e, ok := entry.(map[string]any); ok {
+					if list, ok := e["roles"].([]any); ok {
+						roles = appendStrings(roles, client+":", list)
+					}
+				}
+			}
+		}
+	}
+	return sortedUnique(roles)
+}
+
+func appendStrings(dst []string, prefix string, list []any) []string {
+	for _, x := range list {
+		if s, ok := x.(string); ok && s != "" {
+			dst = append(dst, prefix+s)
+		}
+	}
+	return dst
+}
+
+// scopesFrom is scopesFromPayload on decoded claims: the reference FuzzPayload holds it to.
+func scopesFrom(claims map[string]any) []string {
+	for _, name := range scopeClaims {
+		switch v := claims[name].(type) {
+		case string:
+			return strings.Fields(v)
+		case []any:
+			return appendStrings(nil, "", v)
+		}
+	}
+	return nil
 }
