@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -17,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/portcullis-authz/portcullis/internal/idpurl"
+	"github.com/portcullis-authz/portcullis/token"
 )
 
 // maxAnswerBytes bounds an introspection answer or a discovery document.
@@ -178,13 +178,11 @@ func transportError(err error) string {
 	return err.Error()
 }
 
-// numericDate converts a JSON NumericDate (RFC 7519 §2), refusing negative, non-finite and
-// absurd values.
+// numericDate converts a decoded JSON NumericDate (a float64) with token.NumericDate.
 func numericDate(v any) (time.Time, bool) {
 	f, ok := v.(float64)
-	if !ok || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
+	if !ok {
 		return time.Time{}, false
 	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), true
+	return token.NumericDate(f)
 }

@@ -524,7 +524,17 @@ func numericDate(raw []byte) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	f, err := parseNumber(raw)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
+	if err != nil {
+		return time.Time{}, false
+	}
+	return NumericDate(f)
+}
+
+// NumericDate converts a NumericDate's number (RFC 7519 §2: seconds since the epoch, possibly
+// fractional), refusing negative, non-finite and absurd values (past the year 5138). Every
+// reader of a NumericDate (token claims, introspection answers) goes through it.
+func NumericDate(f float64) (time.Time, bool) {
+	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
 		return time.Time{}, false
 	}
 	sec, frac := math.Modf(f)
