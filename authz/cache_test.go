@@ -69,7 +69,11 @@ func publicKeys(t *testing.T, idp *devidp.IdP) []jwks.Key {
 			t.Fatal(err)
 		}
 		tp, _ := k.Thumbprint(crypto.SHA256)
-		out = append(out, jwks.Key{KID: k.KeyID(), Thumbprint: base64.RawURLEncoding.EncodeToString(tp), Public: raw, JWK: k})
+		key, err := jwks.NewKey(k.KeyID(), base64.RawURLEncoding.EncodeToString(tp), raw, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, key)
 	}
 	return out
 }

@@ -18,6 +18,7 @@ import (
 	"filippo.io/edwards25519"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/portcullis-authz/portcullis/internal/rsakey"
 )
 
 // Key is one verification key of an issuer, converted once when the set is loaded so that
@@ -31,6 +32,9 @@ type Key struct {
 	// Public is the raw public key for jws.WithKey or a jws.Verifier: *rsa.PublicKey,
 	// *ecdsa.PublicKey (checked to be on its curve) or ed25519.PublicKey.
 	Public any
+	// RSA is Public prepared once for RSASSA-PKCS1-v1_5 verification when it is an RSA key
+	// (its Montgomery modulus kept; see internal/rsakey), nil otherwise.
+	RSA *rsakey.Public
 	// JWK is the published key (public members only).
 	JWK jwk.Key
 }
@@ -269,10 +273,32 @@ func parseOne(raw json.RawMessage, algs []jwa.SignatureAlgorithm) (*parsedKey, *
 	if err != nil {
 		return skip(true, "invalid %s key: %v", kty, err)
 	}
-	return &parsedKey{
-		Key:  Key{KID: k.KeyID(), Thumbprint: base64.RawURLEncoding.EncodeToString(tp), Public: public, JWK: published},
-		algs: fits,
-	}, nil
+	key, err := NewKey(k.KeyID(), base64.RawURLEncoding.EncodeToString(tp), public, published)
+	if err != nil {
+		return skip(true, "invalid %s key: %v", kty, err)
+	}
+	return &parsedKey{Key: key, algs: fits}, nil
+}
+
+// NewKey makes a Key of checked material (an RSA key is prepared for verification).
+func NewKey(kid, thumbprint string, public any, published jwk.Key) (Key, error) {
+	key := Key{KID: kid, Thumbprint: thumbprint, Public: public, JWK: published}
+	if pub, ok := public.(*rsa.PublicKey); ok {
+		var err error
+		if key.RSA, err = rsakey.New(pub); err != nil {
+			return Key{}, err
+		}
+	}
+	return key, nil
+}
+
+// Verifying is the form of the key the signature verifiers take: RSA when the key set
+// prepared it, Public otherwise.
+func (k *Key) Verifying() any {
+	if k.RSA != nil {
+		return k.RSA
+	}
+	return k.Public
 }
 
 // publicOnly rebuilds k from its public material with the members a key set needs again (kid,

@@ -155,7 +155,7 @@ func KeyAlgorithms(names []string) []jwa.SignatureAlgorithm {
 
 // verifiers are the stateless signature verifiers, one per supported algorithm, built once:
 // jwx's, but for RSASSA-PSS, whose salt length jwx does not check (see pssVerifier), and for
-// RSASSA-PKCS1-v1_5, which calls crypto/rsa as jwx does, with less copying (pkcs1Verifier).
+// RSASSA-PKCS1-v1_5, which verifies with the key set's prepared RSA keys (pkcs1Verifier).
 var verifiers = func() map[jwa.SignatureAlgorithm]jws.Verifier {
 	m := make(map[jwa.SignatureAlgorithm]jws.Verifier, len(supportedAlgorithms))
 	for _, a := range supportedAlgorithms {
@@ -330,7 +330,7 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Identity, error) {
 	// The verifiers only read the signing input: the token's own bytes are not copied.
 	input := unsafe.Slice(unsafe.StringData(c.signingInput), len(c.signingInput))
 	for i := range keys {
-		if verifier.Verify(input, c.signature, keys[i].Public) == nil {
+		if verifier.Verify(input, c.signature, keys[i].Verifying()) == nil {
 			used = &keys[i]
 			break
 		}

@@ -91,7 +91,11 @@ func keyOf(t testing.TB, kid string, alg jwa.SignatureAlgorithm, pub any) jwks.K
 	if err != nil {
 		t.Fatal(err)
 	}
-	return jwks.Key{KID: kid, Thumbprint: base64.RawURLEncoding.EncodeToString(tp), Public: pub, JWK: k}
+	key, err := jwks.NewKey(kid, base64.RawURLEncoding.EncodeToString(tp), pub, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
 
 // fixture holds the keys and clock of the verification tables.
