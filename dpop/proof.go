@@ -106,7 +106,7 @@ func Parse(raw string, algs []string) (*Proof, error) {
 	if err != nil {
 		return nil, refuse("jwk is not a public key for %s: %v", h.Alg, err)
 	}
-	if err := token.VerifySignature(h.Alg, jws.SigningInput, jws.Signature, key.Public); err != nil {
+	if err := token.VerifySignature(h.Alg, jws.SigningInput, jws.Signature, key.Verifying()); err != nil {
 		return nil, refuse("the signature does not verify with the proof's jwk")
 	}
 	var cl map[string]any

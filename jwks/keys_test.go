@@ -9,12 +9,15 @@ import (
 	"crypto/rsa"
 	"encoding/hex"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
 	"filippo.io/edwards25519"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/portcullis-authz/portcullis/internal/rsakey"
 )
 
 func parseKey(t *testing.T, raw json.RawMessage) jwk.Key {
@@ -108,6 +111,21 @@ func TestParseSetKeepsUsableKeysOnly(t *testing.T) {
 	}
 	if got := strings.Join(kidsOf(keysOf(kept)), ","); got != "rsa1,ec256," {
 		t.Errorf("kept kids = %q, want rsa1,ec256,(none)", got)
+	}
+	// An RSA key comes prepared for verification, and the verifiers are given that form;
+	// the other keys are given their raw material.
+	for _, k := range keysOf(kept) {
+		_, isRSA := k.Public.(*rsa.PublicKey)
+		switch v := k.Verifying().(type) {
+		case *rsakey.Public:
+			if !isRSA || k.RSA == nil || v.Key != k.Public {
+				t.Errorf("kid %q: Verifying() = prepared key of %v, Public %T", k.KID, v.Key, k.Public)
+			}
+		default:
+			if isRSA || k.RSA != nil || !reflect.DeepEqual(v, k.Public) {
+				t.Errorf("kid %q: Verifying() = %T, want Public %T", k.KID, v, k.Public)
+			}
+		}
 	}
 	var reasons []string
 	for _, s := range skipped {

@@ -37,9 +37,9 @@ func ParseJWS(raw string) (*JWS, error) {
 	return &JWS{SigningInput: c.signingInput, Header: c.headerJSON, Payload: c.payload, Signature: c.signature}, nil
 }
 
-// VerifySignature checks a JWS signature with a public key (*rsa.PublicKey, *ecdsa.PublicKey,
-// ed25519.PublicKey) by the verifiers access tokens use, RSASSA-PSS with its salt length
-// fixed (pss.go). alg must be one of SupportedAlgorithms.
+// VerifySignature checks a JWS signature with a public key (a jwks.Key's Verifying(), or an
+// *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey) by the verifiers access tokens use,
+// RSASSA-PSS with its salt length fixed (pss.go). alg must be one of SupportedAlgorithms.
 func VerifySignature(alg string, input string, signature []byte, key any) error {
 	v, ok := verifiers[jwa.SignatureAlgorithm(alg)]
 	if !ok {

@@ -31,9 +31,9 @@ func (p pssVerifier) Verify(input, signature []byte, key any) error {
 
 // pkcs1Verifier checks RSASSA-PKCS1-v1_5 signatures (RS256, RS384, RS512, RFC 7518 §3.3). A
 // key set's key comes prepared (*rsakey.Public, its modulus computed once when the set was
-// loaded), which saves about a third of crypto/rsa's cost per signature; any other
-// *rsa.PublicKey, such as a DPoP proof's own key, which verifies one signature, goes to
-// crypto/rsa. It implements jws.Verifier.
+// loaded, or a DPoP proof's key when it was parsed), which saves about a third of crypto/rsa's
+// cost per signature of a set's key; any other *rsa.PublicKey goes to crypto/rsa. It
+// implements jws.Verifier.
 type pkcs1Verifier struct{ hash crypto.Hash }
 
 func (p pkcs1Verifier) Verify(input, signature []byte, key any) error {
