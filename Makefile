@@ -52,10 +52,10 @@ bench: ## hot-path Go benchmarks (-count 6, compare runs with benchstat) and the
 	$(GO) run ./bench/loadbench -rounds 6 -round 3s -when | tee loadbench-when.out
 
 PEERS_FLAGS ?= -rounds 5 -slice 3s -variants
-bench-peers: ## Portcullis against jwt_authn + RBAC, OPA-Envoy and a do-nothing server through a real Envoy; rewrites its BENCHMARKS.md section (minutes; not part of test)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/portcullis-bench ./cmd/portcullis
+bench-peers: ## Portcullis against jwt_authn + RBAC, OPA-Envoy and a do-nothing server through a real Envoy, then CPU profiles of each server (bin/portcullis-bench: -tags benchprofile); rewrites its BENCHMARKS.md section (minutes; not part of test)
+	CGO_ENABLED=0 $(GO) build -trimpath -tags benchprofile -ldflags '$(LDFLAGS)' -o bin/portcullis-bench ./cmd/portcullis
 	envoy=$$(bash scripts/install-envoy.sh) && opa=$$(bash scripts/install-opa-envoy.sh) && \
-	$(GO) run ./bench/peers -envoy "$$envoy" -opa "$$opa" -portcullis bin/portcullis-bench $(PEERS_FLAGS) -markdown BENCHMARKS.md | tee bench-peers.out
+	$(GO) run ./bench/peers -envoy "$$envoy" -opa "$$opa" -portcullis bin/portcullis-bench -profile-dir bin/bench-peers-profiles $(PEERS_FLAGS) -markdown BENCHMARKS.md | tee bench-peers.out
 
 image: ## build the container image (needs a container engine)
 	docker build --build-arg VERSION=$(VERSION) -t portcullis:$(VERSION) .

@@ -8,11 +8,18 @@
 // and no token refused); one that fails is reported and not measured. Then, in alternating
 // slices of one run, with the same token (cached) and with a distinct token per request
 // (uncached), it records throughput, p50, p99 and each process's CPU per request, and prints
-// the medians of the per-round ratios. With -markdown it rewrites its section of BENCHMARKS.md.
+// the medians of the per-round ratios. After the measured rounds, one more slice per mode of
+// gRPC straight → Portcullis, ext_authz gRPC → Portcullis, gRPC straight → do-nothing and gRPC
+// straight → OPA-Envoy is CPU-profiled (the server process only), and the report shows where
+// each server's CPU goes. With -markdown it rewrites its section of BENCHMARKS.md.
+//
+// Profiling Portcullis needs a build with -tags benchprofile (cmd/portcullis/benchprofile.go),
+// which make bench-peers builds; for any other binary pass -profile 0.
 //
 //	make bench-peers
+//	go build -tags benchprofile -o bin/portcullis-bench ./cmd/portcullis
 //	go run ./bench/peers -envoy "$(scripts/install-envoy.sh)" -opa "$(scripts/install-opa-envoy.sh)" \
-//	    -portcullis bin/portcullis -rounds 2 -slice 1s
+//	    -portcullis bin/portcullis-bench -rounds 2 -slice 1s -profile 2s
 package main
 
 import (
@@ -23,6 +30,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -43,6 +51,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/portcullis-authz/portcullis/bench/internal/load"
+	"github.com/portcullis-authz/portcullis/internal/benchprofile"
 	"github.com/portcullis-authz/portcullis/internal/devidp"
 )
 
@@ -58,6 +67,8 @@ type options struct {
 	cache, pool            int
 	only                   *regexp.Regexp
 	variants               bool
+	profile                time.Duration
+	profileDir             string
 	markdown               string
 }
 
@@ -74,6 +85,8 @@ func main() {
 	flag.IntVar(&o.pool, "pool", 0, "distinct tokens cycled through in the uncached slices (default 4 × -cache: more than any cache holds, so cycling through them misses)")
 	only := flag.String("only", "", "measure only the targets whose name matches this regular expression (the probes still run on all)")
 	flag.BoolVar(&o.variants, "variants", false, "also measure ext_authz gRPC → Portcullis with Envoy's defaults (every header sent), and with the shipped configuration plus encode_raw_headers, plus charge_cluster_response_stats: false, or plus enable_dynamic_metadata_ingestion: false")
+	flag.DurationVar(&o.profile, "profile", 5*time.Second, "length of the CPU-profiled slice of each profiled target and mode, after the measured rounds (rounded up to whole seconds, OPA's profile endpoint's unit); 0 = no profiles. Portcullis must be built with -tags benchprofile")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "keep the CPU profiles in this directory (NAME-MODE.prof, for go tool pprof); empty = a temporary one, removed")
 	flag.StringVar(&o.markdown, "markdown", "", "rewrite this file's bench-peers section (BENCHMARKS.md) with the results")
 	serveNoop := flag.String("serve-noop", "", "internal: serve the do-nothing ext_authz server on this address")
 	flag.Parse()
@@ -96,6 +109,7 @@ func main() {
 	if o.pool == 0 {
 		o.pool = 4 * o.cache
 	}
+	o.profile = time.Duration(math.Ceil(o.profile.Seconds())) * time.Second
 	var err error
 	if o.only, err = regexp.Compile(*only); err != nil {
 		log.Fatalf("peers: -only: %v", err)
@@ -105,8 +119,10 @@ func main() {
 	}
 }
 
-// runNoop serves the do-nothing ext_authz server, in its own process so that its CPU is its own.
+// runNoop serves the do-nothing ext_authz server, in its own process so that its CPU is its own;
+// with benchprofile.Env set, SIGUSR1 toggles a CPU profile of it.
 func runNoop(addr string) {
+	benchprofile.FromEnv(os.Stderr)
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		log.Fatal(err)
@@ -180,6 +196,9 @@ func run(o options) error {
 		}
 		c := exec.CommandContext(ctx, args[0], args[1:]...)
 		c.Dir, c.Stdout, c.Stderr = dir, logf, logf
+		if o.profile > 0 && (name == "portcullis" || name == "do-nothing") {
+			c.Env = append(os.Environ(), benchprofile.Env+"="+profilePath(dir, name))
+		}
 		if err := c.Start(); err != nil {
 			return fmt.Errorf("start %s: %w", name, err)
 		}
@@ -209,8 +228,12 @@ func run(o options) error {
 		if err := os.WriteFile(filepath.Join(dir, "opa.yaml"), []byte(opaConfig(addr(4), o.cache)), 0o600); err != nil {
 			return err
 		}
-		if err := start("opa-envoy", o.opa, "run", "--server", "--addr", addr(5), "--diagnostic-addr", addr(6),
-			"--config-file", "opa.yaml", "--log-level", "error", "--disable-telemetry", "policy.rego"); err != nil {
+		args := []string{o.opa, "run", "--server", "--addr", addr(5), "--diagnostic-addr", addr(6),
+			"--config-file", "opa.yaml", "--log-level", "error", "--disable-telemetry"}
+		if o.profile > 0 {
+			args = append(args, "--pprof") // net/http/pprof's handlers on --addr
+		}
+		if err := start("opa-envoy", append(args, "policy.rego")...); err != nil {
 			return err
 		}
 	}
@@ -294,6 +317,10 @@ func run(o options) error {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
+	profs, err := profilers(o, dir, procs, "http://"+addr(5))
+	if err != nil {
+		return err
+	}
 	for _, t := range targets {
 		for _, p := range prs {
 			want := p.want
@@ -326,6 +353,14 @@ func run(o options) error {
 	admin := "http://" + addr(2) + "/metrics"
 	loadStart := loadAvg()
 	measuredList := slices.DeleteFunc(slices.Clone(targets), func(t *target) bool { return !t.measured })
+	// caller is one request of t in mode m: the cached token, or the pool's next.
+	caller := func(t *target, m int) func(int) bool {
+		reqs := enc[b2i(t.http)]
+		if m == uncached {
+			return func(w int) bool { return t.call(w, reqs[1+int(next.Add(1)%int64(len(reqs)-1))]) == allowed }
+		}
+		return func(w int) bool { return t.call(w, reqs[0]) == allowed }
+	}
 	for _, t := range measuredList { // warm-up
 		reqs := enc[b2i(t.http)]
 		load.Run(o.concurrency, 300*time.Millisecond, func(w int) bool { return t.call(w, reqs[0]) == allowed })
@@ -339,12 +374,7 @@ func run(o options) error {
 		}
 		for _, m := range modes {
 			for _, t := range order {
-				reqs := enc[b2i(t.http)]
-				call := func(w int) bool { return t.call(w, reqs[0]) == allowed }
-				if m == uncached {
-					call = func(w int) bool { return t.call(w, reqs[1+int(next.Add(1)%int64(len(reqs)-1))]) == allowed }
-				}
-				s := measure(pids, admin, t, o, call)
+				s := measure(pids, admin, t, o, caller(t, m))
 				t.slices[m] = append(t.slices[m], s)
 				fmt.Fprintf(os.Stderr, "  round %d %-8s %-45s %8.0f req/s p50 %-10s p99 %-10s errors %d\n", r+1, [2]string{"cached", "uncached"}[m], t.name,
 					s.res.RPS(), s.res.Pct(0.5).Round(time.Microsecond), s.res.Pct(0.99).Round(time.Microsecond), s.res.Errors)
@@ -355,7 +385,31 @@ func run(o options) error {
 		}
 	}
 	env := environment(o, loadStart, loadAvg())
-	report := render(env, o, targets, prs)
+	var ps []profiled
+	profDir, kept := dir, ""
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+		profDir, kept = o.profileDir, "; the profiles are kept in `"+o.profileDir+"`"
+	}
+	if o.profile > 0 {
+		for m := range 2 {
+			for _, pt := range profiledTargets {
+				t := find(targets, pt.target)
+				if t == nil || !t.measured {
+					continue
+				}
+				mode := [2]string{"cached", "uncached"}[m]
+				proc := t.procs[len(t.procs)-1]
+				fmt.Fprintf(os.Stderr, "  profiling %-8s %-45s (%s)\n", mode, t.name, proc)
+				p := profiled{profiledTarget: pt, proc: proc, mode: m}
+				p.summary, p.err = profileSlice(profs[proc], o, caller(t, m), filepath.Join(profDir, pt.file+"-"+mode+".prof"))
+				ps = append(ps, p)
+			}
+		}
+	}
+	report := render(env, o, targets, prs) + renderProfiles(ps, o.profile.String(), kept, 8)
 	fmt.Print(report)
 	if o.markdown != "" {
 		doc, err := os.ReadFile(o.markdown)
