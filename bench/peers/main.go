@@ -89,9 +89,11 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile-dir", "", "keep the CPU profiles in this directory (NAME-MODE.prof, for go tool pprof); empty = a temporary one, removed")
 	flag.StringVar(&o.markdown, "markdown", "", "rewrite this file's bench-peers section (BENCHMARKS.md) with the results")
 	serveNoop := flag.String("serve-noop", "", "internal: serve the do-nothing ext_authz server on this address")
+	serveMimic := flag.String("serve-mimic", "", "internal: with -serve-noop, also serve on this address a do-nothing server answering the CheckResponse in the file -mimic-answer")
+	mimicAnswer := flag.String("mimic-answer", "", "internal: see -serve-mimic")
 	flag.Parse()
 	if *serveNoop != "" {
-		runNoop(*serveNoop)
+		runNoop(*serveNoop, *serveMimic, *mimicAnswer)
 		return
 	}
 	if o.envoy == "" || o.portcullis == "" {
@@ -121,11 +123,49 @@ func main() {
 
 // runNoop serves the do-nothing ext_authz server, in its own process so that its CPU is its own;
 // with benchprofile.Env set, SIGUSR1 toggles a CPU profile of it.
-func runNoop(addr string) {
+// mimicTarget is the variant whose do-nothing server answers Portcullis's allow.
+const mimicTarget = "variant: ext_authz gRPC → do-nothing answering Portcullis's allow"
+
+// captureAllow asks Portcullis at addr to check req and writes its answer, which must be an
+// allow, to path, for load.Mimic.
+func captureAllow(addr string, req []byte, path string) error {
+	var in authv3.CheckRequest
+	if err := proto.Unmarshal(req, &in); err != nil {
+		return err
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := authv3.NewAuthorizationClient(cc).Check(ctx, &in)
+	if err != nil {
+		return fmt.Errorf("capture Portcullis's allow: %w", err)
+	}
+	if resp.GetOkResponse() == nil {
+		return fmt.Errorf("capture Portcullis's allow: the good token was not allowed: %v", resp.GetStatus())
+	}
+	b, err := proto.Marshal(resp)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+func runNoop(addr, mimicAddr, mimicAnswer string) {
 	benchprofile.FromEnv(os.Stderr)
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if mimicAddr != "" {
+		ml, err := net.Listen("tcp", mimicAddr)
+		if err != nil {
+			log.Fatal(err)
+		}
+		go func() { log.Fatal(load.NewMimicServer(&load.Mimic{Path: mimicAnswer}).Serve(ml)) }()
 	}
 	log.Fatal(load.NewNoopServer().Serve(l))
 }
@@ -218,7 +258,10 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	if err := start("do-nothing", self, "-serve-noop", addr(3)); err != nil {
+	// The same process serves, on port 23, the do-nothing server that answers Portcullis's
+	// allow (load.Mimic; the answer is captured once Portcullis is up, below).
+	mimicAnswer := filepath.Join(dir, "portcullis-allow.pb")
+	if err := start("do-nothing", self, "-serve-noop", addr(3), "-serve-mimic", addr(23), "-mimic-answer", mimicAnswer); err != nil {
 		return err
 	}
 	if o.opa != "" {
@@ -256,9 +299,10 @@ func run(o options) error {
 			envoyTarget{"variant: shipped + encode_raw_headers", "portcullis", extAuthz{cluster: "portcullis_grpc", allowedHeaders: lean.allowedHeaders, rawHeaders: true}.filter()},
 			envoyTarget{"variant: shipped + no cluster stats", "portcullis", extAuthz{cluster: "portcullis_grpc", allowedHeaders: lean.allowedHeaders, noClusterStats: true}.filter()},
 			envoyTarget{"variant: shipped + no dynamic metadata", "portcullis", extAuthz{cluster: "portcullis_grpc", allowedHeaders: lean.allowedHeaders, noMetadata: true}.filter()},
+			envoyTarget{mimicTarget, "do-nothing", extAuthz{cluster: "mimic_grpc", allowedHeaders: lean.allowedHeaders}.filter()},
 		)
 	}
-	if 8+len(ets) > len(ports) {
+	if 8+len(ets) > 23 {
 		return errors.New("more listeners than ports")
 	}
 	var ls []listener
@@ -266,7 +310,7 @@ func run(o options) error {
 		ls = append(ls, listener{name: fmt.Sprintf("l%d", i), port: ports[8+i], filters: et.filters})
 	}
 	boot := envoyBootstrap(ports[7], ls,
-		map[string]string{"portcullis_grpc": addr(0), "noop_grpc": addr(3)},
+		map[string]string{"portcullis_grpc": addr(0), "noop_grpc": addr(3), "mimic_grpc": addr(23)},
 		map[string]string{"portcullis_http": addr(1)})
 	if err := os.WriteFile(filepath.Join(dir, "envoy.yaml"), []byte(boot), 0o600); err != nil {
 		return err
@@ -281,7 +325,7 @@ func run(o options) error {
 	for i, et := range ets {
 		c := newHTTPClient(addr(8+i), o.concurrency)
 		defer c.close()
-		t := &target{name: et.name, http: true, procs: []string{"envoy"}, call: c.do, baseline: et.name == "envoy, no auth" || strings.HasSuffix(et.name, "do-nothing")}
+		t := &target{name: et.name, http: true, procs: []string{"envoy"}, call: c.do, baseline: et.name == "envoy, no auth" || strings.HasSuffix(et.name, "do-nothing") || et.name == mimicTarget}
 		if et.proc != "" {
 			t.procs = append(t.procs, et.proc)
 		}
@@ -315,6 +359,11 @@ func run(o options) error {
 				return fmt.Errorf("%s never allowed the good token; logs in %s:\n%s", t.name, dir, tails(dir))
 			}
 			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if o.variants {
+		if err := captureAllow(addr(0), checkRequest(prs[0].token), mimicAnswer); err != nil {
+			return err
 		}
 	}
 	profs, err := profilers(o, dir, procs, "http://"+addr(5))

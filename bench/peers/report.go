@@ -22,6 +22,8 @@ var comparisons = []comparison{
 	{"variant: shipped + encode_raw_headers", "envoy ext_authz gRPC → portcullis", "the shipped configuration + encode_raw_headers / the shipped one"},
 	{"variant: shipped + no cluster stats", "envoy ext_authz gRPC → portcullis", "the shipped configuration + charge_cluster_response_stats: false / the shipped one"},
 	{"variant: shipped + no dynamic metadata", "envoy ext_authz gRPC → portcullis", "the shipped configuration + enable_dynamic_metadata_ingestion: false / the shipped one"},
+	{mimicTarget, "envoy ext_authz gRPC → do-nothing", "through Envoy: do-nothing answering Portcullis's allow / answering an empty OK (what applying the answer costs Envoy)"},
+	{"envoy ext_authz gRPC → portcullis", mimicTarget, "through Envoy: ext_authz → Portcullis / → do-nothing answering Portcullis's allow (what deciding costs)"},
 }
 
 // perRound is a measure of each of a target's slices in one mode.

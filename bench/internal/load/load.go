@@ -7,6 +7,7 @@ package load
 import (
 	"context"
 	"math"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 )
 
 // Result is what one timed run of callers did.
@@ -114,6 +116,39 @@ func (Noop) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse,
 func NewNoopServer() *grpc.Server {
 	s := grpc.NewServer()
 	authv3.RegisterAuthorizationServer(s, Noop{})
+	return s
+}
+
+// Mimic is a do-nothing server whose allow is another server's: once the file Path holds a
+// marshalled CheckResponse (bench/peers writes Portcullis's allow of its good token there), it
+// answers every Check with that response, and with Noop's empty OK until then. Through Envoy it
+// shows what applying such an answer (identity headers, headers to remove, dynamic metadata)
+// costs Envoy, apart from what deciding costs the server.
+type Mimic struct {
+	authv3.UnimplementedAuthorizationServer
+	Path   string
+	answer atomic.Pointer[authv3.CheckResponse]
+}
+
+// Check answers the file's response, or an empty OK while there is none (or it does not parse).
+func (m *Mimic) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	if a := m.answer.Load(); a != nil {
+		return a, nil
+	}
+	if b, err := os.ReadFile(m.Path); err == nil {
+		a := new(authv3.CheckResponse)
+		if proto.Unmarshal(b, a) == nil && a.GetOkResponse() != nil {
+			m.answer.Store(a)
+			return a, nil
+		}
+	}
+	return Noop{}.Check(ctx, req)
+}
+
+// NewMimicServer is a gRPC server with only m's Authorization service.
+func NewMimicServer(m *Mimic) *grpc.Server {
+	s := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(s, m)
 	return s
 }
 
