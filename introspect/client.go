@@ -69,8 +69,13 @@ func (in *Introspector) post(ctx context.Context, endpoint, raw string) (Answer,
 }
 
 // parseAnswer reads an introspection answer: a JSON object whose `active` is a boolean. The
-// members of an active answer are its claims; `active` itself is not one of them.
+// members of an active answer are its claims; `active` itself is not one of them. The answer is
+// held to what a token's claims are (token.CheckJSONObject): encoding/json alone would keep the
+// last of two `active` members, or of two `sub`.
 func parseAnswer(body []byte) (Answer, string) {
+	if err := token.CheckJSONObject(body); err != nil {
+		return Answer{}, err.Error()
+	}
 	var m map[string]any
 	if err := json.Unmarshal(body, &m); err != nil || m == nil {
 		return Answer{}, "not a JSON object"

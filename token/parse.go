@@ -200,6 +200,12 @@ var (
 // so no two members of an accepted object decode to the same key.
 func checkJSONObject(b []byte) error { return scanObject(b, false) }
 
+// CheckJSONObject holds a JSON document that is read as claims, an introspection answer
+// (RFC 7662 §2.2) for one, to what a token's claims are held to: exactly one object, no
+// duplicate member names at any level, nesting at most 16 deep, no number outside float64's
+// range. The error names the problem, never a value.
+func CheckJSONObject(b []byte) error { return scanObject(b, true) }
+
 // scanObject is checkJSONObject that, with numbers, also refuses numbers that encoding/json
 // cannot decode into an any (outside float64's range), as decoding the whole object would.
 func scanObject(b []byte, numbers bool) error {
