@@ -43,7 +43,7 @@ type Key struct {
 // §3.3 asks for 2048 bits); larger ones only make verification slow.
 const (
 	minRSABits = 2048
-	maxRSABits = 16384
+	maxRSABits = rsakey.MaxBits
 )
 
 // KeyFits reports whether a published key may verify a JWS signed with alg:

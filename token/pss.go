@@ -18,11 +18,13 @@ import (
 type pssVerifier struct{ hash crypto.Hash }
 
 func (p pssVerifier) Verify(input, signature []byte, key any) error {
-	pub, ok := key.(*rsa.PublicKey)
-	if prepared, isPrepared := key.(*rsakey.Public); isPrepared {
-		pub, ok = prepared.Key, true
-	}
-	if !ok {
+	var pub *rsa.PublicKey
+	switch k := key.(type) {
+	case *rsakey.Public:
+		pub = k.Key
+	case *rsa.PublicKey:
+		pub = k
+	default:
 		return fmt.Errorf("token: a PSS signature needs an *rsa.PublicKey, not %T", key)
 	}
 	var buf [sha512.Size]byte

@@ -121,8 +121,6 @@ func main() {
 	}
 }
 
-// runNoop serves the do-nothing ext_authz server, in its own process so that its CPU is its own;
-// with benchprofile.Env set, SIGUSR1 toggles a CPU profile of it.
 // mimicTarget is the variant whose do-nothing server answers Portcullis's allow.
 const mimicTarget = "variant: ext_authz gRPC → do-nothing answering Portcullis's allow"
 
@@ -154,6 +152,9 @@ func captureAllow(addr string, req []byte, path string) error {
 	return os.WriteFile(path, b, 0o600)
 }
 
+// runNoop serves the do-nothing ext_authz server, in its own process so that its CPU is its own,
+// and, on mimicAddr, the do-nothing server answering the CheckResponse in the file mimicAnswer;
+// with benchprofile.Env set, SIGUSR1 toggles a CPU profile of the process.
 func runNoop(addr, mimicAddr, mimicAnswer string) {
 	benchprofile.FromEnv(os.Stderr)
 	l, err := net.Listen("tcp", addr)
@@ -186,6 +187,9 @@ const (
 	cached = iota
 	uncached
 )
+
+// modeWords name the modes, by index, in a word; modeNames head their tables.
+var modeWords = [2]string{"cached", "uncached"}
 
 var modeNames = [2]string{"cached (same token)", "uncached (a distinct token per request)"}
 
@@ -247,7 +251,9 @@ func run(o options) error {
 	}
 
 	// Portcullis: gRPC 0, HTTP 1, admin 2. Do-nothing: 3. OPA: gRPC 4, HTTP 5, diagnostics 6.
-	// Envoy: admin 7, listeners from 8.
+	// Envoy: admin 7, listeners from 8. The do-nothing process's second server (load.Mimic): the
+	// last.
+	mimicPort := len(ports) - 1
 	if err := os.WriteFile(filepath.Join(dir, "portcullis.yaml"), []byte(portcullisConfig(addr(0), addr(1), addr(2), o.cache)), 0o600); err != nil {
 		return err
 	}
@@ -258,10 +264,10 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	// The same process serves, on port 23, the do-nothing server that answers Portcullis's
-	// allow (load.Mimic; the answer is captured once Portcullis is up, below).
+	// The same process serves the do-nothing server that answers Portcullis's allow
+	// (load.Mimic; the answer is captured once Portcullis is up, below).
 	mimicAnswer := filepath.Join(dir, "portcullis-allow.pb")
-	if err := start("do-nothing", self, "-serve-noop", addr(3), "-serve-mimic", addr(23), "-mimic-answer", mimicAnswer); err != nil {
+	if err := start("do-nothing", self, "-serve-noop", addr(3), "-serve-mimic", addr(mimicPort), "-mimic-answer", mimicAnswer); err != nil {
 		return err
 	}
 	if o.opa != "" {
@@ -302,7 +308,7 @@ func run(o options) error {
 			envoyTarget{mimicTarget, "do-nothing", extAuthz{cluster: "mimic_grpc", allowedHeaders: lean.allowedHeaders}.filter()},
 		)
 	}
-	if 8+len(ets) > 23 {
+	if 8+len(ets) > mimicPort {
 		return errors.New("more listeners than ports")
 	}
 	var ls []listener
@@ -310,7 +316,7 @@ func run(o options) error {
 		ls = append(ls, listener{name: fmt.Sprintf("l%d", i), port: ports[8+i], filters: et.filters})
 	}
 	boot := envoyBootstrap(ports[7], ls,
-		map[string]string{"portcullis_grpc": addr(0), "noop_grpc": addr(3), "mimic_grpc": addr(23)},
+		map[string]string{"portcullis_grpc": addr(0), "noop_grpc": addr(3), "mimic_grpc": addr(mimicPort)},
 		map[string]string{"portcullis_http": addr(1)})
 	if err := os.WriteFile(filepath.Join(dir, "envoy.yaml"), []byte(boot), 0o600); err != nil {
 		return err
@@ -425,7 +431,7 @@ func run(o options) error {
 			for _, t := range order {
 				s := measure(pids, admin, t, o, caller(t, m))
 				t.slices[m] = append(t.slices[m], s)
-				fmt.Fprintf(os.Stderr, "  round %d %-8s %-45s %8.0f req/s p50 %-10s p99 %-10s errors %d\n", r+1, [2]string{"cached", "uncached"}[m], t.name,
+				fmt.Fprintf(os.Stderr, "  round %d %-8s %-45s %8.0f req/s p50 %-10s p99 %-10s errors %d\n", r+1, modeWords[m], t.name,
 					s.res.RPS(), s.res.Pct(0.5).Round(time.Microsecond), s.res.Pct(0.99).Round(time.Microsecond), s.res.Errors)
 				if s.res.Errors > 0 {
 					return fmt.Errorf("%s answered %d errors or refusals to valid tokens in round %d; logs in %s:\n%s", t.name, s.res.Errors, r+1, dir, tails(dir))
@@ -449,7 +455,7 @@ func run(o options) error {
 				if t == nil || !t.measured {
 					continue
 				}
-				mode := [2]string{"cached", "uncached"}[m]
+				mode := modeWords[m]
 				proc := t.procs[len(t.procs)-1]
 				fmt.Fprintf(os.Stderr, "  profiling %-8s %-45s (%s)\n", mode, t.name, proc)
 				p := profiled{profiledTarget: pt, proc: proc, mode: m}

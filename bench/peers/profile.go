@@ -196,7 +196,7 @@ func renderProfiles(ps []profiled, seconds, kept string, topN int) string {
 	var cols []profiled
 	for _, p := range ps {
 		if p.err != nil {
-			fmt.Fprintf(&b, "- %s, %s: no profile: %v\n", p.target, [2]string{"cached", "uncached"}[p.mode], p.err)
+			fmt.Fprintf(&b, "- %s, %s: no profile: %v\n", p.target, modeWords[p.mode], p.err)
 			continue
 		}
 		cols = append(cols, p)
@@ -209,7 +209,7 @@ func renderProfiles(ps []profiled, seconds, kept string, topN int) string {
 	}
 	b.WriteString("| bucket |")
 	for _, c := range cols {
-		fmt.Fprintf(&b, " %s, %s |", c.label, [2]string{"cached", "uncached"}[c.mode])
+		fmt.Fprintf(&b, " %s, %s |", c.label, modeWords[c.mode])
 	}
 	b.WriteString("\n|---|" + strings.Repeat("---|", len(cols)) + "\n")
 	names := []string{}
@@ -244,7 +244,7 @@ func renderProfiles(ps []profiled, seconds, kept string, topN int) string {
 		for _, f := range c.summary.flat[:min(topN, len(c.summary.flat))] {
 			fs = append(fs, fmt.Sprintf("`%s` %.1f %%", shortName(f.name), c.summary.share(f.cpu)))
 		}
-		fmt.Fprintf(&b, "- **%s, %s** (%s): %s\n", c.target, [2]string{"cached", "uncached"}[c.mode], c.proc, strings.Join(fs, ", "))
+		fmt.Fprintf(&b, "- **%s, %s** (%s): %s\n", c.target, modeWords[c.mode], c.proc, strings.Join(fs, ", "))
 	}
 	b.WriteString("\n")
 	return b.String()

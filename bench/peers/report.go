@@ -102,7 +102,7 @@ func render(e env, o options, targets []*target, prs []probe) string {
 			fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s |\n", t.name, median(perRound(t, m, rps)),
 				micros(time.Duration(median(p50))), micros(time.Duration(median(p99))), strings.Join(cpu, " / "))
 		}
-		fmt.Fprintf(&b, "\n| %s, median of %d rounds | throughput ratio | per round | CPU per request ratio (the servers' and Envoy's, not the client's) |\n|---|---|---|---|\n", [2]string{"cached", "uncached"}[m], o.rounds)
+		fmt.Fprintf(&b, "\n| %s, median of %d rounds | throughput ratio | per round | CPU per request ratio (the servers' and Envoy's, not the client's) |\n|---|---|---|---|\n", modeWords[m], o.rounds)
 		for _, c := range comparisons {
 			a, bt := find(targets, c.a), find(targets, c.b)
 			if a == nil || bt == nil || !a.measured || !bt.measured {

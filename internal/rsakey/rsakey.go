@@ -21,11 +21,11 @@ import (
 	"filippo.io/bigmod"
 )
 
-// Bounds of the keys New accepts: crypto/rsa's own minimum for verification, and the largest
-// modulus the key sets accept (jwks).
+// Bounds of the keys New accepts: crypto/rsa's own minimum for verification, and MaxBits, the
+// largest modulus a key set accepts (jwks).
 const (
 	minBits = 1024
-	maxBits = 16384
+	MaxBits = 16384
 )
 
 // ErrVerification is the answer to a signature that does not verify, for whatever reason.
@@ -44,8 +44,8 @@ func New(pub *rsa.PublicKey) (*Public, error) {
 	if pub == nil || pub.N == nil {
 		return nil, errors.New("rsakey: no key")
 	}
-	if bits := pub.N.BitLen(); bits < minBits || bits > maxBits {
-		return nil, fmt.Errorf("rsakey: modulus of %d bits is outside %d–%d", bits, minBits, maxBits)
+	if bits := pub.N.BitLen(); bits < minBits || bits > MaxBits {
+		return nil, fmt.Errorf("rsakey: modulus of %d bits is outside %d–%d", bits, minBits, MaxBits)
 	}
 	if pub.N.Bit(0) == 0 {
 		return nil, errors.New("rsakey: even modulus")
@@ -110,4 +110,4 @@ func (p *Public) VerifyPKCS1v15(hash crypto.Hash, hashed, sig []byte) error {
 }
 
 // ff is the longest padding string a key New accepts can need.
-var ff = bytes.Repeat([]byte{0xff}, maxBits/8)
+var ff = bytes.Repeat([]byte{0xff}, MaxBits/8)

@@ -228,7 +228,7 @@ func TestNewRefusesWhatCryptoRSARefuses(t *testing.T) {
 	small := new(big.Int).Rsh(k.N, 1025) // 1023 bits, odd or not: refused for its size
 	small.SetBit(small, 0, 1)
 	even := new(big.Int).Add(k.N, big.NewInt(1))
-	huge := new(big.Int).Lsh(big.NewInt(1), maxBits+1)
+	huge := new(big.Int).Lsh(big.NewInt(1), MaxBits+1)
 	huge.Add(huge, big.NewInt(1))
 	for name, pub := range map[string]*rsa.PublicKey{
 		"nil modulus":   {E: 65537},
